@@ -1,0 +1,136 @@
+"""The pruning-method interface every method implements, and the results it hands back.
+
+A method has two faces:
+
+* `plan(spec, budget, **params) -> Schedule` — cheap and analytic: how many visual tokens enter each
+  LLM layer at this budget. No torch.
+* The real selection on tensors:
+  - `select_visual(features [T, P, D], budget, query=None, seed=0, **params) -> SelectionResult` runs
+    before the LLM on the projected, pooled visual features. It returns exactly
+    `plan(...).visual_tokens[0]` tokens.
+  - `reduce_in_llm(context, keep) -> LayerReduction` runs between decoder layers for methods with in-LLM
+    stages; the runtime calls it before every layer where the planned visual count drops, with `keep`
+    the planned count for that layer, and the method must keep exactly that many.
+
+Budget: the fraction of visual tokens kept, as the method's paper reports it (DESIGN §5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from vidcost.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported only where tensors are touched
+    import torch
+
+    from vidcost.schedule import Schedule
+    from vidcost.spec import ModelSpec
+
+AttentionNeed = Literal["none", "last", "question"]
+
+
+@dataclass(frozen=True)
+class SelectionResult:
+    """What a pre-LLM selection lets into the LLM.
+
+    Attributes:
+        tokens: [K, D] kept (or merged) visual tokens, in ascending order of `positions`.
+        positions: [K] int64 original flat index in T·P of each kept / representative token, unique and
+            ascending; the runtime gives each token the RoPE position of this original index.
+        segments: (first_frame, last_frame) inclusive, for methods that segment the video; else empty.
+    """
+
+    tokens: "torch.Tensor"
+    positions: "torch.Tensor"
+    segments: tuple[tuple[int, int], ...] = ()
+
+    def __str__(self) -> str:
+        return f"SelectionResult({self.tokens.shape[0]} tokens, {len(self.segments)} segments)"
+
+
+@dataclass(frozen=True)
+class LayerContext:
+    """What the runtime hands an in-LLM stage before decoder layer `layer`.
+
+    Attributes:
+        layer: index of the decoder layer about to run on the reduced tokens.
+        hidden: [N, D] hidden states of the visual tokens currently in the sequence (the output of
+            layer `layer - 1`), ascending by position.
+        positions: [N] original flat index in T·P of each current visual token.
+        attention: [Q, H, N] softmax attention (over all keys, causal) that Q text query rows pay to the
+            N visual keys, computed from layer `layer - 1`'s q/k projections; Q = 1 (the last token) for
+            `attention_need == "last"`, Q = the question tokens after the video for "question"; None for
+            "none". Never an n×n matrix.
+        num_frames: T.
+        tokens_per_frame: P.
+        seed: the run's seed, for methods with a random choice.
+    """
+
+    layer: int
+    hidden: "torch.Tensor"
+    positions: "torch.Tensor"
+    attention: "torch.Tensor | None"
+    num_frames: int
+    tokens_per_frame: int
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LayerReduction:
+    """An in-LLM stage's answer.
+
+    Attributes:
+        keep: [K] int64 indices into the current N visual tokens, ascending.
+        hidden: [K, D] replacement hidden states for the kept tokens (merged averages), or None to keep
+            the kept tokens' own states.
+    """
+
+    keep: "torch.Tensor"
+    hidden: "torch.Tensor | None" = None
+
+
+@dataclass
+class Method:
+    """Base class of a pruning method. Subclasses set `name`, `defaults`, and override the stages.
+
+    Attributes:
+        name: registry name.
+        defaults: the method's parameters and their defaults (documented in the subclass docstring).
+        attention_need: which query rows an in-LLM stage needs ("none", "last", "question").
+    """
+
+    name: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+    attention_need: ClassVar[AttentionNeed] = "none"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def resolved_params(self, **overrides: Any) -> dict[str, Any]:
+        """Defaults updated with `self.params` then `overrides`; unknown names are an error."""
+        merged = {**self.defaults, **self.params, **{k: v for k, v in overrides.items() if v is not None}}
+        unknown = sorted(set(merged) - set(self.defaults))
+        if unknown:
+            raise ConfigError(
+                f"Unknown parameter(s) {unknown} for method '{self.name}'; valid: {sorted(self.defaults)}")
+        return merged
+
+    def plan(self, spec: "ModelSpec", budget: float, **params: Any) -> "Schedule":
+        """Visual and text tokens entering each LLM layer at this budget."""
+        raise NotImplementedError
+
+    def select_visual(self, features: "torch.Tensor", budget: float, query: "torch.Tensor | None" = None,
+                      seed: int = 0, **params: Any) -> SelectionResult:
+        """Pre-LLM selection on [T, P, D] features; `query` is [Q, D] question embeddings if any."""
+        raise NotImplementedError
+
+    def reduce_in_llm(self, context: LayerContext, keep: int) -> LayerReduction:
+        """In-LLM stage: keep exactly `keep` of the current visual tokens."""
+        raise NotImplementedError(f"method '{self.name}' has no in-LLM stage")
+
+
+def check_budget(budget: float) -> float:
+    """Validate a budget: the kept fraction of visual tokens, in (0, 1]."""
+    if not isinstance(budget, (int, float)) or not 0.0 < float(budget) <= 1.0:
+        raise ConfigError(f"budget {budget!r} is outside (0, 1]; pass the kept fraction, e.g. --budget 0.25")
+    return float(budget)

@@ -1,0 +1,280 @@
+"""ModelSpec: the dimensions of a Video LLM that cost depends on.
+
+A spec comes from a preset name (a plain table, values from DESIGN §3) or from a Hugging Face
+`config.json` (a file, or a local model directory holding one). Nested multimodal configs
+(`text_config` / `vision_config` of LlavaOnevisionConfig, Qwen2VLConfig) and plain LLM configs
+(Qwen2Config, LlamaConfig, MistralConfig) are read. No torch, no transformers: pricing a spec is fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vidcost.errors import ConfigError
+
+# Vision tower of the LLaVA family: SigLIP-so400m-patch14-384, 26 layers used (DESIGN §3).
+_SIGLIP_SO400M = dict(
+    vision_hidden_size=1152,
+    vision_intermediate_size=4304,
+    vision_layers=26,
+    vision_heads=16,
+    image_size=384,
+    patch_size=14,
+)
+
+# Presets: one row per model, gpt-fast style. Keys are ModelSpec fields.
+PRESETS: dict[str, dict[str, Any]] = {
+    "llava-onevision-7b": dict(
+        hidden_size=3584, intermediate_size=18944, num_layers=28, num_heads=28, num_kv_heads=4,
+        vocab_size=152064, tie_word_embeddings=False, tokens_per_frame=196, frames=32,
+        pool_stride=2, **_SIGLIP_SO400M,
+    ),
+    "llava-video-7b": dict(
+        hidden_size=3584, intermediate_size=18944, num_layers=28, num_heads=28, num_kv_heads=4,
+        vocab_size=152064, tie_word_embeddings=False, tokens_per_frame=169, frames=64,
+        pool_stride=2, **_SIGLIP_SO400M,
+    ),
+    "llava-onevision-0.5b": dict(
+        hidden_size=896, intermediate_size=4864, num_layers=24, num_heads=14, num_kv_heads=2,
+        vocab_size=151936, tie_word_embeddings=True, tokens_per_frame=196, frames=32,
+        pool_stride=2, **_SIGLIP_SO400M,
+    ),
+    "llava-onevision-72b": dict(
+        hidden_size=8192, intermediate_size=29568, num_layers=80, num_heads=64, num_kv_heads=8,
+        vocab_size=152064, tie_word_embeddings=False, tokens_per_frame=196, frames=32,
+        pool_stride=2, **_SIGLIP_SO400M,
+    ),
+    # Qwen2-VL: (H/28)·(W/28) tokens per 2 frames at 448×448 → 256; its ViT is 32 layers × 1280.
+    "qwen2-vl-7b": dict(
+        hidden_size=3584, intermediate_size=18944, num_layers=28, num_heads=28, num_kv_heads=4,
+        vocab_size=152064, tie_word_embeddings=False, tokens_per_frame=256, frames=16,
+        vision_hidden_size=1280, vision_intermediate_size=5120, vision_layers=32, vision_heads=16,
+        image_size=448, patch_size=14, pool_stride=2, architecture="qwen2_vl",
+    ),
+    # The embedded default: LLaVA-OneVision-shaped, a full forward well under a second on a CPU.
+    # 224 px / patch 14 → 16×16 patches, 2×2 pooling → 8×8 = 64 tokens per frame.
+    "tiny": dict(
+        hidden_size=256, intermediate_size=768, num_layers=6, num_heads=8, num_kv_heads=2,
+        vocab_size=4096, tie_word_embeddings=False, tokens_per_frame=64, frames=16,
+        vision_hidden_size=128, vision_intermediate_size=512, vision_layers=4, vision_heads=4,
+        image_size=224, patch_size=14, pool_stride=2,
+    ),
+}
+
+DEFAULT_PRESET = "tiny"
+DEFAULT_TEXT_TOKENS = 32
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the cost of a Video LLM prefill depends on.
+
+    Attributes:
+        name: preset name or the path the spec was read from.
+        hidden_size: LLM hidden size d.
+        intermediate_size: LLM MLP intermediate size m.
+        num_layers: LLM decoder layers L.
+        num_heads: attention heads.
+        num_kv_heads: key/value heads (GQA); equal to `num_heads` for multi-head attention.
+        vocab_size: LM-head rows.
+        tie_word_embeddings: LM head shares the embedding matrix (fewer weight bytes).
+        tokens_per_frame: visual tokens per frame entering the LLM (after pooling).
+        frames: frames per video.
+        text_tokens: text (prompt + question) tokens entering the LLM.
+        head_dim: per-head size; `hidden_size // num_heads` unless the config says otherwise.
+        mlp_matrices: 3 for SwiGLU (gate, up, down), 2 for a plain MLP.
+        vision_*: the vision tower (0 layers when unknown).
+        image_size / patch_size: vision input side in pixels and patch side.
+        pool_stride: spatial pooling of patch features per side before the LLM (LLaVA-OV: 2).
+        architecture: "llava_onevision", "qwen2_vl" or "llm" (a plain decoder).
+        config_path: the config.json the spec was read from, when it was.
+    """
+
+    name: str
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    vocab_size: int
+    tokens_per_frame: int
+    frames: int
+    text_tokens: int = DEFAULT_TEXT_TOKENS
+    head_dim: int = 0
+    mlp_matrices: int = 3
+    tie_word_embeddings: bool = False
+    vision_hidden_size: int = 0
+    vision_intermediate_size: int = 0
+    vision_layers: int = 0
+    vision_heads: int = 0
+    image_size: int = 0
+    patch_size: int = 0
+    pool_stride: int = 1
+    architecture: str = "llava_onevision"
+    config_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.head_dim == 0:
+            object.__setattr__(self, "head_dim", self.hidden_size // max(self.num_heads, 1))
+        _check_positive(self, ("hidden_size", "intermediate_size", "num_layers", "num_heads",
+                               "num_kv_heads", "vocab_size", "tokens_per_frame", "head_dim"))
+        if self.frames < 1:
+            raise ConfigError(f"frames must be at least 1, got {self.frames}; pass --frames 1 or more")
+        if self.text_tokens < 0:
+            raise ConfigError(f"text tokens must be 0 or more, got {self.text_tokens}")
+        if self.num_heads % self.num_kv_heads:
+            raise ConfigError(
+                f"num_heads {self.num_heads} is not a multiple of num_kv_heads {self.num_kv_heads}; "
+                "fix the config")
+
+    @property
+    def num_visual_tokens(self) -> int:
+        """Visual tokens entering the LLM without pruning: frames × tokens per frame."""
+        return self.frames * self.tokens_per_frame
+
+    @property
+    def kv_dim(self) -> int:
+        """Width of the K (or V) projection: kv heads × head dim (GQA-sized)."""
+        return self.num_kv_heads * self.head_dim
+
+    @property
+    def patches_per_frame(self) -> int:
+        """Vision-tower patches per frame (0 when the vision tower is unknown)."""
+        return (self.image_size // self.patch_size) ** 2 if self.patch_size else 0
+
+    def with_overrides(self, **changes: Any) -> "ModelSpec":
+        """A copy with some fields replaced (None values are ignored); validates again."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form, as stored in profile records."""
+        return dataclasses.asdict(self)
+
+    def __str__(self) -> str:
+        return (f"{self.name}: d={self.hidden_size} m={self.intermediate_size} L={self.num_layers} "
+                f"heads={self.num_heads}/{self.num_kv_heads} | {self.frames} frames × "
+                f"{self.tokens_per_frame} tokens + {self.text_tokens} text")
+
+
+def _check_positive(spec: ModelSpec, names: tuple[str, ...]) -> None:
+    for field_name in names:
+        value = getattr(spec, field_name)
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{field_name} must be a positive integer, got {value!r} for '{spec.name}'")
+
+
+def load_spec(
+    model: str = DEFAULT_PRESET,
+    *,
+    frames: int | None = None,
+    tokens_per_frame: int | None = None,
+    text_tokens: int | None = None,
+) -> ModelSpec:
+    """Build a ModelSpec from a preset name, a config.json path, or a model directory holding one.
+
+    Args:
+        model: preset name (see `PRESETS`) or a path.
+        frames: override the frame count.
+        tokens_per_frame: override the visual tokens per frame.
+        text_tokens: override the text tokens.
+
+    Raises:
+        ConfigError: unknown preset, missing file, unreadable JSON, or a missing key (named).
+    """
+    if model in PRESETS:
+        spec = ModelSpec(name=model, **PRESETS[model])
+    else:
+        path = Path(model)
+        if path.is_dir():
+            path = path / "config.json"
+        if not path.is_file():
+            raise ConfigError(
+                f"Unknown model '{model}': not a preset and no config.json there; choose a preset "
+                f"from {sorted(PRESETS)} or pass a path to a config.json or a model directory")
+        spec = spec_from_config(_read_json(path), name=str(model), config_path=str(path))
+    return spec.with_overrides(frames=frames, tokens_per_frame=tokens_per_frame, text_tokens=text_tokens)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"Cannot read config '{path}': {err}; pass a valid config.json") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config '{path}' is not a JSON object")
+    return data
+
+
+def _require(config: dict[str, Any], key: str, where: str, *aliases: str) -> Any:
+    for name in (key, *aliases):
+        if name in config and config[name] is not None:
+            return config[name]
+    raise ConfigError(f"config.json {where}is missing key '{key}'; add it or use a preset")
+
+
+def spec_from_config(config: dict[str, Any], *, name: str, config_path: str | None = None) -> ModelSpec:
+    """Read a ModelSpec from a Hugging Face config dictionary (nested multimodal or plain LLM)."""
+    model_type = config.get("model_type", "")
+    if "text_config" in config:
+        text, where = config["text_config"], "text_config "
+    else:
+        text, where = config, ""
+    if not isinstance(text, dict):
+        raise ConfigError(f"config.json text_config must be an object, got {type(text).__name__}")
+    hidden = _require(text, "hidden_size", where, "n_embd", "d_model")
+    heads = _require(text, "num_attention_heads", where, "n_head")
+    fields: dict[str, Any] = dict(
+        hidden_size=hidden,
+        intermediate_size=_require(text, "intermediate_size", where, "n_inner"),
+        num_layers=_require(text, "num_hidden_layers", where, "n_layer"),
+        num_heads=heads,
+        num_kv_heads=text.get("num_key_value_heads") or heads,
+        vocab_size=_require(text, "vocab_size", where),
+        head_dim=text.get("head_dim") or hidden // heads,
+        tie_word_embeddings=bool(config.get("tie_word_embeddings", text.get("tie_word_embeddings", False))),
+        mlp_matrices=2 if text.get("hidden_act") in ("gelu", "gelu_new", "relu") and
+        text.get("model_type") in ("gpt2", "opt", "phi") else 3,
+    )
+    vision = config.get("vision_config")
+    if model_type == "qwen2_vl" or (isinstance(vision, dict) and vision.get("model_type") == "qwen2_vl"):
+        fields.update(_qwen2_vl_vision(vision or {}), architecture="qwen2_vl")
+    elif isinstance(vision, dict):
+        fields.update(_siglip_vision(vision), architecture="llava_onevision")
+    else:
+        # A plain LLM: no vision tower; visual tokens are priced as tokens entering the LLM.
+        fields.update(architecture="llm", tokens_per_frame=196, frames=32)
+    return ModelSpec(name=name, config_path=config_path, **fields)
+
+
+def _siglip_vision(vision: dict[str, Any]) -> dict[str, Any]:
+    image = _require(vision, "image_size", "vision_config ")
+    patch = _require(vision, "patch_size", "vision_config ")
+    side = image // patch
+    # LLaVA-OV video pooling: 2×2 bilinear to ceil(side/2) per side (27 → 14).
+    pooled = math.ceil(side / 2)
+    return dict(
+        vision_hidden_size=_require(vision, "hidden_size", "vision_config "),
+        vision_intermediate_size=_require(vision, "intermediate_size", "vision_config "),
+        vision_layers=_require(vision, "num_hidden_layers", "vision_config "),
+        vision_heads=_require(vision, "num_attention_heads", "vision_config "),
+        image_size=image, patch_size=patch, pool_stride=2,
+        tokens_per_frame=pooled * pooled, frames=32,
+    )
+
+
+def _qwen2_vl_vision(vision: dict[str, Any]) -> dict[str, Any]:
+    embed = vision.get("embed_dim", 1280)
+    # Qwen2-VL at 448 px: (448/28)² = 256 merged tokens per 2-frame temporal patch.
+    return dict(
+        vision_hidden_size=embed,
+        vision_intermediate_size=int(embed * vision.get("mlp_ratio", 4)),
+        vision_layers=vision.get("depth", 32),
+        vision_heads=vision.get("num_heads", 16),
+        image_size=448, patch_size=vision.get("patch_size", 14), pool_stride=2,
+        tokens_per_frame=256, frames=16,
+    )

@@ -1,0 +1,123 @@
+"""Store: append-only JSON-lines records on disk (profiles and accuracy), read into pandas.
+
+Each record is one JSON object on one line, written with a single `write` on a file opened for
+appending and fsync'd, so a crash leaves at most one torn last line and never touches earlier ones.
+A reader reports a corrupt line (file and line number) and skips it; it never fails the whole file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from vidcost.errors import DataFormatError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_STORE = Path("profiles") / "runs.jsonl"
+
+
+class CorruptLineWarning(UserWarning):
+    """A stored line could not be parsed and was skipped."""
+
+
+@dataclass(frozen=True)
+class CorruptLine:
+    """Where a skipped line was, and why."""
+
+    path: str
+    line_number: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line_number}: skipped corrupt line ({self.reason})"
+
+
+def append_record(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
+    """Append one record as one JSON line, atomically and durably.
+
+    Raises:
+        DataFormatError: the record is not JSON-serialisable (nothing is written).
+    """
+    try:
+        line = json.dumps(record, sort_keys=True, allow_nan=True, default=_json_default) + "\n"
+    except (TypeError, ValueError) as err:
+        raise DataFormatError(f"record cannot be stored as JSON: {err}") from err
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        _repair_torn_tail(fd)
+        data = line.encode()
+        written = os.write(fd, data)
+        if written != len(data):  # a short write on a full disk: report rather than leave half a line
+            raise DataFormatError(f"short write to '{target}' ({written} of {len(data)} bytes); free disk space")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _repair_torn_tail(fd: int) -> None:
+    """If a crash left a last line without its newline, end it so the next record starts clean."""
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        os.write(fd, b"\n")
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return value.item()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def iter_records(path: str | os.PathLike[str], *, kind: str | None = None,
+                 corrupt: list[CorruptLine] | None = None) -> Iterator[dict[str, Any]]:
+    """Yield the records of a store, oldest first, optionally only those whose `kind` matches.
+
+    Corrupt lines are reported with a `CorruptLineWarning` (and appended to `corrupt` if given) and skipped.
+
+    Raises:
+        DataFormatError: the store does not exist.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise DataFormatError(f"store '{source}' does not exist; run `vidcost profile` first or pass --store")
+    with source.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+                if not isinstance(record, dict):
+                    raise ValueError(f"a JSON {type(record).__name__}, not an object")
+            except (ValueError, UnicodeDecodeError) as err:
+                problem = CorruptLine(str(source), number, str(err).splitlines()[0][:120])
+                warnings.warn(str(problem), CorruptLineWarning, stacklevel=2)
+                if corrupt is not None:
+                    corrupt.append(problem)
+                continue
+            if kind is None or record.get("kind") == kind:
+                yield record
+
+
+def read_records(path: str | os.PathLike[str], *, kind: str | None = None) -> list[dict[str, Any]]:
+    """All records of a store (see `iter_records`)."""
+    return list(iter_records(path, kind=kind))
+
+
+def load_frame(path: str | os.PathLike[str], *, kind: str | None = None) -> "pd.DataFrame":
+    """Records as a pandas DataFrame, nested objects flattened to dotted column names."""
+    import pandas as pd
+
+    return pd.json_normalize(read_records(path, kind=kind))

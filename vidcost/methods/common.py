@@ -1,0 +1,104 @@
+"""Small tensor helpers several pruning methods share: budgets to counts, similarities, top-k in order.
+
+torch is imported inside each function so that importing a method module (to plan) stays torch-free.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Sequence
+
+from vidcost.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+
+def keep_count(total: int, budget: float, minimum: int = 1) -> int:
+    """Tokens kept out of `total` at `budget`: round(budget · total), at least `minimum`, at most `total`."""
+    return max(min(total, minimum), min(total, round(budget * total)))
+
+
+def check_range(method: str, name: str, value: float, low: float, high: float,
+                *, low_open: bool = False, high_open: bool = False) -> float:
+    """Validate a method parameter; the error names the parameter, the value and the valid range."""
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high:
+        bracket = ("(" if low_open else "[") + f"{low}, {high}" + (")" if high_open else "]")
+        raise ConfigError(f"{method} parameter {name}={value!r} is outside {bracket}")
+    return value
+
+
+def check_features(features: "torch.Tensor", method: str) -> tuple[int, int, int]:
+    """Validate pre-LLM input [T, P, D] and return (T, P, D)."""
+    if features.dim() != 3 or min(features.shape) < 1:
+        raise ConfigError(
+            f"{method} expects visual features shaped [frames, tokens_per_frame, dim], got {tuple(features.shape)}")
+    frames, per_frame, dim = features.shape
+    return frames, per_frame, dim
+
+
+def cosine_matrix(a: "torch.Tensor", b: "torch.Tensor") -> "torch.Tensor":
+    """Pairwise cosine similarity: [..., N, D] × [..., M, D] → [..., N, M] (computed in float32)."""
+    import torch
+
+    a32 = torch.nn.functional.normalize(a.float(), dim=-1)
+    b32 = torch.nn.functional.normalize(b.float(), dim=-1)
+    return a32 @ b32.transpose(-1, -2)
+
+
+def sorted_topk(scores: "torch.Tensor", k: int) -> "torch.Tensor":
+    """Indices of the k largest scores (ties to the lower index, deterministic), ascending."""
+    import torch
+
+    if k >= scores.numel():
+        return torch.arange(scores.numel(), device=scores.device)
+    # A stable descending sort makes ties deterministic, unlike torch.topk.
+    order = torch.sort(scores.float(), descending=True, stable=True).indices[:k]
+    return torch.sort(order).values
+
+
+def split_budget(total: int, weights: Sequence[float], capacities: Sequence[int], minimum: int = 1) -> list[int]:
+    """Split `total` tokens over groups in proportion to `weights`, each in [minimum, capacity].
+
+    Largest-remainder rounding, so the parts sum to exactly `total` whenever the bounds allow it.
+
+    Raises:
+        ConfigError: `total` is less than `minimum` per group (a group would get no token) or more than
+            the groups hold.
+    """
+    groups = len(weights)
+    if total < minimum * groups:
+        raise ConfigError(
+            f"budget of {total} tokens cannot give each of {groups} groups at least {minimum}; "
+            "raise the budget or use fewer segments")
+    if total > sum(capacities):
+        raise ConfigError(f"budget of {total} tokens exceeds the {sum(capacities)} tokens available")
+    shares = [minimum] * groups
+    remaining = total - minimum * groups
+    active = [i for i in range(groups) if capacities[i] > shares[i]]
+    # Water-filling: hand out the rest by weight, capping groups at their capacity and re-spreading.
+    while remaining > 0 and active:
+        weight_sum = sum(max(weights[i], 0.0) for i in active) or float(len(active))
+        ideal = {i: remaining * ((max(weights[i], 0.0) / weight_sum) if weight_sum else 1 / len(active))
+                 for i in active}
+        grants = {i: min(math.floor(ideal[i]), capacities[i] - shares[i]) for i in active}
+        leftover = remaining - sum(grants.values())
+        by_remainder = sorted(active, key=lambda i: (-(ideal[i] - math.floor(ideal[i])), i))
+        for i in by_remainder:
+            if leftover == 0:
+                break
+            if shares[i] + grants[i] < capacities[i]:
+                grants[i] += 1
+                leftover -= 1
+        for i, grant in grants.items():
+            shares[i] += grant
+        remaining = total - sum(shares)
+        active = [i for i in active if shares[i] < capacities[i]]
+    return shares
+
+
+def flat_positions(frame_index: "torch.Tensor", token_index: "torch.Tensor", tokens_per_frame: int) -> "torch.Tensor":
+    """Original flat index in T·P of (frame, token) pairs."""
+    return frame_index.long() * tokens_per_frame + token_index.long()

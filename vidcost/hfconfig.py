@@ -53,6 +53,8 @@ def vision_config(spec: "ModelSpec") -> "PretrainedConfig":
         num_attention_heads=spec.vision_heads,
         image_size=spec.image_size,
         patch_size=spec.patch_size,
+        # LLaVA-OneVision takes patch features, never SigLIP's attention-pooling head: don't build it.
+        vision_use_head=False,
     )
 
 

@@ -40,10 +40,14 @@ class Schedule:
             if after > before:
                 raise ConfigError(
                     f"visual tokens increase at layer {layer} ({before} → {after}); a schedule never grows")
-        if self.visual_tokens[0] > self.initial_visual_tokens or self.visual_tokens[-1] < 0:
+        if self.visual_tokens[0] > self.initial_visual_tokens:
             raise ConfigError(
                 f"visual tokens {self.visual_tokens[0]} at layer 0 exceed the initial "
                 f"{self.initial_visual_tokens}")
+        if self.visual_tokens[-1] < 0:
+            raise ConfigError(
+                f"visual tokens {self.visual_tokens[-1]} at layer {self.num_layers - 1} are negative; "
+                "a layer keeps 0 or more")
 
     @classmethod
     def constant(cls, num_layers: int, visual_tokens: int, text_tokens: int,

@@ -48,6 +48,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VidcostError as err:
         print(f"vidcost {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `vidcost flops | head` closed our stdout: not an error of ours; silence the flush at exit too.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"vidcost {args.command}: interrupted", file=sys.stderr)
         return 130

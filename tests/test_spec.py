@@ -1,0 +1,121 @@
+"""ModelSpec: presets carry DESIGN §3's numbers; config.json files are read, bad ones named."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from vidcost.errors import ConfigError
+from vidcost.spec import DEFAULT_PRESET, PRESETS, ModelSpec, load_spec, spec_from_config
+
+# DESIGN §3: d, m, L, heads, KV heads, vocab, visual tokens per frame, frames.
+DESIGN_TABLE = {
+    "llava-onevision-7b": (3584, 18944, 28, 28, 4, 152064, 196, 32),
+    "llava-video-7b": (3584, 18944, 28, 28, 4, 152064, 169, 64),
+    "llava-onevision-0.5b": (896, 4864, 24, 14, 2, 151936, 196, 32),
+    "llava-onevision-72b": (8192, 29568, 80, 64, 8, 152064, 196, 32),
+    "qwen2-vl-7b": (3584, 18944, 28, 28, 4, 152064, 256, 16),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DESIGN_TABLE))
+def test_presets_match_the_design_table(name: str) -> None:
+    spec = load_spec(name)
+    assert (spec.hidden_size, spec.intermediate_size, spec.num_layers, spec.num_heads, spec.num_kv_heads,
+            spec.vocab_size, spec.tokens_per_frame, spec.frames) == DESIGN_TABLE[name]
+    assert spec.head_dim * spec.num_heads == spec.hidden_size
+    assert spec.kv_dim == spec.num_kv_heads * spec.head_dim
+    assert spec.mlp_matrices == 3
+
+
+def test_llava_vision_tower_is_siglip_so400m() -> None:
+    spec = load_spec("llava-onevision-7b")
+    assert (spec.vision_hidden_size, spec.vision_intermediate_size, spec.vision_layers, spec.vision_heads) == \
+        (1152, 4304, 26, 16)
+    assert spec.patches_per_frame == 729 and spec.num_visual_tokens == 32 * 196
+    assert load_spec("llava-onevision-0.5b").tie_word_embeddings
+
+
+def test_default_preset_and_overrides() -> None:
+    assert load_spec().name == DEFAULT_PRESET == "tiny"
+    spec = load_spec("tiny", frames=4, tokens_per_frame=10, text_tokens=0)
+    assert (spec.frames, spec.tokens_per_frame, spec.text_tokens, spec.num_visual_tokens) == (4, 10, 0, 40)
+    assert spec.with_overrides(frames=None) == spec
+    assert spec.to_dict()["frames"] == 4 and "\n" not in str(spec)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.frames = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    (dict(frames=0), "frames must be at least 1, got 0"),
+    (dict(tokens_per_frame=0), "tokens_per_frame"),
+    (dict(text_tokens=-1), "-1"),
+])
+def test_bad_overrides_are_config_errors(overrides: dict, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(")):
+        load_spec("tiny", **overrides)
+
+
+def test_unknown_preset_lists_valid_names() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_spec("llava-13b")
+    assert "'llava-13b'" in str(info.value)
+    assert all(name in str(info.value) for name in PRESETS)
+
+
+def test_heads_must_divide() -> None:
+    with pytest.raises(ConfigError, match="not a multiple"):
+        ModelSpec(name="x", hidden_size=64, intermediate_size=128, num_layers=2, num_heads=6, num_kv_heads=4,
+                  vocab_size=10, tokens_per_frame=4, frames=1)
+
+
+LLAVA_CONFIG = {
+    "model_type": "llava_onevision",
+    "text_config": {"model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864,
+                    "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
+                    "vocab_size": 151936},
+    "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 1152, "intermediate_size": 4304,
+                      "num_hidden_layers": 26, "num_attention_heads": 16, "image_size": 384,
+                      "patch_size": 14},
+    "tie_word_embeddings": True,
+}
+
+
+def test_nested_llava_config_from_file_and_directory(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(LLAVA_CONFIG))
+    for where in (str(path), str(tmp_path)):
+        spec = load_spec(where, frames=8)
+        assert spec.config_path == str(path) and spec.architecture == "llava_onevision"
+        assert (spec.hidden_size, spec.num_layers, spec.num_kv_heads, spec.head_dim) == (896, 24, 2, 64)
+        assert spec.tokens_per_frame == 196  # 27×27 patches pooled to 14×14
+        assert spec.frames == 8 and spec.tie_word_embeddings
+
+
+def test_plain_llm_config() -> None:
+    config = {"model_type": "llama", "hidden_size": 128, "intermediate_size": 344, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "vocab_size": 1000}
+    spec = spec_from_config(config, name="llama")
+    assert spec.architecture == "llm" and spec.num_kv_heads == 4 and spec.vision_layers == 0
+
+
+@pytest.mark.parametrize("section, key", [("text_config", "num_hidden_layers"), ("vision_config", "patch_size"),
+                                          ("text_config", "vocab_size")])
+def test_missing_key_is_named(tmp_path: Path, section: str, key: str) -> None:
+    config = json.loads(json.dumps(LLAVA_CONFIG))
+    del config[section][key]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=f"'{key}'"):
+        load_spec(str(tmp_path))
+
+
+def test_unreadable_config(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="Cannot read config"):
+        load_spec(str(tmp_path))
+    (tmp_path / "config.json").write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="not a JSON object"):
+        load_spec(str(tmp_path))

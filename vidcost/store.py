@@ -50,7 +50,7 @@ def append_record(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
         raise DataFormatError(f"record cannot be stored as JSON: {err}") from err
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)  # read access: the torn-tail check preads
     try:
         _repair_torn_tail(fd)
         data = line.encode()

@@ -1,0 +1,12 @@
+#!/bin/bash
+# Regenerate this example report: real CPU measurements of the `tiny` preset (shape-only random weights, no
+# download) into runs.jsonl beside this script, then the report from them and the published CSVs.
+# Run from the repository root on a quiet machine:  bash reports/example/regenerate.sh
+set -euo pipefail
+STORE=reports/example/runs.jsonl
+rm -f "$STORE"
+for cfg in "mmgvid 0.25 16" "fastv 0.3 16" "divprune 0.25 16" "framefusion 0.3 16" "mmgvid 0.25 8" "mmgvid 0.25 32"; do
+  set -- $cfg
+  python -m vidcost profile --model tiny --method "$1" --budget "$2" --frames "$3" --repeats 5 --store "$STORE"
+done
+python -m vidcost report --out reports/example/ --store "$STORE" --title "vidcost example report (tiny preset on CPU)"

@@ -1,0 +1,50 @@
+"""`vidcost report` in a subprocess: a complete directory, no torch, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+
+def vidcost(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vidcost", *args], capture_output=True, text=True, timeout=180)
+
+
+def test_report_without_measurements(tmp_path):
+    out = tmp_path / "rep"
+    result = vidcost("report", "--out", str(out), "--store", str(tmp_path / "none.jsonl"), "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["provenance"]["accuracy_vs_flops"] == "published"
+    assert any("does not exist" in note for note in payload["notes"])
+    html = (out / "index.html").read_text()
+    for ref in re.findall(r"(?:src|href)='([^']+)'", html):
+        assert (out / ref).is_file(), ref
+
+
+def test_report_does_not_import_torch(tmp_path):
+    code = ("import sys; from vidcost.cli import main; "
+            f"main(['report', '--out', {str(tmp_path / 'r')!r}, '--store', {str(tmp_path / 'none')!r}]); "
+            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+
+
+def test_bad_published_file_and_unknown_benchmark(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("source,model\nx,y\n")
+    result = vidcost("report", "--out", str(tmp_path / "r"), "--published", str(bad))
+    assert result.returncode == 2 and "lacks column(s)" in result.stderr and len(result.stderr.splitlines()) == 1
+    result = vidcost("report", "--out", str(tmp_path / "r"), "--benchmark", "msvd", "--store", str(tmp_path / "n"))
+    assert result.returncode == 2 and "benchmark 'msvd'" in result.stderr
+
+
+def test_corrupt_store_line_is_skipped_not_fatal(tmp_path):
+    store = tmp_path / "runs.jsonl"
+    store.write_text('{"kind": "accuracy", "model": "m", "method": "vanilla", "budget": 1.0, "benchmark": "b", '
+                     '"score": 50.0}\n{not json\n')
+    result = vidcost("report", "--out", str(tmp_path / "r"), "--store", str(store))
+    assert result.returncode == 0, result.stderr
+    assert "skipped corrupt line" in result.stderr

@@ -1,0 +1,141 @@
+"""Reports: tables from the store, every file the HTML references exists, provenance is stated."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from vidcost.accuracy import read_lmms_eval
+from vidcost.errors import DataFormatError
+from vidcost.report import (attach_measured, build_report, check_no_duplicates, join_rows, profile_rows,
+                            store_rows)
+from vidcost.store import append_record
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).parent / "data" / "lmms_eval"
+
+
+def profile_record(run_id, method, budget, prefill_ms, *, frames=8, selection_ms=0.0, created="2026-01-01T00:00:00"):
+    """A record in the agreed profile schema (values chosen for the test, not measured)."""
+    vision = 0.3 * prefill_ms
+    return {"kind": "profile", "schema_version": 1, "run_id": run_id, "created_at": created, "status": "ok",
+            "error": None, "method": method, "params": {}, "budget": budget,
+            "model": {"name": "tiny", "frames": frames}, "frames": frames, "device": "cpu", "dtype": "float32",
+            "stages_ms": {"vision": vision, "projector": 1.0, "selection": selection_ms,
+                          "llm_prefill": prefill_ms - vision - 1.0 - selection_ms - 2.0, "first_token": 2.0,
+                          "total": prefill_ms},
+            "prefill_ms": prefill_ms, "peak_memory_bytes": int(1e9 * budget) + 500_000_000,
+            "memory_source": "rss", "energy_j": None, "avg_power_w": None,
+            "flops": {"paper": 1e12 * budget, "exact": 2e12 * budget},
+            "environment": {"device_name": "test-cpu", "torch": "x", "threads": 2}}
+
+
+@pytest.fixture()
+def store(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    for record in (profile_record("r1", "vanilla", 1.0, 100.0),
+                   profile_record("r1", "mmgvid", 0.25, 40.0, selection_ms=5),
+                   profile_record("r2", "vanilla", 1.0, 110.0, created="2026-01-02"),
+                   profile_record("r2", "mmgvid", 0.25, 44.0, selection_ms=5, created="2026-01-02"),
+                   dict(profile_record("r3", "fastv", 0.3, 1.0), status="failed")):
+        append_record(path, record)
+    for results in ("20260110_101500_results.json", "vanilla_results.json"):
+        for record in read_lmms_eval(DATA / results, model="tiny").to_records():
+            append_record(path, record)
+    return path
+
+
+def test_profile_rows_latest_per_configuration_with_speedup_over_the_same_run(store):
+    from vidcost.store import read_records
+
+    rows = {r["method"]: r for r in profile_rows(read_records(store))}
+    assert set(rows) == {"vanilla", "mmgvid"}  # the failed record is left out
+    mmg = rows["mmgvid"]
+    assert mmg["prefill_ms"] == 44.0 and mmg["repeats_in_store"] == 2
+    assert mmg["speedup_measured"] == pytest.approx(110 / 44)
+    assert mmg["flops_ratio"] == pytest.approx(0.25)
+    assert mmg["vision_ms"] == pytest.approx(0.3 * 44 + 1) and mmg["selection_ms"] == 5
+    assert mmg["llm_ms"] == pytest.approx(44 - (0.3 * 44 + 1) - 5)
+
+
+def test_store_rows_join_accuracy_and_profiles(store):
+    rows = {r["method"]: r for r in store_rows(store)}
+    assert rows["mmgvid"]["speedup_measured"] == pytest.approx(2.5)
+    assert rows["mmgvid"]["relative_pct"] == pytest.approx(100 * (62.5 + 173 / 3) / (63.0 + 58.4))
+    assert rows["mmgvid"]["profile_model"] == rows["mmgvid"]["model"] == "tiny"
+
+
+def test_measured_speedup_of_another_model_is_not_used_for_a_recommendation():
+    from vidcost.pareto import recommend
+
+    rows = [dict(model="big", method="m", budget=0.25, relative_pct=99.5, speedup_measured=9.0, profile_model="tiny")]
+    (rec,) = recommend(rows, max_drop_pct=1, min_speedup=1, ideal_speedup=lambda m, b: 2.0)
+    assert rec.speedup_source == "flops-ideal" and rec.speedup == 2.0
+    attached = attach_measured([dict(model="tiny", method="m", budget=0.25)],
+                               [dict(model="tiny", method="m", budget=0.25, speedup_measured=3.0)])
+    assert attached[0]["speedup_measured"] == 3.0
+
+
+def test_join_keeps_rows_without_a_partner():
+    joined = join_rows([{"method": "a", "budget": 0.3, "score": 1}], [{"method": "b", "budget": 0.3, "model": "t"}])
+    assert sorted(r["method"] for r in joined) == ["a", "b"]
+
+
+def test_empty_store_is_an_error(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("")
+    with pytest.raises(DataFormatError, match="holds no profile or accuracy records"):
+        store_rows(path)
+
+
+def test_duplicate_rows_are_reported():
+    with pytest.raises(DataFormatError, match="data rows 1 and 3 are identical"):
+        check_no_duplicates([{"a": 1}, {"a": 2}, {"a": 1}], source="t.csv")
+
+
+def _referenced(html: str) -> list[str]:
+    return re.findall(r"(?:src|href)='([^']+)'", html)
+
+
+def assert_self_contained(directory: Path) -> None:
+    html = (directory / "index.html").read_text()
+    refs = _referenced(html)
+    assert any(r.endswith(".png") for r in refs)
+    for ref in refs:
+        assert "://" not in ref and not ref.startswith("/"), ref
+        assert (directory / ref).is_file(), f"index.html references missing {ref}"
+    for ref in re.findall(r"\]\(([^)]+)\)", (directory / "report.md").read_text()):
+        assert (directory / ref).is_file(), f"report.md references missing {ref}"
+
+
+def test_report_with_measurements(store, tmp_path):
+    out = tmp_path / "rep"
+    report = build_report(out, store=store, max_drop_pct=3.0, min_speedup=2.0)
+    assert_self_contained(out)
+    provenance = {f.name: f.provenance for f in report.figures}
+    assert provenance == {"accuracy_vs_flops": "published", "speedup_vs_budget": "predicted + published + measured",
+                          "latency_stages": "measured", "memory_vs_frames": "measured + predicted"}
+    html = (out / "index.html").read_text()
+    assert "Measured configurations in the store: 2" in html and "test-cpu" in html
+    assert {"profiles.csv", "accuracy.csv", "published.csv", "pareto_fronts.csv"} <= set(report.tables)
+    recommendations = (out / "recommendations.csv").read_text()
+    assert "tiny,mmgvid,0.25" in recommendations and ",measured," in recommendations
+    assert (out / "environment.json").is_file() and (out / "config.json").is_file()
+
+
+def test_report_without_a_store_says_there_are_no_measurements(tmp_path):
+    out = tmp_path / "rep"
+    report = build_report(out, store=tmp_path / "missing.jsonl")
+    assert_self_contained(out)
+    text = (out / "report.md").read_text()
+    assert "no measurements are in the store" in text and "does not exist" in text
+    assert "latency_stages" not in {f.name for f in report.figures}
+    assert all("measured" not in f.provenance for f in report.figures)
+
+
+def test_committed_example_report_is_complete():
+    directory = ROOT / "reports" / "example"
+    assert (directory / "index.html").is_file(), "generate it: vidcost report --out reports/example/"
+    assert_self_contained(directory)

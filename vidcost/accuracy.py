@@ -1,0 +1,471 @@
+"""Accuracy: lmms-eval results files turned into accuracy records for the store.
+
+An lmms-eval results JSON (DESIGN §7) holds `results[task]["<metric>,<filter>"]` (newer) or
+`results[task]["<metric>"]` (older) scores with `…_stderr…` errors (a number or "N/A"), the run's
+`config.model_args` (where a pruning method and budget are usually passed), `n-samples`,
+`higher_is_better` and `group_subtasks`. Scores are normalised to 0–100 (a metric whose every value in a
+file is within [0, 1] is taken as a fraction and rescaled; each rescale is reported). A group without its
+own aggregate is averaged from its subtasks (weighted by sample count when every subtask has one).
+A samples JSONL, when given, yields a bootstrap confidence interval (scipy.stats.bootstrap).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from vidcost.errors import ConfigError, DataFormatError
+
+AVERAGE_BENCHMARK = "avg"  # mean over the benchmarks of the model's vanilla run
+
+SCHEMA_VERSION = 1
+METHOD_KEYS = ("pruning_method", "prune_method", "method", "token_pruning", "pruning")
+BUDGET_KEYS = ("budget", "keep_ratio", "retention_ratio", "retain_ratio", "token_budget")
+FRAMES_KEYS = ("max_frames_num", "num_frames", "frames", "nframes")
+_NOT_METRICS = ("alias", "samples", "name", "sample_len", "sample_count", "original", "effective")
+
+
+@dataclass(frozen=True)
+class AccuracyResult:
+    """One benchmark score of one evaluated configuration.
+
+    Attributes:
+        benchmark: lmms-eval task or group name.
+        metric: metric name without its filter ("acc", "videomme_perception_score").
+        filter: lmms-eval filter ("none"), None in the older key style.
+        score: score on a 0–100 scale.
+        stderr: standard error on the same scale, None when "N/A" or absent.
+        rescaled: the file gave this metric on a 0–1 scale and it was multiplied by 100.
+        n_samples: evaluated samples, None when the file does not say.
+        group: the group this task belongs to, None for a top-level benchmark.
+        subtasks: for a group, the tasks it was averaged from (empty when it reported its own score).
+        aggregation: "reported", or how the group score was computed.
+        ci_low / ci_high: bootstrap confidence interval of the mean (0–100), None without samples.
+        ci_level: confidence level of that interval.
+    """
+
+    benchmark: str
+    metric: str
+    filter: str | None
+    score: float
+    stderr: float | None
+    rescaled: bool = False
+    n_samples: int | None = None
+    higher_is_better: bool | None = None
+    group: str | None = None
+    subtasks: tuple[str, ...] = ()
+    aggregation: str = "reported"
+    ci_low: float | None = None
+    ci_high: float | None = None
+    ci_level: float | None = None
+
+    def __str__(self) -> str:
+        err = f" ± {self.stderr:.2f}" if self.stderr is not None else ""
+        ci = f" [{self.ci_low:.1f}, {self.ci_high:.1f}]" if self.ci_low is not None else ""
+        return f"{self.benchmark} {self.metric}: {self.score:.2f}{err}{ci}" + (" (rescaled)" if self.rescaled else "")
+
+
+@dataclass(frozen=True)
+class EvaluatedRun:
+    """What one results file says: the configuration evaluated and its scores."""
+
+    source_file: str
+    model: str
+    method: str
+    budget: float
+    frames: int | None
+    model_args: dict[str, str]
+    results: tuple[AccuracyResult, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def rescaled(self) -> list[str]:
+        return sorted({f"{r.benchmark}/{r.metric}" for r in self.results if r.rescaled})
+
+    def __str__(self) -> str:
+        return (f"{Path(self.source_file).name}: {self.model} {self.method} @ {self.budget:g}, "
+                f"{len(self.results)} scores")
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """Accuracy records (kind "accuracy") for `vidcost.store.append_record`."""
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        common = {"kind": "accuracy", "schema_version": SCHEMA_VERSION, "created_at": created,
+                  "source": "lmms-eval", "source_file": self.source_file, "model": self.model,
+                  "method": self.method, "budget": self.budget, "frames": self.frames,
+                  "model_args": self.model_args}
+        records = []
+        for result in self.results:
+            record = dict(common, record_id=uuid.uuid4().hex, benchmark=result.benchmark, metric=result.metric,
+                          filter=result.filter, score=result.score, stderr=result.stderr,
+                          rescaled=result.rescaled, n_samples=result.n_samples,
+                          higher_is_better=result.higher_is_better, group=result.group,
+                          subtasks=list(result.subtasks), aggregation=result.aggregation,
+                          ci_low=result.ci_low, ci_high=result.ci_high, ci_level=result.ci_level)
+            records.append(record)
+        return records
+
+
+def parse_model_args(value: Any, *, source: str = "") -> dict[str, str]:
+    """`config.model_args`: a "k=v,k=v" string (lmms-eval CLI form) or a JSON object."""
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    if not isinstance(value, str):
+        raise DataFormatError(f"{source}: key 'config.model_args' is a {type(value).__name__}; expected a "
+                              "'k=v,k=v' string or an object")
+    args: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        key, sep, val = part.partition("=")
+        if not sep:
+            raise DataFormatError(f"{source}: key 'config.model_args' part '{part}' is not KEY=VALUE")
+        args[key.strip()] = val.strip().strip('"').strip("'")
+    return args
+
+
+def read_lmms_eval(path: str | os.PathLike[str], *, method_key: str | None = None,
+                   budget_key: str | None = None, model: str | None = None, metric: str | None = None,
+                   samples: Sequence[str | os.PathLike[str]] = (),
+                   percent_metrics: Sequence[str] = (), ci_level: float = 0.95, resamples: int = 2000,
+                   seed: int = 0) -> EvaluatedRun:
+    """Read one lmms-eval results JSON.
+
+    Args:
+        path: the results file.
+        method_key / budget_key: the `model_args` keys holding the method and budget (default: the first
+            of METHOD_KEYS / BUDGET_KEYS present; neither present means vanilla at budget 1.0).
+        model: model name to record (default: `pretrained` from model_args, else `config.model`).
+        metric: metric to keep per task (default: the first metric each task reports).
+        samples: samples JSONL files (`<anything>_<task>.jsonl`) for bootstrap confidence intervals.
+        percent_metrics: metrics already on 0–100 even when every value is ≤ 1 (never rescaled).
+        ci_level / resamples / seed: bootstrap settings.
+
+    Raises:
+        DataFormatError: unreadable JSON, or a missing or malformed key (file and key named).
+    """
+    source = str(path)
+    data = _load_json(Path(path))
+    results = data.get("results")
+    if not isinstance(results, Mapping):
+        raise DataFormatError(f"'{source}': key 'results' is missing or not an object; is this an lmms-eval "
+                              "results file (not a samples file)?")
+    if isinstance(data.get("groups"), Mapping):  # lm-eval 0.4-style files keep group aggregates apart
+        results = {**results, **data["groups"]}
+    config = data.get("config") or {}
+    if not isinstance(config, Mapping):
+        raise DataFormatError(f"'{source}': key 'config' is not an object")
+    args = parse_model_args(config.get("model_args"), source=source)
+    method, budget, notes = _configuration(args, method_key, budget_key, source)
+    name = model or Path(args.get("pretrained", "")).name or str(config.get("model") or "unknown")
+    frames = next((int(float(args[k])) for k in FRAMES_KEYS if _is_number(args.get(k))), None)
+    scores = _task_scores(results, data, metric, source)
+    scores = _normalise_scales(scores, percent_metrics)
+    if samples:
+        matched = samples_for(samples, scores)
+        scores = {task: _with_interval(r, matched.get(task), ci_level, resamples, seed)
+                  for task, r in scores.items()}
+    groups = _group_members(data, source)
+    final = _aggregate_groups(scores, groups, data, source)
+    return EvaluatedRun(source, name, method, budget, frames, args, tuple(final), tuple(notes))
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise DataFormatError(f"cannot read '{path}': {err.strerror}; check the path") from err
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataFormatError(f"'{path}' is not valid JSON (line {err.lineno}, column {err.colno}: "
+                              f"{err.msg})") from err
+    if not isinstance(data, dict):
+        raise DataFormatError(f"'{path}' holds a JSON {type(data).__name__}, not an lmms-eval results object")
+    return data
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        return value is not None and not isinstance(value, bool) and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _configuration(args: Mapping[str, str], method_key: str | None, budget_key: str | None,
+                   source: str) -> tuple[str, float, list[str]]:
+    notes: list[str] = []
+    for given, role in ((method_key, "method"), (budget_key, "budget")):
+        if given is not None and given not in args:
+            raise DataFormatError(f"{source}: key '{given}' (the {role} key) is not in config.model_args "
+                                  f"{sorted(args)}; pass the right --{role}-key")
+    mkey = method_key or next((k for k in METHOD_KEYS if k in args), None)
+    bkey = budget_key or next((k for k in BUDGET_KEYS if k in args), None)
+    if mkey is None and bkey is None:
+        return "vanilla", 1.0, ["no method or budget in model_args: recorded as vanilla at budget 1.0"]
+    if mkey is None:
+        raise DataFormatError(f"{source}: config.model_args has budget key '{bkey}' but no method key (tried "
+                              f"{list(METHOD_KEYS)}); pass --method-key")
+    method = args[mkey].lower()
+    if bkey is None:
+        if method in ("vanilla", "none", ""):
+            return "vanilla", 1.0, notes
+        raise DataFormatError(f"{source}: config.model_args names method '{method}' but no budget (tried "
+                              f"{list(BUDGET_KEYS)}); pass --budget-key")
+    text = args[bkey]
+    if not _is_number(text) or float(text) <= 0:
+        raise DataFormatError(f"{source}: key 'config.model_args.{bkey}' is '{text}', not a positive number")
+    budget = float(text)
+    if 1.0 < budget <= 100.0:  # "budget=25" means 25 %
+        notes.append(f"budget {text} read as a percentage ({budget / 100:g})")
+        budget /= 100.0
+    elif budget > 100.0:
+        raise DataFormatError(f"{source}: budget '{text}' is neither a fraction nor a percentage")
+    return ("vanilla" if method in ("none", "") else method), budget, notes
+
+
+def _task_scores(results: Mapping[str, Any], data: Mapping[str, Any], metric: str | None,
+                 source: str) -> dict[str, AccuracyResult]:
+    n_samples = data.get("n-samples") or {}
+    higher = data.get("higher_is_better") or {}
+    scores: dict[str, AccuracyResult] = {}
+    for task, entry in results.items():
+        if not isinstance(entry, Mapping):
+            raise DataFormatError(f"{source}: key 'results.{task}' is not an object")
+        picked = _pick_metric(entry, metric, task, source)
+        if picked is None:
+            continue  # a group without its own aggregate: averaged later
+        key, name, filt = picked
+        stderr_key = f"{name}_stderr,{filt}" if filt is not None else f"{name}_stderr"
+        count = (n_samples.get(task) or {}) if isinstance(n_samples, Mapping) else {}
+        count_value = count.get("effective", count.get("original")) if isinstance(count, Mapping) else None
+        hib = higher.get(task, {}).get(name) if isinstance(higher.get(task), Mapping) else None
+        scores[task] = AccuracyResult(task, name, filt, float(entry[key]),
+                                      _stderr(entry.get(stderr_key), task, stderr_key, source),
+                                      n_samples=int(count_value) if _is_number(count_value) else None,
+                                      higher_is_better=hib)
+    if not scores:
+        wanted = f"metric '{metric}'" if metric else "a numeric metric"
+        raise DataFormatError(f"{source}: no task in 'results' has {wanted}; tasks are {sorted(results)}")
+    return scores
+
+
+def _pick_metric(entry: Mapping[str, Any], metric: str | None, task: str,
+                 source: str) -> tuple[str, str, str | None] | None:
+    for key, value in entry.items():
+        name, _, filt = key.partition(",")
+        if name in _NOT_METRICS or name.endswith("_stderr") or (metric is not None and name != metric):
+            continue
+        if not _is_number(value):
+            if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+                raise DataFormatError(f"{source}: key 'results.{task}.{key}' is '{value}', not a number")
+            continue  # nested objects some tasks log beside their scores
+        return key, name, (filt or None) if "," in key else None
+    return None
+
+
+def _stderr(value: Any, task: str, key: str, source: str) -> float | None:
+    if value is None or value == "N/A":
+        return None
+    if not _is_number(value):
+        raise DataFormatError(f"{source}: key 'results.{task}.{key}' is '{value}'; expected a number or \"N/A\"")
+    return float(value)
+
+
+def _normalise_scales(scores: dict[str, AccuracyResult],
+                      percent_metrics: Sequence[str]) -> dict[str, AccuracyResult]:
+    """Rescale to 0–100 every metric whose values in this file all lie in [0, 1]."""
+    by_metric: dict[str, list[float]] = {}
+    for result in scores.values():
+        by_metric.setdefault(result.metric, []).append(result.score)
+    fractions = {m for m, values in by_metric.items()
+                 if m not in percent_metrics and all(0.0 <= v <= 1.0 for v in values)}
+    return {task: (replace(r, score=100.0 * r.score, rescaled=True,
+                           stderr=None if r.stderr is None else 100.0 * r.stderr)
+                   if r.metric in fractions else r) for task, r in scores.items()}
+
+
+def _group_members(data: Mapping[str, Any], source: str) -> dict[str, list[str]]:
+    groups = data.get("group_subtasks") or {}
+    if not isinstance(groups, Mapping):
+        raise DataFormatError(f"{source}: key 'group_subtasks' is not an object")
+    members = {}
+    for group, tasks in groups.items():
+        if not isinstance(tasks, list):
+            raise DataFormatError(f"{source}: key 'group_subtasks.{group}' is not a list")
+        if tasks:
+            members[group] = [str(t) for t in tasks]
+    return members
+
+
+def _aggregate_groups(scores: dict[str, AccuracyResult], groups: Mapping[str, list[str]],
+                      data: Mapping[str, Any], source: str) -> list[AccuracyResult]:
+    parent = {task: group for group, tasks in groups.items() for task in tasks}
+    done: dict[str, AccuracyResult] = dict(scores)
+
+    def resolve(group: str, trail: tuple[str, ...] = ()) -> AccuracyResult:
+        if group in done:
+            return done[group]
+        if group in trail:
+            raise DataFormatError(f"{source}: key 'group_subtasks' nests group '{group}' inside itself")
+        missing = [t for t in groups.get(group, []) if t not in done and t not in groups]
+        if missing or group not in groups:
+            raise DataFormatError(f"{source}: group '{group}' has no score and its subtask(s) {missing} are "
+                                  "not in 'results'")
+        parts = [resolve(t, trail + (group,)) for t in groups[group]]
+        done[group] = _mean_of(group, parts)
+        return done[group]
+
+    for group in groups:
+        resolve(group)
+    return [replace(r, group=parent.get(name)) for name, r in done.items()]
+
+
+def _mean_of(group: str, parts: Sequence[AccuracyResult]) -> AccuracyResult:
+    """A group's score from its subtasks; the stderr assumes independent subtasks."""
+    counts = [p.n_samples for p in parts]
+    weighted = all(c for c in counts)
+    weights = [float(c) if weighted else 1.0 for c in counts]
+    total = sum(weights)
+    score = sum(w * p.score for w, p in zip(weights, parts)) / total
+    stderr = None
+    if all(p.stderr is not None for p in parts):
+        stderr = math.sqrt(sum((w * p.stderr) ** 2 for w, p in zip(weights, parts))) / total
+    how = "sample-weighted" if weighted else "unweighted"
+    metrics = sorted({p.metric for p in parts})
+    return AccuracyResult(group, "/".join(metrics), parts[0].filter, score, stderr,
+                          rescaled=any(p.rescaled for p in parts),
+                          n_samples=int(total) if weighted else None, subtasks=tuple(p.benchmark for p in parts),
+                          aggregation=f"{how} mean of {len(parts)} subtasks")
+
+
+def read_samples(path: str | os.PathLike[str], metric: str) -> list[float]:
+    """Per-sample values of `metric` from an lmms-eval samples JSONL (a number, a bool, or an object holding
+    "score", or "pred_answer" and "answer" compared for equality).
+
+    Raises:
+        DataFormatError: unreadable file, a malformed line, or a line without the metric (line named).
+    """
+    values = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        raise DataFormatError(f"cannot read samples '{path}': {err.strerror}") from err
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            sample = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataFormatError(f"{path}:{number}: not valid JSON ({err.msg})") from err
+        value = sample.get(metric) if isinstance(sample, dict) else None
+        if isinstance(value, Mapping):
+            if _is_number(value.get("score")):
+                value = value["score"]
+            elif "pred_answer" in value and "answer" in value:
+                value = float(value["pred_answer"] == value["answer"])
+        if isinstance(value, bool) or _is_number(value):
+            values.append(float(value))
+        else:
+            raise DataFormatError(f"{path}:{number}: key '{metric}' is missing or not a number")
+    if not values:
+        raise DataFormatError(f"samples file '{path}' has no samples")
+    return values
+
+
+def bootstrap_interval(values: Sequence[float], *, level: float = 0.95, resamples: int = 2000,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean (scipy.stats.bootstrap)."""
+    import numpy as np
+    from scipy import stats
+
+    data = np.asarray(values, dtype=float)
+    if data.size < 2 or np.all(data == data[0]):
+        return float(data.mean()), float(data.mean())  # no spread to resample
+    result = stats.bootstrap((data,), np.mean, confidence_level=level, n_resamples=resamples,
+                             method="percentile", rng=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def _with_interval(result: AccuracyResult, samples_path: str | os.PathLike[str] | None, level: float,
+                   resamples: int, seed: int) -> AccuracyResult:
+    if samples_path is None:
+        return result
+    values = read_samples(samples_path, result.metric)
+    # Per-sample values are 0/1 (or fractions) even where the task reports 0–100.
+    scale = 100.0 if result.score > 1.0 and all(0.0 <= v <= 1.0 for v in values) else 1.0
+    mean = scale * sum(values) / len(values)
+    if abs(mean - result.score) > 0.5:
+        raise DataFormatError(
+            f"samples '{samples_path}' average {mean:.2f} but the results give {result.benchmark} "
+            f"{result.score:.2f}; are they from the same run?")
+    low, high = bootstrap_interval(values, level=level, resamples=resamples, seed=seed)
+    return replace(result, ci_low=scale * low, ci_high=scale * high, ci_level=level)
+
+
+def samples_for(paths: Iterable[str | os.PathLike[str]], tasks: Iterable[str]) -> dict[str, str]:
+    """Match samples files to tasks by name: the longest task name the file's stem ends with
+    (lmms-eval writes `<date>_samples_<task>.jsonl` or `<model>_<task>.jsonl`).
+
+    Raises:
+        DataFormatError: a file that matches no task.
+    """
+    names = sorted(tasks, key=len, reverse=True)
+    matched: dict[str, str] = {}
+    for path in paths:
+        stem = Path(path).name.removesuffix(".jsonl")
+        task = next((t for t in names if stem == t or stem.endswith("_" + t)), None)
+        if task is None:
+            raise DataFormatError(f"samples file '{path}' matches no task of the results ({sorted(names)}); "
+                                  "name it <anything>_<task>.jsonl")
+        matched[task] = str(path)
+    return matched
+
+
+def accuracy_rows(records: Iterable[Mapping[str, Any]], *, benchmark: str = AVERAGE_BENCHMARK
+                  ) -> list[dict[str, Any]]:
+    """Evaluated accuracy of each (model, method, budget) on one benchmark (or "avg": the mean over the
+    benchmarks the model's vanilla run has, for configurations evaluated on all of them), with the score
+    relative to vanilla. Subtasks of a group are left out; the latest record of a key wins.
+
+    Raises:
+        ConfigError: the benchmark does not occur (the ones that do are listed).
+    """
+    latest: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    for record in sorted((r for r in records if r.get("kind") == "accuracy" and not r.get("group")),
+                         key=lambda r: str(r.get("created_at", ""))):
+        latest[(record.get("model"), record.get("method"), record.get("budget"), record.get("benchmark"))] = record
+    scores: dict[tuple[Any, ...], dict[str, float]] = defaultdict(dict)
+    for (model, method, budget, bench), record in latest.items():
+        scores[(model, method, budget)][bench] = float(record["score"])
+    if benchmark != AVERAGE_BENCHMARK and not any(benchmark in s for s in scores.values()):
+        names = sorted({b for s in scores.values() for b in s} | {AVERAGE_BENCHMARK})
+        raise ConfigError(f"benchmark '{benchmark}' is not in the store's accuracy records; choose one of {names}")
+    vanilla = {key[0]: s for key, s in scores.items() if key[1] == "vanilla"}
+    rows = []
+    for (model, method, budget), by_bench in sorted(scores.items(), key=lambda kv: str(kv[0])):
+        base = vanilla.get(model, {})
+        score, base_score = _pick(by_bench, base, benchmark)
+        if score is None:
+            continue
+        rows.append({"model": model, "method": method, "budget": budget, "benchmark": benchmark,
+                     "score": score, "relative_pct": 100.0 * score / base_score if base_score else None,
+                     "provenance": "evaluated"})
+    return rows
+
+
+def _pick(scores: Mapping[str, float], base: Mapping[str, float], benchmark: str
+          ) -> tuple[float | None, float | None]:
+    if benchmark != AVERAGE_BENCHMARK:
+        return scores.get(benchmark), base.get(benchmark)
+    names = sorted(base) or sorted(scores)
+    if not names or any(n not in scores for n in names):
+        return None, None
+    mean = sum(scores[n] for n in names) / len(names)
+    return mean, (sum(base[n] for n in names) / len(names) if base else None)

@@ -1,0 +1,83 @@
+"""`vidcost ingest lmms-eval PATH…`: evaluation results into accuracy records in the store."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from vidcost.cli.common import print_json
+from vidcost.errors import ConfigError
+from vidcost.store import DEFAULT_STORE
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "ingest", help="read evaluation results (lmms-eval) into accuracy records",
+        description="Read evaluation results into accuracy records appended to the store.")
+    formats = parser.add_subparsers(dest="format", metavar="FORMAT", required=True)
+    lmms = formats.add_parser(
+        "lmms-eval", help="lmms-eval results JSON files",
+        description="Read lmms-eval results JSON files (newer 'metric,filter' and older 'metric' keys). The "
+                    "pruning method and budget come from config.model_args; scores are normalised to 0-100 "
+                    "(rescaled metrics are listed); groups without their own score are averaged from their "
+                    "subtasks. Samples files <date>_samples_<task>.jsonl beside a results file "
+                    "<date>_results.json are found automatically and give bootstrap confidence intervals.")
+    lmms.add_argument("paths", nargs="+", metavar="PATH", help="results JSON files")
+    lmms.add_argument("--samples", nargs="+", default=[], metavar="JSONL",
+                      help="samples files for bootstrap CIs (only with a single PATH)")
+    lmms.add_argument("--method-key", help="model_args key holding the pruning method")
+    lmms.add_argument("--budget-key", help="model_args key holding the budget (fraction or percent)")
+    lmms.add_argument("--model", help="model name to record (default: model_args 'pretrained')")
+    lmms.add_argument("--metric", help="metric to keep per task (default: each task's first)")
+    lmms.add_argument("--percent-metric", action="append", default=[], metavar="METRIC",
+                      help="a metric already on 0-100 even when its values are <= 1 (repeatable)")
+    lmms.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    lmms.add_argument("--store", default=str(DEFAULT_STORE), help=f"store to append to (default {DEFAULT_STORE})")
+    lmms.add_argument("--dry-run", action="store_true", help="read and report, append nothing")
+    lmms.add_argument("--json", action="store_true", help="print the records as JSON")
+    lmms.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vidcost.accuracy import read_lmms_eval
+    from vidcost.store import append_record
+
+    if args.samples and len(args.paths) > 1:
+        raise ConfigError(f"--samples needs a single results PATH, got {len(args.paths)}; samples beside "
+                          "<date>_results.json are matched automatically")
+    if args.resamples < 100:
+        raise ConfigError(f"--resamples {args.resamples} is too few for a bootstrap; use 100 or more")
+    runs = []
+    for path in args.paths:
+        samples = args.samples or _sibling_samples(Path(path))
+        runs.append(read_lmms_eval(path, method_key=args.method_key, budget_key=args.budget_key,
+                                   model=args.model, metric=args.metric, samples=samples,
+                                   percent_metrics=args.percent_metric, resamples=args.resamples))
+    records = [record for run_ in runs for record in run_.to_records()]
+    if not args.dry_run:
+        for record in records:  # read everything first: a bad file appends nothing
+            append_record(args.store, record)
+    if args.json:
+        print_json(records)
+        return 0
+    for run_ in runs:
+        print(run_)
+        for result in run_.results:
+            indent = "    - " if result.group else "  "
+            print(f"{indent}{result}" + (f"  [{result.aggregation}]" if result.subtasks else ""))
+        if run_.rescaled:
+            print(f"  rescaled 0-1 → 0-100: {', '.join(run_.rescaled)}")
+        for note in run_.notes:
+            print(f"  note: {note}")
+    action = "would append" if args.dry_run else "appended"
+    print(f"{action} {len(records)} accuracy record(s) to {args.store}")
+    return 0
+
+
+def _sibling_samples(results_path: Path) -> list[str]:
+    """lmms-eval ≥ 0.3 writes `<date>_results.json` beside `<date>_samples_<task>.jsonl`."""
+    stem = results_path.name.removesuffix(".json")
+    if not stem.endswith("_results"):
+        return []
+    prefix = stem.removesuffix("_results")
+    return sorted(str(p) for p in results_path.parent.glob(f"{prefix}_samples_*.jsonl"))

@@ -1,0 +1,51 @@
+"""`vidcost report --out reports/NAME/`: an HTML + Markdown report from the store and the published data.
+
+No torch: figures are matplotlib (Agg), predictions come from the analytic cost model.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from vidcost.cli.common import print_json
+from vidcost.store import DEFAULT_STORE
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report", help="write an HTML/Markdown report (figures, CSV tables) from the store and published data",
+        description="Write index.html, report.md, figures (PNG, SVG), CSV tables, config.json and "
+                    "environment.json into --out. Each figure says whether it is measured, predicted or "
+                    "published; a missing store means no measurements, and the report says so.")
+    parser.add_argument("--out", required=True, help="output directory, e.g. reports/example/")
+    parser.add_argument("--store", default=str(DEFAULT_STORE),
+                        help=f"profile/accuracy store (default {DEFAULT_STORE}; a missing store is reported)")
+    parser.add_argument("--published", nargs="+", metavar="CSV",
+                        help="published CSV files (default: profiles/published/*.csv)")
+    parser.add_argument("--benchmark", default="avg", help="benchmark for fronts and figures (default avg)")
+    parser.add_argument("--max-drop", type=float, default=1.0, metavar="PCT",
+                        help="recommendation: largest accuracy drop, points of %% of vanilla (default 1)")
+    parser.add_argument("--min-speedup", type=float, default=2.0, metavar="X",
+                        help="recommendation: smallest prefill speedup (default 2)")
+    parser.add_argument("--title", default="vidcost report", help="report title")
+    parser.add_argument("--json", action="store_true", help="print what was written as JSON")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vidcost.report import build_report
+
+    report = build_report(args.out, store=args.store, published_paths=args.published, benchmark=args.benchmark,
+                          max_drop_pct=args.max_drop, min_speedup=args.min_speedup, title=args.title)
+    if args.json:
+        print_json({"out": report.out_dir, "figures": [f.files for f in report.figures],
+                    "provenance": {f.name: f.provenance for f in report.figures},
+                    "tables": list(report.tables), "notes": list(report.notes)})
+        return 0
+    print(report)
+    for figure in report.figures:
+        print(f"  {figure}")
+    for note in report.notes:
+        print(f"  note: {note}")
+    print(f"open {report.out_dir.rstrip('/')}/index.html")
+    return 0

@@ -1,0 +1,291 @@
+"""Plots: the report's figures, rendered with matplotlib's Agg backend to PNG and SVG.
+
+Four figures: accuracy vs FLOPs ratio with the Pareto fronts highlighted; prefill speedup vs budget
+(measured points beside the FLOPs-ideal curve of the cost model); latency per stage (stacked: vision,
+selection, LLM); peak memory vs frames. Each says in its caption whether it is measured, predicted or
+published. matplotlib is imported inside the functions, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from vidcost.pareto import compute_fronts
+
+# One colour and marker per method, fixed across figures (colour-blind-safe "tab10" order).
+METHOD_STYLE: dict[str, tuple[str, str]] = {
+    "vanilla": ("#000000", "*"), "streamingllm": ("#7f7f7f", "v"), "fastv": ("#1f77b4", "s"),
+    "prumerge": ("#9467bd", "P"), "prunevid": ("#ff7f0e", "D"), "framefusion": ("#2ca02c", "^"),
+    "hieravid": ("#d62728", "o"), "mmgvid": ("#17becf", "X"), "pdrop": ("#8c564b", "<"),
+    "divprune": ("#e377c2", ">"), "dycoke": ("#bcbd22", "h"), "uniform": ("#aec7e8", "d"),
+    "random": ("#c49c94", "p"),
+}
+GIB = 1024 ** 3
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A rendered figure: its files (relative to the report directory) and where its data comes from."""
+
+    name: str
+    title: str
+    provenance: str
+    caption: str
+    files: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.title} [{self.provenance}]: {', '.join(self.files)}"
+
+
+def _style(method: str) -> tuple[str, str]:
+    return METHOD_STYLE.get(method, ("#333333", "o"))
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "legend.fontsize": 9,
+                         "svg.fonttype": "none", "axes.grid": True, "grid.alpha": 0.3})
+    return plt
+
+
+def _save(fig: Any, out_dir: str | os.PathLike[str], name: str) -> tuple[str, ...]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for ext in ("png", "svg"):
+        fig.savefig(out / f"{name}.{ext}", dpi=150, bbox_inches="tight", metadata={"Date": None}
+                    if ext == "svg" else None)
+        files.append(f"{name}.{ext}")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return tuple(files)
+
+
+def plot_accuracy_vs_flops(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike[str], *,
+                           name: str = "accuracy_vs_flops", provenance: str = "published") -> Figure:
+    """Relative accuracy vs FLOPs ratio, one panel per model, the Pareto front of each drawn as a line.
+
+    Rows need `model`, `method`, `budget`, `flops_ratio` (fraction) and `relative_pct`.
+    """
+    plt = _pyplot()
+    usable = [r for r in rows if r.get("flops_ratio") is not None and r.get("relative_pct") is not None]
+    models = sorted({str(r["model"]) for r in usable})
+    fig, axes = plt.subplots(1, max(len(models), 1), figsize=(4.6 * max(len(models), 1), 4.2), squeeze=False,
+                             sharey=True)
+    fronts = {f.group: f for f in compute_fronts(usable, x="flops_ratio", y="relative_pct", group="model")} \
+        if usable else {}
+    methods_seen: dict[str, Any] = {}
+    for ax, model in zip(axes[0], models):
+        for row in (r for r in usable if r["model"] == model):
+            colour, marker = _style(str(row["method"]))
+            handle = ax.scatter(100 * float(row["flops_ratio"]), float(row["relative_pct"]), c=colour,
+                                marker=marker, s=46, zorder=3, edgecolors="white", linewidths=0.5)
+            methods_seen.setdefault(str(row["method"]), handle)
+        front = fronts.get(model)
+        if front is not None:
+            xs = [100 * p.x for p in front.points]
+            ys = [p.y for p in front.points]
+            line, = ax.step(xs, ys, where="post", color="#444444", lw=1.2, ls="--", zorder=2)
+            ax.scatter(xs, ys, s=130, facecolors="none", edgecolors="#444444", linewidths=1.1, zorder=4)
+            methods_seen.setdefault("Pareto front", line)
+            for p in front.points:
+                budget = usable[p.row].get("budget")
+                if budget is not None and budget < 1:
+                    ax.annotate(f"{budget:.0%}", (100 * p.x, p.y), textcoords="offset points", xytext=(5, -11),
+                                fontsize=8, color="#444444")
+        ax.set_xscale("log")
+        ax.set_xticks([5, 10, 20, 30, 50, 100])
+        ax.set_xticklabels(["5", "10", "20", "30", "50", "100"])
+        ax.set_title(model)
+        ax.set_xlabel("prefill FLOPs (% of vanilla, HieraVid Eq. 12)")
+    axes[0][0].set_ylabel("average score (% of vanilla)")
+    if not models:
+        axes[0][0].text(0.5, 0.5, "no rows with both FLOPs ratio and relative score", ha="center",
+                        transform=axes[0][0].transAxes)
+    fig.legend(list(methods_seen.values()), list(methods_seen), loc="lower center",
+               ncol=min(len(methods_seen), 8), bbox_to_anchor=(0.5, -0.08), frameon=False)
+    fig.suptitle("Accuracy vs prefill FLOPs (circled: Pareto front; labels: token budget)")
+    files = _save(fig, out_dir, name)
+    caption = ("Average score relative to the unpruned model vs paper-convention prefill FLOPs ratio; "
+               "the dashed line joins the non-dominated rows.")
+    return Figure(name, "Accuracy vs FLOPs ratio", provenance, caption, files)
+
+
+def plot_speedup_vs_budget(models: Sequence[str], out_dir: str | os.PathLike[str], *,
+                           measured: Sequence[Mapping[str, Any]] = (),
+                           published: Sequence[Mapping[str, Any]] = (),
+                           name: str = "speedup_vs_budget") -> Figure:
+    """Prefill speedup vs token budget: the FLOPs-ideal curve of each model (cost model, a pre-LLM constant
+    schedule), published FLOPs-ratio speedups and claimed speedups, and measured speedups when profiled."""
+    from vidcost.pareto import flops_ideal_speedup
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    budgets = [b / 100 for b in range(5, 101)]
+    sources = []
+    for index, model in enumerate(models):
+        curve = [(b, flops_ideal_speedup(model, b)) for b in budgets]
+        curve = [(b, s) for b, s in curve if s is not None]
+        if curve:
+            ax.plot([100 * b for b, _ in curve], [s for _, s in curve], lw=1.6,
+                    ls=("-", "--", ":", "-.")[index % 4], color="#555555", label=f"FLOPs-ideal: {model}")
+            sources.append("predicted")
+    seen: set[str] = set()
+    for row in published:
+        speedup = row.get("prefill_speedup") or (1 / row["flops_ratio"] if row.get("flops_ratio") else None)
+        if speedup is None or row.get("method") == "vanilla":
+            continue
+        colour, marker = _style(str(row["method"]))
+        claimed = bool(row.get("prefill_speedup"))
+        kind = "claimed speedup" if claimed else "1 / published FLOPs ratio"
+        label = f"{row['method']} ({kind}, {row['model']})"
+        ax.scatter(100 * row["budget"], speedup, c=colour if claimed else "none", edgecolors=colour,
+                   marker=marker, s=60 if claimed else 40, zorder=3, label=None if label in seen else label)
+        seen.add(label)
+        sources.append("published")
+    dodge_keys = sorted({(str(r["method"]), r.get("frames") or 0) for r in measured if r.get("method") != "vanilla"})
+    for row in measured:
+        if row.get("speedup_measured") is None or row.get("budget") is None:
+            continue
+        colour, marker = _style(str(row["method"]))
+        # Methods measured at the same budget would hide each other: shift each by its own small offset.
+        slot = dodge_keys.index((str(row["method"]), row.get("frames") or 0)) if row["method"] != "vanilla" else 0
+        dodge = 0.0 if row["method"] == "vanilla" else 1.6 * (slot - (len(dodge_keys) - 1) / 2)
+        label = f"{row['method']} measured ({row.get('model')}, {row.get('device')})"
+        ax.scatter(100 * row["budget"] + dodge, row["speedup_measured"], c=colour, marker=marker, s=70, zorder=4,
+                   edgecolors="black", linewidths=0.8, label=None if label in seen else label)
+        if row.get("method") != "vanilla":
+            ax.annotate(f"{row.get('frames')}", (100 * row["budget"] + dodge, row["speedup_measured"]), fontsize=7,
+                        textcoords="offset points", xytext=(-4, 8 if slot % 2 else -15))  # alternate: no overlap
+        seen.add(label)
+        sources.append("measured")
+    ax.set_xlabel("token budget (% of visual tokens kept)")
+    ax.set_ylabel("prefill speedup over vanilla (×)")
+    ax.set_yscale("log")
+    ticks = [0.25, 0.5, 1, 2, 3, 5, 10, 20]
+    ax.set_yticks(ticks)
+    ax.set_yticklabels([f"{t:g}" for t in ticks])
+    ax.set_xlim(0, 102)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # outside: it hides no point
+    ax.set_title("Prefill speedup vs budget")
+    files = _save(fig, out_dir, name)
+    provenance = " + ".join(dict.fromkeys(sources)) or "none"
+    caption = ("Lines: FLOPs-ideal speedup (1 / FLOPs ratio of a constant schedule keeping budget·T·P tokens "
+               "in every layer, cost model, paper convention). Hollow markers: 1 / FLOPs ratio printed by the "
+               "papers (in-LLM methods keep more tokens early). Filled markers: claimed or measured speedups; measured "
+               "ones (black edge) are labelled with their frame count and shifted sideways by up to a few "
+               "budget points per configuration so that none hides another.")
+    return Figure(name, "Speedup vs budget", provenance, caption, files)
+
+
+def plot_stage_breakdown(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike[str], *,
+                         name: str = "latency_stages") -> Figure | None:
+    """Stacked prefill latency per measured configuration beside the vanilla run it was measured with:
+    vision (+ projector), selection, LLM. Returns None when no row has stage timings."""
+    rows = [r for r in rows if r.get("vision_ms") is not None and r.get("llm_ms") is not None
+            and r.get("method") != "vanilla"]
+    if not rows:
+        return None
+    plt = _pyplot()
+    rows = sorted(rows, key=lambda r: (str(r.get("model")), r.get("frames") or 0, str(r.get("method"))))
+    bars: list[tuple[str, Mapping[str, Any], str]] = []  # (label, timings, key prefix)
+    for r in rows:
+        if r.get("vanilla_vision_ms") is not None:
+            bars.append((f"vanilla\n100%\n{r.get('frames')} fr", r, "vanilla_"))
+        bars.append((f"{r['method']}\n{r['budget']:.0%}\n{r.get('frames')} fr", r, ""))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.75 * len(bars) + 2.5), 4.6))
+    positions, x = [], 0.0
+    for _, _, prefix in bars:
+        positions.append(x)
+        x += 1.0 if prefix == "vanilla_" else 1.5  # pairs sit together, a gap before the next pair
+    bottom = [0.0] * len(bars)
+    for key, label, colour in (("vision_ms", "vision tower + projector", "#4c72b0"),
+                               ("selection_ms", "token selection", "#dd8452"),
+                               ("llm_ms", "LLM prefill + first token", "#55a868")):
+        values = [float(r.get(prefix + key) or 0.0) for _, r, prefix in bars]
+        ax.bar(positions, values, bottom=bottom, color=colour, label=label, width=0.8)
+        bottom = [b + v for b, v in zip(bottom, values)]
+    hatched = [(p, total) for p, total, (_, _, prefix) in zip(positions, bottom, bars) if prefix == "vanilla_"]
+    if hatched:  # white hatching over the vanilla bars, colours kept
+        ax.bar([p for p, _ in hatched], [t for _, t in hatched], width=0.8, fill=False, hatch="//",
+               edgecolor="#ffffff", linewidth=0)
+    ax.set_xticks(positions)
+    ax.set_xticklabels([label for label, _, _ in bars], fontsize=8)
+    ax.set_ylabel("median latency (ms)")
+    devices = sorted({f"{r.get('model')} on {r.get('device')} ({r.get('dtype')})" for r in rows})
+    ax.set_title("Prefill latency by stage, each method beside the vanilla run of the same profile (hatched)\n"
+                 + "; ".join(devices), fontsize=9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    files = _save(fig, out_dir, name)
+    return Figure(name, "Latency by stage", "measured", "Median stage latencies of the latest profile record "
+                  "of each configuration, beside the vanilla record of the same run (hatched).", files)
+
+
+def plot_memory_vs_frames(out_dir: str | os.PathLike[str], *, measured: Sequence[Mapping[str, Any]] = (),
+                          model: str = "llava-onevision-7b", budgets: Sequence[float] = (1.0, 0.3, 0.1),
+                          frames: Sequence[int] = (8, 16, 32, 64, 128),
+                          name: str = "memory_vs_frames") -> Figure:
+    """Peak memory vs frames: measured profile records (left, when any) and the cost model's prediction for
+    `model` in bfloat16 with a pre-LLM schedule at each budget (right)."""
+    from vidcost.cost import estimate_memory
+    from vidcost.schedule import Schedule
+    from vidcost.spec import load_spec
+
+    plt = _pyplot()
+    measured = [r for r in measured if r.get("peak_memory_bytes") and r.get("frames")]
+    panels = 2 if measured else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.2), squeeze=False)
+    if measured:
+        ax = axes[0][0]
+        groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+        for r in measured:
+            groups.setdefault((r["method"], r["budget"], r.get("model"), r.get("memory_source")), []).append(r)
+        series = sorted(groups.items(), key=str)
+        for index, ((method, budget, model_name, source), members) in enumerate(series):
+            members.sort(key=lambda r: r["frames"])
+            colour, marker = _style(str(method))
+            # equal readings would hide each other: shift each series sideways a little (log axis: a factor)
+            shift = 2 ** (0.05 * (index - (len(series) - 1) / 2))
+            ax.plot([r["frames"] * shift for r in members], [r["peak_memory_bytes"] / GIB for r in members],
+                    marker=marker, color=colour, label=f"{method} {budget:.0%} ({model_name}, {source})")
+        ax.set_title("measured")
+        ax.set_xlabel("frames per video")
+        ax.set_ylabel("peak memory (GiB)")
+        ax.set_xscale("log", base=2)
+        measured_frames = sorted({int(r["frames"]) for r in measured})
+        ax.set_xticks(measured_frames)
+        ax.set_xticklabels([str(f) for f in measured_frames])
+        ax.legend(fontsize=8, loc="best")
+    ax = axes[0][-1]
+    spec = load_spec(model)
+    for budget, style in zip(budgets, ("-", "--", ":", "-.")):
+        values = []
+        for count in frames:
+            sized = spec.with_overrides(frames=count)
+            initial = sized.num_visual_tokens
+            schedule = Schedule.constant(sized.num_layers, round(budget * initial), sized.text_tokens, initial)
+            values.append(estimate_memory(sized, schedule, dtype_bytes=2).total_bytes / GIB)
+        ax.plot(list(frames), values, ls=style, marker="o", ms=4, color="#333333", label=f"budget {budget:.0%}")
+    ax.set_title(f"predicted: {model}, bfloat16 (weights + KV + activations)", fontsize=9)
+    ax.set_xlabel("frames per video")
+    ax.set_ylabel("peak memory (GiB)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(frames))
+    ax.set_xticklabels([str(f) for f in frames])
+    ax.legend(fontsize=8)
+    fig.suptitle("Peak prefill memory vs frames")
+    files = _save(fig, out_dir, name)
+    provenance = "measured + predicted" if measured else "predicted"
+    caption = (f"Right: cost-model prediction for {model} (bfloat16, pre-LLM schedule at each budget). "
+               + ("Left: measured peak memory of the profile records (series shifted sideways slightly so that "
+                  "equal readings stay visible)." if measured else
+                  "No measured memory in the store."))
+    return Figure(name, "Memory vs frames", provenance, caption, files)

@@ -1,0 +1,475 @@
+"""Report: the tables behind the Pareto fronts (from the store and the published data) and the report
+directory written from them — `index.html`, `report.md`, plots (PNG, SVG), CSV tables, configuration.
+
+Every figure and table says where its numbers come from: measured (profile records in the store),
+predicted (the analytic cost model), published (papers, `profiles/published/`) or evaluated (lmms-eval
+accuracy records). No number is invented: a figure without data is left out and the report says why.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from vidcost.accuracy import accuracy_rows
+from vidcost.errors import DataFormatError
+from vidcost.published import AVERAGE_BENCHMARK, published_rows
+
+PROFILE_KEY = ("model", "frames", "method", "budget", "device", "dtype")
+
+
+# ------------------------------------------------------------------------------------------------- tables
+
+def profile_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per measured configuration (the latest `ok` profile record of each), with the speedup and
+    FLOPs ratio over the vanilla record of the same run.
+
+    Stages: vision = vision tower + projector; selection = the pruning step before the LLM;
+    llm = everything after selection up to the first token (total − vision − selection).
+    """
+    records = [r for r in records if r.get("kind") == "profile" and r.get("status", "ok") == "ok"]
+    vanilla = {r.get("run_id"): r for r in records if r.get("method") == "vanilla"}
+    latest: dict[tuple[Any, ...], dict[str, Any]] = {}
+    counts: Counter[tuple[Any, ...]] = Counter()
+    for record in sorted(records, key=lambda r: str(r.get("created_at", ""))):
+        row = _profile_row(record, vanilla.get(record.get("run_id")))
+        key = tuple(row[k] for k in PROFILE_KEY)
+        latest[key] = row
+        counts[key] += 1
+    for key, row in latest.items():
+        row["repeats_in_store"] = counts[key]
+    return list(latest.values())
+
+
+def _profile_row(record: Mapping[str, Any], base: Mapping[str, Any] | None) -> dict[str, Any]:
+    model = record.get("model") or {}
+    stages = record.get("stages_ms") or {}
+    vision = _sum(stages.get("vision"), stages.get("projector"))
+    selection = stages.get("selection") or 0.0
+    total = stages.get("total", record.get("prefill_ms"))
+    prefill = record.get("prefill_ms", total)
+    flops = (record.get("flops") or {}).get("paper")
+    row = {
+        "model": model.get("name") if isinstance(model, Mapping) else str(model),
+        "frames": record.get("frames", model.get("frames") if isinstance(model, Mapping) else None),
+        "method": record.get("method"), "budget": record.get("budget"),
+        "device": record.get("device"), "dtype": record.get("dtype"),
+        "prefill_ms": prefill, "vision_ms": vision, "selection_ms": selection,
+        "llm_ms": None if total is None or vision is None else max(total - vision - selection, 0.0),
+        "peak_memory_bytes": record.get("peak_memory_bytes"), "memory_source": record.get("memory_source"),
+        "flops_paper": flops, "energy_j": record.get("energy_j"), "total_iqr_pct": _spread_pct(record),
+        "speedup_measured": None, "flops_ratio": None, "run_id": record.get("run_id"),
+        "created_at": record.get("created_at"), "provenance": "measured",
+    }
+    if base is not None and base is not record:
+        base_row = _profile_row(base, None)
+        row.update({f"vanilla_{k}": base_row[k] for k in ("prefill_ms", "vision_ms", "selection_ms", "llm_ms")})
+        if base.get("prefill_ms") and prefill:
+            row["speedup_measured"] = base["prefill_ms"] / prefill
+        base_flops = (base.get("flops") or {}).get("paper")
+        if base_flops and flops is not None:
+            row["flops_ratio"] = flops / base_flops
+    elif record.get("method") == "vanilla":
+        row["speedup_measured"], row["flops_ratio"] = 1.0, 1.0
+    return row
+
+
+def _spread_pct(record: Mapping[str, Any]) -> float | None:
+    """IQR / median of the total latency, in % (the profiler warns above 10 %)."""
+    stats = (record.get("stats_ms") or {}).get("total") or {}
+    if stats.get("median") and stats.get("iqr") is not None:
+        return 100.0 * stats["iqr"] / stats["median"]
+    return None
+
+
+def _sum(*values: Any) -> float | None:
+    present = [float(v) for v in values if v is not None]
+    return sum(present) if present else None
+
+
+def store_rows(path: str | os.PathLike[str], *, benchmark: str = AVERAGE_BENCHMARK) -> list[dict[str, Any]]:
+    """The store as one table: evaluated accuracy joined with measured profiles on (method, budget).
+
+    Accuracy comes from the model that was evaluated (real weights), latency and memory from the model that
+    was profiled; both are kept (`model`, `profile_model`). Rows without a partner keep their own columns.
+
+    Raises:
+        DataFormatError: the store is missing or holds neither profile nor accuracy records.
+    """
+    from vidcost.store import read_records
+
+    records = read_records(path)
+    profiles = profile_rows(records)
+    has_accuracy = any(r.get("kind") == "accuracy" for r in records)
+    if not profiles and not has_accuracy:
+        raise DataFormatError(f"store '{path}' holds no profile or accuracy records; run `vidcost profile` or "
+                              "`vidcost ingest lmms-eval` first")
+    accuracy = accuracy_rows(records, benchmark=benchmark) if has_accuracy else []
+    return join_rows(accuracy, profiles)
+
+
+def join_rows(accuracy: Sequence[Mapping[str, Any]], profiles: Sequence[Mapping[str, Any]]
+              ) -> list[dict[str, Any]]:
+    """Outer join of accuracy and profile rows on (method, budget)."""
+    by_key: dict[tuple[Any, Any], list[Mapping[str, Any]]] = defaultdict(list)
+    for p in profiles:
+        by_key[(p["method"], _budget_key(p["budget"]))].append(p)
+    joined, used = [], set()
+    for a in accuracy:
+        key = (a["method"], _budget_key(a["budget"]))
+        partners = by_key.get(key) or [None]
+        used.add(key)
+        for p in partners:
+            joined.append(_merge(a, p))
+    for key, members in by_key.items():
+        if key not in used:
+            joined.extend(_merge(None, p) for p in members)
+    return joined
+
+
+def attach_measured(rows: Sequence[Mapping[str, Any]], profiles: Sequence[Mapping[str, Any]]
+                    ) -> list[dict[str, Any]]:
+    """Rows with the measured speedup of a profile of the same model, method and budget, where one exists."""
+    measured = {(p.get("model"), p.get("method"), _budget_key(p.get("budget"))): p.get("speedup_measured")
+                for p in profiles if p.get("speedup_measured") is not None}
+    attached = []
+    for row in rows:
+        speedup = measured.get((row.get("model"), row.get("method"), _budget_key(row.get("budget"))))
+        attached.append(dict(row, speedup_measured=speedup) if speedup is not None else dict(row))
+    return attached
+
+
+def _budget_key(budget: Any) -> float | None:
+    return None if budget is None else round(float(budget), 6)
+
+
+def _merge(accuracy: Mapping[str, Any] | None, profile: Mapping[str, Any] | None) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    if profile is not None:
+        row.update(profile)
+        row["profile_model"] = profile.get("model")
+    if accuracy is not None:
+        row.update(accuracy)
+    if accuracy is not None and profile is not None:
+        row["provenance"] = "evaluated accuracy, measured cost"
+    return row
+
+
+def check_no_duplicates(rows: Sequence[Mapping[str, Any]], *, source: str) -> None:
+    """Reject identical rows in a user table (a copy-paste slip, not a tie).
+
+    Raises:
+        DataFormatError: naming the first duplicated row's index and how many there are.
+    """
+    seen: dict[tuple[Any, ...], int] = {}
+    duplicates = []
+    for index, row in enumerate(rows):
+        key = tuple(sorted((k, str(v)) for k, v in row.items()))
+        if key in seen:
+            duplicates.append((seen[key], index))
+        else:
+            seen[key] = index
+    if duplicates:
+        first, again = duplicates[0]
+        raise DataFormatError(f"'{source}' has {len(duplicates)} duplicate row(s), e.g. data rows {first + 1} and "
+                              f"{again + 1} are identical; remove the copies")
+
+
+# ------------------------------------------------------------------------------------------------- report
+
+@dataclass(frozen=True)
+class Report:
+    """A written report directory: its files and what it could not show."""
+
+    out_dir: str
+    figures: tuple[Any, ...]
+    tables: tuple[str, ...]
+    notes: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return (f"report in {self.out_dir}: {len(self.figures)} figures, {len(self.tables)} tables"
+                + (f", {len(self.notes)} notes" if self.notes else ""))
+
+
+def build_report(out_dir: str | os.PathLike[str], *, store: str | os.PathLike[str] | None = None,
+                 published_paths: Sequence[str | os.PathLike[str]] | None = None,
+                 benchmark: str = AVERAGE_BENCHMARK, max_drop_pct: float = 1.0, min_speedup: float = 2.0,
+                 title: str = "vidcost report") -> Report:
+    """Write `index.html`, `report.md`, figures, CSV tables, `config.json` and `environment.json`.
+
+    Raises:
+        ConfigError / DataFormatError: bad published data, an unknown benchmark, a corrupt store.
+    """
+    from vidcost.pareto import compute_fronts, recommend
+    from vidcost.plots import (plot_accuracy_vs_flops, plot_memory_vs_frames, plot_speedup_vs_budget,
+                               plot_stage_breakdown)
+    from vidcost.published import check_consistency, read_published, to_frame
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    published = read_published(published_paths)
+    pub_rows = published_rows(published, benchmark=benchmark)
+    profiles, accuracy, notes = _store_tables(store, benchmark)
+    fronts = compute_fronts(pub_rows, x="flops_ratio", y="relative_pct", group="model")
+    recommendations = recommend(attach_measured(pub_rows, profiles) + join_rows(accuracy, profiles),
+                                max_drop_pct=max_drop_pct,
+                                min_speedup=min_speedup)
+    tables = {"published.csv": to_frame(published), f"published_{benchmark}.csv": pub_rows,
+              "pareto_fronts.csv": [dict(group=f.group, x=f.x_column, y=f.y_column, label=p.label, x_value=p.x,
+                                         y_value=p.y) for f in fronts for p in f.points],
+              "recommendations.csv": [r.to_dict() for r in recommendations],
+              "published_inconsistencies.csv": [vars(i) for i in check_consistency(published)]}
+    if profiles:
+        tables["profiles.csv"] = profiles
+    if accuracy:
+        tables["accuracy.csv"] = accuracy
+    _write_tables(out, tables)
+    figures = [plot_accuracy_vs_flops(pub_rows, out)]
+    models = sorted({str(r["model"]) for r in pub_rows if r.get("flops_ratio") is not None})
+    reference = "llava-onevision-7b" if "llava-onevision-7b" in models else (models[0] if models else "")
+    profiled = sorted({str(r["model"]) for r in profiles if r.get("speedup_measured") is not None})
+    figures.append(plot_speedup_vs_budget([reference, *profiled[:2]] if reference else profiled[:3], out,
+                                          measured=profiles,
+                                          published=[r for r in pub_rows if r["model"] == reference]))
+    stages = plot_stage_breakdown(profiles, out)
+    if stages is None:
+        notes.append("Latency by stage: no profile records with stage timings in the store, figure left out.")
+    else:
+        figures.append(stages)
+    figures.append(plot_memory_vs_frames(out, measured=profiles))
+    config = {"store": None if store is None else str(store), "benchmark": benchmark,
+              "published": [str(p) for p in (published_paths or [])] or "profiles/published/*.csv",
+              "max_drop_pct": max_drop_pct, "min_speedup": min_speedup}
+    environment = _environment(profiles, store)
+    _write_json(out / "config.json", config)
+    _write_json(out / "environment.json", environment)
+    context = dict(title=title, figures=figures, fronts=fronts, recommendations=recommendations, notes=notes,
+                   tables=sorted(tables), environment=environment, config=config, benchmark=benchmark,
+                   inconsistencies=check_consistency(published), profiles=profiles, accuracy=accuracy)
+    (out / "report.md").write_text(render_markdown(**context), encoding="utf-8")
+    (out / "index.html").write_text(render_html(**context), encoding="utf-8")
+    return Report(str(out), tuple(figures), tuple(sorted(tables)), tuple(notes))
+
+
+def _store_tables(store: str | os.PathLike[str] | None, benchmark: str
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    from vidcost.store import read_records
+
+    if store is None:
+        return [], [], ["No store given: the report shows published data and predictions only."]
+    path = Path(store)
+    if not path.is_file():
+        return [], [], [f"Store '{path}' does not exist: no measurements; the report shows published data "
+                         "and predictions only."]
+    records = read_records(path)
+    profiles = profile_rows(records)
+    has_accuracy = any(r.get("kind") == "accuracy" for r in records)
+    accuracy = accuracy_rows(records, benchmark=benchmark) if has_accuracy else []
+    notes = []
+    if not profiles:
+        notes.append(f"Store '{path}' holds no successful profile records: no measured latency or memory.")
+    if not accuracy:
+        notes.append(f"Store '{path}' holds no evaluated accuracy records (`vidcost ingest lmms-eval`).")
+    noisy = [r for r in profiles if (r.get("total_iqr_pct") or 0.0) > 10.0]
+    if noisy:
+        worst = max(r["total_iqr_pct"] for r in noisy)
+        notes.append(f"{len(noisy)} of {len(profiles)} measured configurations have noisy timings (IQR/median of "
+                     f"the total above 10 %, up to {worst:.0f} %): re-run them with more --repeats on a quiet "
+                     "machine before trusting their speedups.")
+    failed = sum(1 for r in records if r.get("kind") == "profile" and r.get("status") == "failed")
+    if failed:
+        notes.append(f"{failed} failed profile record(s) in the store were left out.")
+    return profiles, accuracy, notes
+
+
+def _write_tables(out: Path, tables: Mapping[str, Any]) -> None:
+    import pandas as pd
+
+    for name, data in tables.items():
+        frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(list(data))
+        frame.to_csv(out / name, index=False)
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    import json
+
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+
+
+def _environment(profiles: Sequence[Mapping[str, Any]], store: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """Where the report was generated and, separately, where its measurements were taken."""
+    import platform
+    import subprocess
+    import sys
+    from datetime import datetime, timezone
+
+    import matplotlib
+    import pandas
+
+    from vidcost import __version__
+
+    try:
+        revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                  cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        revision = None
+    measured_on = []
+    if store is not None and Path(store).is_file():
+        from vidcost.store import read_records
+
+        seen = set()
+        for record in read_records(store, kind="profile"):
+            env = record.get("environment") or {}
+            key = tuple(sorted((k, str(v)) for k, v in env.items()))
+            if env and key not in seen:
+                seen.add(key)
+                measured_on.append(env)
+    return {"generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "vidcost": __version__, "vidcost_git": revision, "python": sys.version.split()[0],
+            "platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
+            "matplotlib": matplotlib.__version__, "pandas": pandas.__version__,
+            "measured_on": measured_on, "profile_rows": len(profiles)}
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+
+def _summary_lines(ctx: Mapping[str, Any]) -> list[str]:
+    measured = len(ctx["profiles"])
+    evaluated = len(ctx["accuracy"])
+    return [f"Measured configurations in the store: {measured}" + ("" if measured else
+            " — no measurements are in the store; every latency and memory figure below is predicted or "
+            "published, never measured."),
+            f"Evaluated accuracy rows in the store: {evaluated}",
+            f"Benchmark: `{ctx['benchmark']}` (\"avg\" = the mean over a table's benchmarks).",
+            f"Recommendation target: accuracy drop ≤ {ctx['config']['max_drop_pct']:g} pt of % of vanilla, "
+            f"prefill speedup ≥ {ctx['config']['min_speedup']:g}×."]
+
+
+def render_markdown(**ctx: Any) -> str:
+    """The report as Markdown (figures linked as PNG)."""
+    out = [f"# {ctx['title']}", "", *[f"- {line}" for line in _summary_lines(ctx)], ""]
+    if ctx["notes"]:
+        out += ["## Notes", "", *[f"- {n}" for n in ctx["notes"]], ""]
+    out += ["## Figures", ""]
+    for fig in ctx["figures"]:
+        out += [f"### {fig.title} ({fig.provenance})", "", f"![{fig.title}]({fig.files[0]})", "",
+                f"{fig.caption} Files: " + ", ".join(f"[{f}]({f})" for f in fig.files), ""]
+    out += ["## Pareto fronts (published, relative score vs FLOPs ratio)", ""]
+    for front in ctx["fronts"]:
+        out += [f"**{front.group}** — {len(front.points)} of {front.total} rows non-dominated", "",
+                "| configuration | FLOPs ratio | score (% of vanilla) |", "|---|---:|---:|"]
+        out += [f"| {p.label} | {p.x:.1%} | {p.y:.1f} |" for p in front.points] + [""]
+    if ctx["profiles"]:
+        out += ["## Measured prefill (store)", "", "| " + " | ".join(_MEASURED_HEADER) + " |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        out += ["| " + " | ".join(cells) + " |" for cells in _measured_cells(ctx["profiles"])] + [""]
+    if ctx["accuracy"]:
+        out += ["## Evaluated accuracy (store, lmms-eval)", "", "| model | method | budget | score | % of vanilla |",
+                "|---|---|---:|---:|---:|"]
+        out += [f"| {r['model']} | {r['method']} | {r['budget']:g} | {r['score']:.2f} | "
+                f"{_fmt(r.get('relative_pct'))} |" for r in ctx["accuracy"]] + [""]
+    out += ["## Recommendations", ""]
+    if ctx["recommendations"]:
+        out += [f"- {r}" for r in ctx["recommendations"]]
+    else:
+        out.append("- No method meets both targets.")
+    out += ["", "Speedups labelled *flops-ideal* come from the cost model, not from a measurement.", ""]
+    if ctx["inconsistencies"]:
+        out += ["## Published numbers that disagree with their own tables", "",
+                *[f"- {i}" for i in ctx["inconsistencies"]], ""]
+    out += ["## Tables", "", *[f"- [{t}]({t})" for t in ctx["tables"]], "",
+            "## Environment", "", "```", *_environment_lines(ctx["environment"]), "```", ""]
+    return "\n".join(out)
+
+
+_MEASURED_HEADER = ("model", "method", "budget", "frames", "prefill (ms)", "speedup (×)", "selection (ms)",
+                    "peak memory (MiB)", "IQR/median (%)")
+
+
+def _measured_cells(profiles: Sequence[Mapping[str, Any]]) -> list[tuple[str, ...]]:
+    def num(value: Any, spec: str) -> str:
+        return "—" if value is None else format(value, spec)
+
+    rows = sorted(profiles, key=lambda r: (str(r.get("model")), r.get("frames") or 0, -(r.get("budget") or 0),
+                                           str(r.get("method"))))
+    return [(str(r.get("model")), str(r.get("method")), num(r.get("budget"), ".0%"), str(r.get("frames")),
+             num(r.get("prefill_ms"), ".1f"), num(r.get("speedup_measured"), ".2f"), num(r.get("selection_ms"), ".1f"),
+             num(None if r.get("peak_memory_bytes") is None else r["peak_memory_bytes"] / 2 ** 20, ".0f"),
+             num(r.get("total_iqr_pct"), ".0f")) for r in rows]
+
+
+def _fmt(value: Any) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def _environment_lines(env: Mapping[str, Any]) -> list[str]:
+    lines = [f"{k}: {v}" for k, v in sorted(env.items()) if k != "measured_on"]
+    for index, measured in enumerate(env.get("measured_on") or [], 1):
+        lines.append(f"measured_on[{index}]: " + ", ".join(f"{k}={v}" for k, v in sorted(measured.items())))
+    if not env.get("measured_on"):
+        lines.append("measured_on: (no profile records)")
+    return lines
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+img{max-width:100%;border:1px solid #ddd}table{border-collapse:collapse;margin:.5em 0 1.5em}
+td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}td:first-child,th:first-child{text-align:left}
+.tag{display:inline-block;padding:0 .5em;border-radius:.7em;background:#eef;font-size:.85em}
+pre{background:#f6f6f6;padding:.8em;overflow-x:auto}"""
+
+
+def _code(text: str) -> str:
+    """Markdown `code` spans as <code> (text already escaped)."""
+    import re
+
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+
+
+def render_html(**ctx: Any) -> str:
+    """The report as one HTML page; figures and tables are files beside it (relative links only)."""
+    from html import escape
+
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{escape(ctx['title'])}</title>",
+             f"<style>{_CSS}</style></head><body><h1>{escape(ctx['title'])}</h1><ul>",
+             *[f"<li>{_code(escape(line))}</li>" for line in _summary_lines(ctx)], "</ul>"]
+    if ctx["notes"]:
+        parts += ["<h2>Notes</h2><ul>", *[f"<li>{_code(escape(n))}</li>" for n in ctx["notes"]], "</ul>"]
+    parts.append("<h2>Figures</h2>")
+    for fig in ctx["figures"]:
+        links = " ".join(f"<a href='{escape(f)}'>{escape(f)}</a>" for f in fig.files)
+        parts += [f"<h3>{escape(fig.title)} <span class='tag'>{escape(fig.provenance)}</span></h3>",
+                  f"<img src='{escape(fig.files[0])}' alt='{escape(fig.title)}'>",
+                  f"<p>{escape(fig.caption)} {links}</p>"]
+    parts.append("<h2>Pareto fronts <span class='tag'>published</span></h2>")
+    for front in ctx["fronts"]:
+        parts += [f"<h3>{escape(str(front.group))}: {len(front.points)} of {front.total} non-dominated</h3>",
+                  "<table><tr><th>configuration</th><th>FLOPs ratio</th><th>score (% of vanilla)</th></tr>",
+                  *[f"<tr><td>{escape(p.label)}</td><td>{p.x:.1%}</td><td>{p.y:.1f}</td></tr>"
+                    for p in front.points], "</table>"]
+    if ctx["profiles"]:
+        parts += ["<h2>Measured prefill <span class='tag'>measured</span></h2><table><tr>",
+                  *[f"<th>{escape(h)}</th>" for h in _MEASURED_HEADER], "</tr>",
+                  *["<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>"
+                    for cells in _measured_cells(ctx["profiles"])], "</table>"]
+    if ctx["accuracy"]:
+        parts += ["<h2>Evaluated accuracy <span class='tag'>store, lmms-eval</span></h2>",
+                  "<table><tr><th>model</th><th>method</th><th>budget</th><th>score</th><th>% of vanilla</th></tr>",
+                  *[f"<tr><td>{escape(str(r['model']))}</td><td>{escape(str(r['method']))}</td>"
+                    f"<td>{r['budget']:g}</td><td>{r['score']:.2f}</td><td>{_fmt(r.get('relative_pct'))}</td></tr>"
+                    for r in ctx["accuracy"]], "</table>"]
+    parts.append("<h2>Recommendations</h2><ul>")
+    parts += [f"<li>{escape(str(r))}</li>" for r in ctx["recommendations"]] or ["<li>No method meets both "
+                                                                                 "targets.</li>"]
+    parts.append("</ul><p>Speedups labelled <em>flops-ideal</em> come from the cost model, not a measurement.</p>")
+    if ctx["inconsistencies"]:
+        parts += ["<h2>Published numbers that disagree with their own tables</h2><ul>",
+                  *[f"<li>{escape(str(i))}</li>" for i in ctx["inconsistencies"]], "</ul>"]
+    parts += ["<h2>Tables</h2><ul>", *[f"<li><a href='{escape(t)}'>{escape(t)}</a></li>" for t in ctx["tables"]],
+              "</ul><h2>Environment</h2>",
+              f"<pre>{escape(chr(10).join(_environment_lines(ctx['environment'])))}</pre>",
+              "<p><a href='config.json'>config.json</a> · <a href='environment.json'>environment.json</a> · "
+              "<a href='report.md'>report.md</a></p></body></html>"]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,94 @@
+"""`vidcost profile` as a user runs it: JSON output, stored records, one-line errors that never touch the store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the shared 2-core machine: one thread is faster
+
+
+def vidcost(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vidcost", "profile", *args], capture_output=True, text=True,
+                          env=ENV, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def fastv_run(tmp_path_factory):
+    store = tmp_path_factory.mktemp("cli") / "runs.jsonl"
+    done = vidcost("--method", "fastv", "--json", "--frames", "4", "--repeats", "2", "--warmup", "1",
+                   "--store", str(store))
+    return done, store
+
+
+def test_json_output(fastv_run):
+    done, _ = fastv_run
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    for key in ("method", "budget", "prefill_ms", "vanilla_prefill_ms", "speedup", "flops_speedup", "samples_ms",
+                "peak_memory_bytes", "planned_schedule", "executed_schedule", "stages_ms", "device"):
+        assert key in payload, key
+    assert payload["method"] == "fastv" and payload["budget"] == 0.25 and payload["device"] == "cpu"
+    assert payload["executed_schedule"] == payload["planned_schedule"]
+    assert payload["executed_schedule"]["visual_tokens"] == [256, 256, 64, 64, 64, 64]
+    assert len(payload["samples_ms"]) == 2 and payload["flops_speedup"] > 1.5
+    assert "repeat 2/2" in done.stderr and "building tiny" in done.stderr
+
+
+def test_records_are_stored(fastv_run):
+    _, store = fastv_run
+    records = [json.loads(line) for line in store.read_text().splitlines()]
+    assert [r["method"] for r in records] == ["vanilla", "fastv"]
+    assert len({r["run_id"] for r in records}) == 1 and all(r["status"] == "ok" for r in records)
+
+
+def test_table_output_with_uniform_and_params(tmp_path):
+    done = vidcost("--method", "uniform", "--frames", "2", "--repeats", "1", "--warmup", "0", "--no-store",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    for text in ("vision encoder", "LLM prefill", "total (TTFT)", "peak memory", "achieved TFLOP/s",
+                 "measured speedup", "FLOPs-predicted", "executed Schedule(L0-5:32 of 128"):
+        assert text in done.stdout, text
+    assert not (tmp_path / "profiles").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--method", "mmg"], "Unknown pruning method 'mmg'; choose one of ["),
+    (["--method", "uniform", "--budget", "1.5"], "budget 1.5 is outside (0, 1]"),
+    (["--method", "uniform", "--budget", "0"], "budget 0.0 is outside (0, 1]"),
+    (["--method", "uniform", "--frames", "0"], "frames must be at least 1, got 0"),
+    (["--method", "fastv", "--param", "layer"], "malformed --param 'layer'"),
+    (["--method", "fastv", "--param", "layer=9"], "fastv parameter layer=9 is outside [1, 5]"),
+    (["--method", "uniform", "--threads", "0"], "--threads must be at least 1, got 0"),
+])
+def test_bad_input_is_one_line_and_leaves_the_store_alone(tmp_path, args, message):
+    store = tmp_path / "runs.jsonl"
+    store.write_text('{"kind": "accuracy"}\n')
+    done = vidcost(*args, "--store", str(store))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("vidcost profile: error: ") and message in lines[-1]
+    assert "Traceback" not in done.stderr
+    assert store.read_text() == '{"kind": "accuracy"}\n'
+
+
+def test_undecodable_video(tmp_path):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\x00" * 1000)
+    store = tmp_path / "runs.jsonl"
+    done = vidcost("--method", "uniform", "--frames", "2", "--video", str(video), "--store", str(store))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"cannot decode video '{video}'" in done.stderr.strip().splitlines()[-1]
+    assert not store.exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the no-CUDA error")
+def test_cuda_without_cuda(tmp_path):
+    done = vidcost("--method", "uniform", "--device", "cuda", "--store", str(tmp_path / "runs.jsonl"))
+    assert done.returncode == 2
+    assert "CUDA is not available" in done.stderr and "--device cpu" in done.stderr
+    assert not (tmp_path / "runs.jsonl").exists()

@@ -1,0 +1,96 @@
+"""NvmlSampler through a fake NVML module: unit conversions, peak memory, energy rules."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from vidcost.errors import ProfilingError
+from vidcost.profiling.nvml import NvmlSampler
+
+
+class FakeNvml:
+    """Memory in bytes, power in mW, energy counter in mJ — as pynvml reports them."""
+
+    def __init__(self, energy: bool = True) -> None:
+        self.used = iter(range(1_000, 10_000_000, 1_000))
+        self.energy_mj = 50_000.0
+        self.has_energy = energy
+        self.inits = 0
+
+    def nvmlInit(self):
+        self.inits += 1
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        return ("gpu", index)
+
+    def nvmlDeviceGetMemoryInfo(self, handle):
+        return SimpleNamespace(used=next(self.used), total=80 * 2**30)
+
+    def nvmlDeviceGetPowerUsage(self, handle):
+        return 250_000  # 250 W in milliwatts
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+        if not self.has_energy:
+            raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")
+        self.energy_mj += 12_500.0  # +12.5 J per read
+        return self.energy_mj
+
+
+class StepClock:
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_converts_milliwatts_and_millijoules():
+    nvml = FakeNvml()
+    sampler = NvmlSampler(nvml=nvml, interval_s=0.001, clock=StepClock(0.05))
+    sampler.start()
+    time.sleep(0.02)
+    summary = sampler.stop()
+    assert summary.avg_power_w == pytest.approx(250.0)          # 250 000 mW → 250 W
+    assert summary.energy_j == pytest.approx(12.5)              # counter difference 12 500 mJ → 12.5 J
+    assert summary.samples >= 2
+    assert summary.peak_used_bytes == 1_000 * summary.samples   # the last, largest reading
+    assert nvml.inits == 1
+
+
+def test_short_windows_report_no_energy():
+    sampler = NvmlSampler(nvml=FakeNvml(), interval_s=0.001, clock=StepClock(0.001), min_energy_window_s=0.1)
+    with sampler:
+        pass
+    assert sampler.summary.energy_j is None and sampler.summary.avg_power_w == pytest.approx(250.0)
+
+
+def test_energy_from_power_when_the_counter_is_missing():
+    clock = StepClock(0.1)  # every clock read advances 0.1 s
+    sampler = NvmlSampler(nvml=FakeNvml(energy=False), interval_s=10.0, clock=clock)
+    sampler.start()          # start time, first sample
+    summary = sampler.stop()  # second sample, then the duration read
+    # Two samples 0.1 s apart at 250 W: trapezoid 25 J.
+    assert summary.energy_j == pytest.approx(25.0)
+
+
+def test_unusable_nvml_is_a_profiling_error():
+    class Broken(FakeNvml):
+        def nvmlDeviceGetHandleByIndex(self, index):
+            raise RuntimeError("NVML_ERROR_INVALID_ARGUMENT")
+
+    with pytest.raises(ProfilingError, match="NVML is not usable on device 3"):
+        NvmlSampler(device_index=3, nvml=Broken())
+
+
+@pytest.mark.gpu
+def test_real_nvml_samples_the_device():
+    sampler = NvmlSampler(interval_s=0.005)
+    sampler.start()
+    time.sleep(0.2)
+    summary = sampler.stop()
+    assert summary.peak_used_bytes > 0 and summary.samples > 5
+    assert summary.avg_power_w is None or summary.avg_power_w > 1

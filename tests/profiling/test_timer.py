@@ -1,0 +1,111 @@
+"""StageTimer bookkeeping through both real backend classes (fake clock / fake CUDA events on CPU)."""
+
+from __future__ import annotations
+
+import pytest
+
+from vidcost.errors import ProfilingError
+from vidcost.profiling.timer import CudaEventBackend, PerfCounterBackend, StageTimer, make_timer
+
+
+class FakeClock:
+    """A nanosecond clock that advances by a fixed step each read."""
+
+    def __init__(self, step_ns: int) -> None:
+        self.now, self.step = 0, step_ns
+
+    def __call__(self) -> int:
+        self.now += self.step
+        return self.now
+
+
+def test_perf_counter_windows_nest_repeat_and_convert_ns_to_ms():
+    clock = FakeClock(1_000_000)  # 1 ms per read
+    timer = StageTimer(PerfCounterBackend(clock=clock))
+    with timer.window("total"):            # reads 1 … 8
+        with timer.window("selection"):    # 2, 3 → 1 ms
+            pass
+        with timer.window("llm_prefill"):  # 4, 5 → 1 ms
+            pass
+        with timer.window("selection"):    # 6, 7 → 1 ms (same stage again: summed)
+            pass
+    run = timer.finish_run()
+    assert run == {"selection": 2.0, "llm_prefill": 1.0, "total": 7.0}
+    assert timer.samples_ms == {"selection": [2.0], "llm_prefill": [1.0], "total": [7.0]}
+
+
+def test_runs_accumulate_samples_and_warmups_are_discarded():
+    timer = StageTimer(PerfCounterBackend(clock=FakeClock(500_000)))
+    for _ in range(3):
+        with timer.window("vision"):
+            pass
+        timer.finish_run()
+    with timer.window("vision"):
+        pass
+    timer.discard_run()
+    assert timer.samples_ms["vision"] == [0.5, 0.5, 0.5]
+    timer.reset()
+    assert timer.samples_ms == {}
+
+
+def test_finishing_inside_an_open_window_is_an_error():
+    timer = StageTimer(PerfCounterBackend(clock=FakeClock(1)))
+    with pytest.raises(ProfilingError, match="still open"):
+        with timer.window("total"):
+            timer.finish_run()
+
+
+def test_host_clock_synchronises_at_every_mark():
+    syncs = []
+    backend = PerfCounterBackend(clock=FakeClock(1), synchronize=lambda: syncs.append(1))
+    timer = StageTimer(backend)
+    with timer.window("vision"):
+        pass
+    assert len(syncs) == 2
+
+
+class FakeEvent:
+    """Stands in for torch.cuda.Event: a timestamp taken from a shared fake GPU clock at record()."""
+
+    gpu_ms = 0.0
+
+    def __init__(self) -> None:
+        self.recorded_at: float | None = None
+
+    def record(self) -> None:
+        FakeEvent.gpu_ms += 2.5
+        self.recorded_at = FakeEvent.gpu_ms
+
+    def elapsed_time(self, end: "FakeEvent") -> float:
+        assert self.recorded_at is not None and end.recorded_at is not None
+        return end.recorded_at - self.recorded_at
+
+
+def test_cuda_event_backend_bookkeeping_with_fake_events():
+    FakeEvent.gpu_ms = 0.0
+    syncs = []
+    timer = StageTimer(CudaEventBackend(event_factory=FakeEvent, synchronize=lambda: syncs.append(1)))
+    with timer.window("total"):           # event at 2.5 … 10.0
+        with timer.window("vision"):      # 5.0 → 7.5
+            pass
+    assert len(syncs) == 4                # one synchronise per window edge
+    run = timer.finish_run()
+    assert run == {"vision": 2.5, "total": 7.5}  # milliseconds straight from elapsed_time
+    assert len(syncs) == 5                # and one before reading the events
+
+
+def test_make_timer_picks_the_backend():
+    assert isinstance(make_timer("cpu").backend, PerfCounterBackend)
+
+
+@pytest.mark.gpu
+def test_real_cuda_events_time_a_matmul():
+    import torch
+
+    timer = make_timer("cuda:0")
+    assert isinstance(timer.backend, CudaEventBackend)
+    x = torch.randn(2048, 2048, device="cuda")
+    with timer.window("matmul"):
+        for _ in range(10):
+            x = x @ x / 2048
+    assert timer.finish_run()["matmul"] > 0

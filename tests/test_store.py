@@ -1,0 +1,93 @@
+"""Store: atomic fsync'd JSON-lines appends, corrupt lines reported and skipped, a pandas loader."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+import pandas as pd
+import pytest
+
+from vidcost.errors import DataFormatError
+from vidcost.store import CorruptLine, CorruptLineWarning, append_record, iter_records, load_frame, read_records
+
+
+def test_append_and_read_round_trip(tmp_path):
+    store = tmp_path / "deep" / "runs.jsonl"  # parent directories are created
+    append_record(store, {"kind": "profile", "method": "fastv", "stages_ms": {"total": 1.5}})
+    append_record(store, {"kind": "accuracy", "score": 0.5})
+    lines = store.read_text().splitlines()
+    assert len(lines) == 2 and all(json.loads(line) for line in lines)
+    assert [r["kind"] for r in read_records(store)] == ["profile", "accuracy"]
+    assert read_records(store, kind="accuracy") == [{"kind": "accuracy", "score": 0.5}]
+
+
+def test_appends_are_fsynced(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    append_record(tmp_path / "runs.jsonl", {"kind": "profile"})
+    assert len(synced) == 1
+
+
+def test_corrupt_lines_are_reported_and_skipped(tmp_path):
+    store = tmp_path / "runs.jsonl"
+    append_record(store, {"kind": "profile", "n": 1})
+    with store.open("a") as handle:
+        handle.write('{"kind": "profile", "n": \n')  # torn JSON
+        handle.write("[1, 2]\n")                      # JSON, but not an object
+        handle.write("\n")                            # blank lines are not corrupt
+    append_record(store, {"kind": "profile", "n": 2})
+    corrupt: list[CorruptLine] = []
+    with pytest.warns(CorruptLineWarning) as caught:
+        records = list(iter_records(store, corrupt=corrupt))
+    assert [str(w.message).split(": ")[0].rsplit(":", 1)[1] for w in caught] == ["2", "3"]
+    assert [r["n"] for r in records] == [1, 2]
+    assert [c.line_number for c in corrupt] == [2, 3]
+    assert "not an object" in corrupt[1].reason and str(corrupt[0]).startswith(str(store))
+
+
+def test_a_torn_last_line_does_not_swallow_the_next_record(tmp_path):
+    store = tmp_path / "runs.jsonl"
+    append_record(store, {"kind": "profile", "n": 1})
+    with store.open("a") as handle:
+        handle.write('{"kind": "profile", "n": 2')  # a crash mid-write: no newline
+    append_record(store, {"kind": "profile", "n": 3})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records = read_records(store)
+    assert [r["n"] for r in records] == [1, 3]
+    assert len(caught) == 1 and issubclass(caught[0].category, CorruptLineWarning)
+
+
+def test_unserialisable_record_writes_nothing(tmp_path):
+    store = tmp_path / "runs.jsonl"
+    append_record(store, {"kind": "profile"})
+    before = store.read_bytes()
+    with pytest.raises(DataFormatError, match="cannot be stored as JSON"):
+        append_record(store, {"kind": "profile", "bad": object()})
+    assert store.read_bytes() == before
+
+
+def test_special_values_are_converted(tmp_path):
+    import numpy as np
+
+    store = tmp_path / "runs.jsonl"
+    append_record(store, {"value": np.float64(1.5), "pair": (1, 2), "path": tmp_path, "nan": float("nan")})
+    (record,) = read_records(store)
+    assert record["value"] == 1.5 and record["pair"] == [1, 2] and record["path"] == str(tmp_path)
+
+
+def test_missing_store_is_a_data_format_error(tmp_path):
+    with pytest.raises(DataFormatError, match="does not exist"):
+        read_records(tmp_path / "nope.jsonl")
+
+
+def test_load_frame_flattens_nested_fields(tmp_path):
+    store = tmp_path / "runs.jsonl"
+    append_record(store, {"kind": "profile", "method": "uniform", "stages_ms": {"total": 2.0}})
+    append_record(store, {"kind": "accuracy", "score": 0.9})
+    frame = load_frame(store, kind="profile")
+    assert isinstance(frame, pd.DataFrame) and len(frame) == 1
+    assert frame.loc[0, "stages_ms.total"] == 2.0 and frame.loc[0, "method"] == "uniform"

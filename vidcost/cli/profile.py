@@ -1,0 +1,132 @@
+"""`vidcost profile`: measure a pruning method against vanilla on a real model and store both records.
+
+Prints vanilla vs method per stage (latency, speedup), peak memory, FLOPs ratio, achieved TFLOP/s and
+measured vs FLOPs-predicted speedup; `--json` prints one object instead. Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from typing import Any
+
+from vidcost.cli.common import add_model_arguments, print_json, spec_from_args
+from vidcost.errors import ConfigError
+from vidcost.spec import DEFAULT_PRESET
+from vidcost.store import DEFAULT_STORE
+
+STAGE_ROWS = (("vision", "vision encoder"), ("projector", "projector + pooling"), ("selection", "pruning selection"),
+              ("llm_prefill", "LLM prefill"), ("first_token", "LM head + first token"), ("total", "total (TTFT)"))
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "profile", help="measure a pruning method vs vanilla on a real model",
+        description="Run a real LLaVA-OneVision prefill (shape-only weights unless --model-path) with a pruning "
+                    "method and without, time every stage, and append both records to the store.")
+    add_model_arguments(parser)
+    parser.add_argument("--model-path", help="local model directory with weights (local files only)")
+    parser.add_argument("--method", default="mmgvid", help="pruning method (default: mmgvid)")
+    parser.add_argument("--budget", type=float, default=0.25, help="kept fraction of visual tokens (default 0.25)")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="method parameter, repeatable (e.g. --param layer=3)")
+    parser.add_argument("--repeats", type=int, default=5, help="measured runs per configuration (default 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="warm-up runs per configuration (default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds weights, synthetic video and token ids")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
+                        help="default bfloat16 on GPU, float32 on CPU")
+    parser.add_argument("--threads", type=int,
+                        help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)")
+    parser.add_argument("--video", help="a video file (decoded with PyAV); default: a seeded synthetic clip")
+    parser.add_argument("--question", help="question text (tokenised when the model directory has a tokenizer)")
+    parser.add_argument("--per-layer", action="store_true", help="also time every decoder layer")
+    parser.add_argument("--store", default=str(DEFAULT_STORE), help=f"records file (default {DEFAULT_STORE})")
+    parser.add_argument("--no-store", action="store_true", help="do not append records")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(run=run)
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """`name=value` pairs → dict; values parsed as JSON numbers / booleans when they are, else strings."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"malformed --param '{pair}'; write NAME=VALUE, e.g. --param layer=2")
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        params[name.strip()] = value
+    return params
+
+
+def run(args: argparse.Namespace) -> int:
+    from vidcost.profiling import profile_method
+
+    if args.model_path and args.model == DEFAULT_PRESET:
+        args.model = args.model_path  # the spec of the weights being loaded, not the tiny preset
+    spec = spec_from_args(args)
+    progress = (lambda message: print(f"vidcost profile: {message}", file=sys.stderr, flush=True))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        comparison = profile_method(
+            spec=spec, method=args.method, budget=args.budget, params=parse_params(args.param),
+            repeats=args.repeats, warmup=args.warmup, seed=args.seed, device=args.device, dtype=args.dtype,
+            model_path=args.model_path, video=args.video, question=args.question, per_layer=args.per_layer,
+            store=None if args.no_store else args.store, threads=args.threads, progress=progress)
+    for warning in caught:
+        print(f"vidcost profile: warning: {warning.message}", file=sys.stderr)
+    if args.json:
+        print_json(comparison.to_dict())
+    else:
+        print_table(comparison, store=None if args.no_store else args.store)
+    return 0
+
+
+def print_table(comparison: Any, store: str | None) -> None:
+    """The human-readable comparison."""
+    from vidcost.cost import format_flops
+    from vidcost.profiling import achieved_tflops
+
+    van, met = comparison.vanilla, comparison.method
+    print(f"{met.method} @ budget {met.budget} on {met.model['name']} ({met.frames} frames, {met.device}, "
+          f"{met.dtype}), {len(met.samples_ms.get('total', []))} repeats, median ms")
+    print(f"  {'stage':<24}{'vanilla':>14}{met.method:>14}{'speedup':>9}")
+    for key, label in STAGE_ROWS:
+        a, b = van.stages_ms.get(key), met.stages_ms.get(key)
+        if a is None and b is None:
+            continue
+        ratio = f"{a / b:.2f}×" if a and b else ""
+        print(f"  {label:<24}{_ms(a):>14}{_ms(b):>14}{ratio:>9}")
+    mib = lambda n: f"{n / 2**20:.0f} MiB" if n is not None else "n/a"  # noqa: E731
+    print(f"  {'peak memory (' + str(met.memory_source) + ')':<24}{mib(van.peak_memory_bytes):>14}"
+          f"{mib(met.peak_memory_bytes):>14}")
+    if met.peak_increase_bytes is not None:
+        print(f"  {'  above the weights':<24}{mib(van.peak_increase_bytes):>14}{mib(met.peak_increase_bytes):>14}")
+    print(f"  {'LLM FLOPs (exact)':<24}{format_flops(van.flops['exact']):>14}{format_flops(met.flops['exact']):>14}"
+          f"{comparison.flops_speedup:>8.2f}×")
+    tflops_a, tflops_b = achieved_tflops(van), achieved_tflops(met)
+    print(f"  {'achieved TFLOP/s (LLM)':<24}{_num(tflops_a):>14}{_num(tflops_b):>14}")
+    if met.energy_j is not None:
+        print(f"  {'energy / prefill (J)':<24}{_num(van.energy_j):>14}{_num(met.energy_j):>14}")
+    print(f"measured speedup {comparison.speedup:.2f}× total, {comparison.llm_prefill_speedup:.2f}× LLM prefill; "
+          f"FLOPs-predicted {comparison.flops_speedup:.2f}× LLM prefill, {comparison.total_flops_speedup:.2f}× "
+          "with the vision tower")
+    from vidcost.schedule import Schedule
+
+    print(f"planned  {Schedule.from_dict(met.planned_schedule)}")
+    print(f"executed {Schedule.from_dict(met.executed_schedule)}")
+    if store:
+        print(f"stored in {store} (run_id {met.run_id})")
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "-"
+
+
+def _num(value: float | None) -> str:
+    return f"{value:.3f}" if value is not None else "n/a"

@@ -1,0 +1,63 @@
+"""FastV: in-LLM pruning by the attention the last token pays the visual tokens (Chen et al., 2024).
+
+Layers 0 … K−1 see every visual token. Before layer K the visual tokens are ranked by the attention the
+last query row pays them at layer K−1 (mean over heads; only that one row is computed, from the
+layer's q/k — never the n×n matrix) and the top R are kept for layers K … L−1, as in FastV's code
+(the "K=2, R=50 %" setting prunes after the second layer).
+
+Parameters:
+    layer: K, the first layer that sees the pruned tokens (default 2, 1 ≤ K < L).
+
+Budget: the kept fraction after layer K, R = round(budget · T·P) (FastV reports its ratio this way);
+the mean fraction over layers is therefore higher, and the plan says by how much.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from vidcost.errors import ConfigError
+from vidcost.methods.base import LayerContext, LayerReduction, Method, check_budget
+from vidcost.methods.common import keep_count, sorted_topk
+from vidcost.schedule import Schedule
+
+if TYPE_CHECKING:
+    from vidcost.spec import ModelSpec
+
+
+class FastV(Method):
+    """FastV: keep the visual tokens the last token attends to most, from layer K on."""
+
+    name = "fastv"
+    defaults: dict[str, Any] = {"layer": 2}
+    attention_need = "last"
+
+    def plan(self, spec: "ModelSpec", budget: float, **params: Any) -> Schedule:
+        check_budget(budget)
+        layer = self._layer(spec.num_layers, **params)
+        total = spec.num_visual_tokens
+        kept = keep_count(total, budget)
+        counts = [total] * layer + [kept] * (spec.num_layers - layer)
+        return Schedule(tuple(counts), spec.text_tokens, total)
+
+    def _layer(self, num_layers: int, **params: Any) -> int:
+        value = self.resolved_params(**params)["layer"]
+        try:
+            layer = int(value)
+            if isinstance(value, float) and value != layer:
+                raise ValueError(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"fastv parameter layer={value!r} is not an integer; pass e.g. --param layer=2") from None
+        if not 1 <= layer < num_layers:
+            raise ConfigError(
+                f"fastv parameter layer={value!r} is outside [1, {num_layers - 1}]; the model has "
+                f"{num_layers} layers and FastV needs one layer before it to rank tokens")
+        return layer
+
+    def reduce_in_llm(self, context: LayerContext, keep: int) -> LayerReduction:
+        """Keep the `keep` tokens with the highest head-mean attention from the last token, in order."""
+        if context.attention is None:
+            raise ConfigError("fastv needs the last token's attention; the runtime passed none")
+        # attention [Q=1, H, N] → [N]: FastV averages over heads (and the single query row).
+        scores = context.attention.float().mean(dim=(0, 1))
+        return LayerReduction(keep=sorted_topk(scores, keep))

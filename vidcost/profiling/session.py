@@ -1,0 +1,262 @@
+"""ProfileComparison: measure a pruning method against vanilla on a real model, and store both records.
+
+`profile_method(...)` builds the model (shape-only or local weights), the inputs (synthetic or decoded
+video), runs warm-ups, then alternates vanilla and method repeats (A B A B …, so slow drifts of a busy
+machine hit both alike), timing every stage, and measures peak memory per run and NVML power/energy on
+GPU. FLOPs come from the cost model on the schedule actually executed. Both records are appended to
+the store with one run_id. Running out of memory writes a `failed` record and raises a ProfilingError
+that says what to lower.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from vidcost.errors import ConfigError, ProfilingError
+from vidcost.methods import Method, check_budget, get_method
+from vidcost.profiling.environment import capture_environment
+from vidcost.profiling.memory import make_peak_memory
+from vidcost.profiling.record import ProfileRecord, new_run_id
+from vidcost.profiling.stats import NOISY_IQR_FRACTION, NoisyMeasurementWarning, summarize
+from vidcost.profiling.timer import StageTimer, make_timer
+from vidcost.spec import ModelSpec
+from vidcost.store import append_record
+
+Progress = Callable[[str], None]
+STAGE_KEYS = ("vision", "projector", "selection", "llm_prefill", "first_token", "total")
+
+
+@dataclass(frozen=True)
+class ProfileComparison:
+    """Vanilla and method records of one invocation, and the ratios between them.
+
+    Attributes:
+        vanilla: the vanilla record (the same object as `method` when the method is vanilla).
+        method: the method's record.
+    """
+
+    vanilla: ProfileRecord
+    method: ProfileRecord
+
+    @property
+    def speedup(self) -> float:
+        """Measured prefill (vision through first token) speedup over vanilla."""
+        return _ratio(self.vanilla.prefill_ms, self.method.prefill_ms)
+
+    @property
+    def llm_prefill_speedup(self) -> float:
+        """Measured speedup of the LLM prefill stage alone (decoder layers)."""
+        return _ratio(self.vanilla.stages_ms.get("llm_prefill"), self.method.stages_ms.get("llm_prefill"))
+
+    @property
+    def flops_speedup(self) -> float:
+        """Exact-FLOPs ratio of the LLM prefill: vanilla over the executed method schedule."""
+        return _ratio(self.vanilla.flops.get("exact"), self.method.flops.get("exact"))
+
+    @property
+    def total_flops_speedup(self) -> float:
+        """Exact-FLOPs ratio including the vision tower: what the total speedup could be at best."""
+        return _ratio(self.vanilla.flops.get("exact_with_vision"), self.method.flops.get("exact_with_vision"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `--json` object of `vidcost profile`."""
+        m = self.method
+        return {
+            "run_id": m.run_id, "method": m.method, "params": m.params, "budget": m.budget, "model": m.model["name"],
+            "frames": m.frames, "device": m.device, "dtype": m.dtype,
+            "prefill_ms": m.prefill_ms, "vanilla_prefill_ms": self.vanilla.prefill_ms, "speedup": self.speedup,
+            "llm_prefill_speedup": self.llm_prefill_speedup, "flops_speedup": self.flops_speedup,
+            "total_flops_speedup": self.total_flops_speedup,
+            "samples_ms": m.samples_ms.get("total", []), "stages_ms": m.stages_ms,
+            "vanilla_stages_ms": self.vanilla.stages_ms,
+            "peak_memory_bytes": m.peak_memory_bytes, "vanilla_peak_memory_bytes": self.vanilla.peak_memory_bytes,
+            "peak_increase_bytes": m.peak_increase_bytes,
+            "vanilla_peak_increase_bytes": self.vanilla.peak_increase_bytes,
+            "memory_source": m.memory_source, "energy_j": m.energy_j, "avg_power_w": m.avg_power_w,
+            "flops": m.flops, "vanilla_flops": self.vanilla.flops,
+            "achieved_tflops": achieved_tflops(m), "vanilla_achieved_tflops": achieved_tflops(self.vanilla),
+            "planned_schedule": m.planned_schedule, "executed_schedule": m.executed_schedule,
+        }
+
+    def __str__(self) -> str:
+        return (f"{self.method.method} @ {self.method.budget}: {self.speedup:.2f}× measured vs "
+                f"{self.flops_speedup:.2f}× FLOPs (LLM prefill {self.llm_prefill_speedup:.2f}×)")
+
+
+def achieved_tflops(record: ProfileRecord) -> float | None:
+    """Exact LLM-prefill FLOPs over the measured LLM-prefill median, in TFLOP/s."""
+    ms = record.stages_ms.get("llm_prefill")
+    flops = record.flops.get("exact")
+    return flops / (ms * 1e-3) / 1e12 if ms and flops else None
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float:
+    return float(numerator) / float(denominator) if numerator and denominator else float("nan")
+
+
+@dataclass
+class _Config:
+    """One measured configuration during a session."""
+
+    method: Method
+    budget: float
+    timer: StageTimer
+    peaks: list[int] = field(default_factory=list)
+    increases: list[int | None] = field(default_factory=list)
+    energy: list[Any] = field(default_factory=list)  # NvmlSummary per repeat (GPU)
+    memory_source: str | None = None
+    result: Any = None
+
+
+def profile_method(*, spec: ModelSpec, method: str, budget: float, params: dict[str, Any] | None = None,
+                   repeats: int = 5, warmup: int = 1, seed: int = 0, device: str = "cpu", dtype: str | None = None,
+                   model_path: str | None = None, video: str | None = None, question: str | None = None,
+                   per_layer: bool = False, store: str | Path | None = None, threads: int | None = None,
+                   progress: Progress | None = None) -> ProfileComparison:
+    """Measure `method` at `budget` against vanilla and append both records to `store` (None: don't store).
+
+    `threads` sets torch's CPU threads (None: torch's choice); the record's environment says how many ran.
+
+    Raises:
+        ConfigError: unknown method or parameter, budget outside (0, 1], repeats < 1, warmup < 0.
+        ProfilingError: no CUDA for --device cuda, an undecodable video, out of memory (a failed record is
+            stored first).
+    """
+    from vidcost.runtime import StagedRuntime, build_inputs, build_model
+    from vidcost.runtime.model import resolve_device, resolve_dtype
+
+    say = progress or (lambda message: None)
+    budget = check_budget(budget)
+    if repeats < 1 or warmup < 0:
+        raise ConfigError(f"need --repeats ≥ 1 and --warmup ≥ 0, got {repeats} and {warmup}")
+    chosen = get_method(method, **(params or {}))
+    chosen.plan(spec, budget)  # bad parameters fail here, before minutes of model building
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
+    _set_threads(threads)
+    run_id = new_run_id()
+    base = dict(run_id=run_id, model=spec.to_dict(), device=device, dtype=dtype)
+    configs = [_Config(chosen, budget, make_timer(device))]
+    if chosen.name != "vanilla":
+        configs.insert(0, _Config(get_method("vanilla"), 1.0, make_timer(device)))
+    try:
+        say(f"building {spec.name} ({'shape-only' if model_path is None else model_path}) on {device} in {dtype}")
+        loaded = build_model(spec, model_path=model_path, device=device, dtype=dtype, seed=seed)
+        inputs = build_inputs(loaded, video=video, question=question, seed=seed, model_path=model_path)
+        runtime = StagedRuntime(loaded)
+        base["model"] = inputs.spec.to_dict()
+        sampler = _nvml_sampler(device)
+        _measure(configs, runtime, inputs, repeats, warmup, seed, per_layer, device, sampler, say)
+    except (MemoryError, RuntimeError) as err:
+        if not _is_out_of_memory(err):
+            raise
+        message = (f"out of memory profiling {method} on {spec.name} with {spec.frames} frames on {device}; "
+                   "lower --frames, use a smaller --model, or --dtype bfloat16")
+        _store_failed(store, configs, base, message)
+        raise ProfilingError(message) from err
+    environment = capture_environment(device, dtype, seed)
+    records = [_record(c, base, inputs.spec, environment) for c in configs]
+    if store is not None:
+        for record in records:
+            append_record(store, record.to_dict())
+    return ProfileComparison(vanilla=records[0], method=records[-1])
+
+
+def _measure(configs: list[_Config], runtime: Any, inputs: Any, repeats: int, warmup: int, seed: int,
+             per_layer: bool, device: str, sampler: Any, say: Progress) -> None:
+    memory = make_peak_memory(device)
+    for i in range(warmup):
+        say(f"warm-up {i + 1}/{warmup}")
+        for config in configs:
+            runtime.prefill(inputs, config.method, config.budget, seed=seed, timer=config.timer)
+            config.timer.discard_run()
+    for i in range(repeats):
+        say(f"repeat {i + 1}/{repeats}")
+        for config in configs:  # interleaved: vanilla, method, vanilla, method, ...
+            memory.reset()
+            if sampler is not None:
+                sampler.start()
+            config.result = runtime.prefill(inputs, config.method, config.budget, seed=seed,
+                                            timer=config.timer, per_layer=per_layer)
+            config.timer.finish_run()
+            config.peaks.append(memory.peak_bytes())
+            config.increases.append(memory.increase_bytes())
+            if sampler is not None:
+                config.energy.append(sampler.stop())
+    for config in configs:
+        config.memory_source = memory.source
+
+
+def _record(config: _Config, base: dict[str, Any], spec: ModelSpec, environment: dict[str, Any]) -> ProfileRecord:
+    from vidcost.cost import estimate_cost
+
+    samples = config.timer.samples_ms
+    stats = {stage: summarize(values, stage=stage, warn=False) for stage, values in samples.items()}
+    noisy = [f"{stage} {value.relative_iqr:.0%}" for stage, value in stats.items()
+             if value.relative_iqr > NOISY_IQR_FRACTION and stage in STAGE_KEYS]
+    if noisy:
+        warnings.warn(f"{config.method.name}: noisy timings (IQR/median > {NOISY_IQR_FRACTION:.0%}): "
+                      f"{', '.join(noisy)}; use more --repeats or a quieter machine",
+                      NoisyMeasurementWarning, stacklevel=3)
+    executed = config.result.executed
+    flops = {"paper": estimate_cost(spec, executed, convention="paper").prefill_flops,
+             "exact": estimate_cost(spec, executed, convention="exact").prefill_flops,
+             "exact_with_vision": estimate_cost(spec, executed, convention="exact", include_vision=True).prefill_flops}
+    summaries = [s for s in config.energy if s is not None]
+    energies = [s.energy_j for s in summaries if s.energy_j is not None]
+    powers = [s.avg_power_w for s in summaries if s.avg_power_w is not None]
+    return ProfileRecord(
+        **base, method=config.method.name, params=config.method.resolved_params(), budget=config.budget,
+        planned_schedule=config.result.planned.to_dict(), executed_schedule=executed.to_dict(),
+        stages_ms={k: v.median for k, v in stats.items()}, samples_ms={k: list(v) for k, v in samples.items()},
+        stats_ms={k: v.to_dict() for k, v in stats.items()}, prefill_ms=stats["total"].median,
+        peak_memory_bytes=max(config.peaks), memory_source=config.memory_source,
+        peak_increase_bytes=None if None in config.increases else max(config.increases),
+        energy_j=sum(energies) / len(energies) if energies else None,
+        avg_power_w=sum(powers) / len(powers) if powers else None,
+        nvml_peak_used_bytes=max((s.peak_used_bytes for s in summaries), default=None),
+        flops=flops, environment=environment)
+
+
+def _store_failed(store: str | Path | None, configs: list[_Config], base: dict[str, Any], message: str) -> None:
+    """Append a `failed` record per configuration; the store is only ever appended to."""
+    if store is None:
+        return
+    for config in configs:
+        record = ProfileRecord(**base, method=config.method.name, params=config.method.resolved_params(),
+                               budget=config.budget, status="failed", error=message)
+        append_record(store, record.to_dict())
+
+
+def _nvml_sampler(device: str) -> Any:
+    """An NVML sampler on GPU (None on CPU, or when NVML is unusable: power and energy are then None)."""
+    if not device.startswith("cuda"):
+        return None
+    from vidcost.profiling.nvml import NvmlSampler
+
+    try:
+        index = int(device.split(":")[1]) if ":" in device else 0
+        return NvmlSampler(device_index=index)
+    except ProfilingError as err:
+        warnings.warn(f"{err}; power and energy are not recorded", stacklevel=3)
+        return None
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    if threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    if isinstance(err, MemoryError):
+        return True
+    text = str(err).lower()
+    return "out of memory" in text or "can't allocate memory" in text or "failed to allocate" in text

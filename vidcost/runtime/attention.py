@@ -1,0 +1,50 @@
+"""Query attention: the softmax rows a few text queries pay to the visual keys, from one layer's q/k.
+
+FastV-style methods rank visual tokens by the attention the last token (or the question tokens) pays
+them at layer K. Only those Q query rows are needed, so they are computed from the layer's q/k
+projections directly: a [Q, N] score matrix per head, never the n×n attention matrix.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+
+def query_attention(layer: Any, layer_input: "torch.Tensor", position_embeddings: tuple["torch.Tensor", "torch.Tensor"],
+                    query_rows: "torch.Tensor", key_slice: slice) -> "torch.Tensor":
+    """Softmax attention of `query_rows` over all (causal) keys, restricted to the keys in `key_slice`.
+
+    Args:
+        layer: a Qwen2 decoder layer (input_layernorm, self_attn.{q,k}_proj).
+        layer_input: [1, N, D] hidden states entering that layer.
+        position_embeddings: (cos, sin), each [1, N, head_dim], the RoPE of the sequence.
+        query_rows: [Q] int64 sequence rows of the queries.
+        key_slice: the rows of the keys to return (the visual tokens).
+
+    Returns:
+        [Q, H, K] float32 attention probabilities (each row sums to 1 over all N keys before slicing).
+    """
+    import torch
+    from transformers.models.qwen2.modeling_qwen2 import rotate_half
+
+    attn = layer.self_attn
+    head_dim = attn.head_dim
+    groups = attn.num_key_value_groups  # query heads per KV head (GQA)
+    x = layer.input_layernorm(layer_input)[0]  # [N, D]
+    n = x.shape[0]
+    q = attn.q_proj(x[query_rows]).view(len(query_rows), -1, head_dim)  # [Q, H, hd]
+    k = attn.k_proj(x).view(n, -1, head_dim)  # [N, KV, hd]
+    cos, sin = (t[0].to(x.dtype) for t in position_embeddings)  # [N, hd]
+    q = q * cos[query_rows, None] + rotate_half(q) * sin[query_rows, None]
+    k = k * cos[:, None] + rotate_half(k) * sin[:, None]
+    kv_heads = k.shape[1]
+    q = q.view(len(query_rows), kv_heads, groups, head_dim)  # head h uses KV head h // groups
+    scores = torch.einsum("qgrd,ngd->qgrn", q.float(), k.float()) * attn.scaling  # [Q, KV, groups, N]
+    scores = scores.reshape(len(query_rows), kv_heads * groups, n)  # [Q, H, N]
+    keys = torch.arange(n, device=x.device)
+    future = keys[None, :] > query_rows[:, None]  # causal: a query sees keys up to its own row
+    scores = scores.masked_fill(future[:, None, :], float("-inf"))
+    return torch.softmax(scores, dim=-1)[:, :, key_slice]

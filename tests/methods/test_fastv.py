@@ -54,7 +54,7 @@ def test_needs_attention():
     assert get_method("fastv").attention_need == "last"
     context = LayerContext(layer=2, hidden=torch.randn(5, 4), positions=torch.arange(5), attention=None,
                            num_frames=1, tokens_per_frame=5)
-    with pytest.raises(ConfigError, match="needs the last token's attention"):
+    with pytest.raises(ConfigError, match="last-query attention"):
         get_method("fastv").reduce_in_llm(context, keep=2)
 
 

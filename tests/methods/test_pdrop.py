@@ -10,7 +10,8 @@ import torch
 
 from vidcost.errors import ConfigError
 from vidcost.methods import LayerContext, get_method
-from vidcost.methods.pdrop import default_stage_layers, pyramid_counts, rank_keep
+from vidcost.methods.common import rank_keep
+from vidcost.methods.pdrop import default_stage_layers, pyramid_counts
 from vidcost.spec import load_spec
 
 SPEC = load_spec("llava-onevision-7b")

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from vidcost.errors import ConfigError
-from vidcost.methods import LayerContext, Method, SelectionResult, get_method, method_names
+from vidcost.methods import LayerContext, get_method, method_names
 from vidcost.methods.common import keep_count
 from vidcost.spec import load_spec
 
@@ -69,13 +69,12 @@ def plan_or_reject(method, spec, budget):
 
 
 def select_or_reject(method, features, budget, query, seed):
-    """select_visual's answer; a method without one passes every token, as the runtime does."""
-    if type(method).select_visual is Method.select_visual:
-        frames, per_frame, dim = features.shape
-        total = frames * per_frame
-        if method.plan(load_spec("tiny", frames=frames, tokens_per_frame=per_frame), budget).visual_tokens[0] != total:
+    """select_visual's answer (the base pass-through for in-LLM-only methods)."""
+    if not method.selects_before_llm():
+        frames, per_frame, _ = features.shape
+        spec = load_spec("tiny", frames=frames, tokens_per_frame=per_frame)
+        if method.plan(spec, budget).visual_tokens[0] != frames * per_frame:
             pytest.fail(f"{method.name} drops tokens at layer 0 but has no select_visual")
-        return SelectionResult(tokens=features.reshape(total, dim), positions=torch.arange(total))
     try:
         return method.select_visual(features, budget, query=query, seed=seed)
     except ConfigError as err:

@@ -121,8 +121,25 @@ class Method:
 
     def select_visual(self, features: "torch.Tensor", budget: float, query: "torch.Tensor | None" = None,
                       seed: int = 0, **params: Any) -> SelectionResult:
-        """Pre-LLM selection on [T, P, D] features; `query` is [Q, D] question embeddings if any."""
-        raise NotImplementedError
+        """Pre-LLM selection on [T, P, D] features; `query` is [Q, D] question embeddings if any.
+
+        This default is for methods that work only inside the LLM: every token enters it (positions
+        0..T·P−1). The runtime skips the call for such methods rather than timing a copy.
+        """
+        import torch
+
+        from vidcost.methods.common import check_features
+
+        check_budget(budget)
+        self.resolved_params(**params)
+        frames, per_frame, dim = check_features(features, self.name)
+        return SelectionResult(tokens=features.reshape(frames * per_frame, dim).clone(),
+                               positions=torch.arange(frames * per_frame, dtype=torch.long, device=features.device))
+
+    @classmethod
+    def selects_before_llm(cls) -> bool:
+        """Whether the method has a pre-LLM stage of its own (it overrides `select_visual`)."""
+        return cls.select_visual is not Method.select_visual
 
     def reduce_in_llm(self, context: LayerContext, keep: int) -> LayerReduction:
         """In-LLM stage: keep exactly `keep` of the current visual tokens."""

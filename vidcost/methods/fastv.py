@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from vidcost.errors import ConfigError
 from vidcost.methods.base import LayerContext, LayerReduction, Method, check_budget
-from vidcost.methods.common import keep_count, sorted_topk
+from vidcost.methods.common import keep_count, rank_keep
 from vidcost.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -56,8 +56,5 @@ class FastV(Method):
 
     def reduce_in_llm(self, context: LayerContext, keep: int) -> LayerReduction:
         """Keep the `keep` tokens with the highest head-mean attention from the last token, in order."""
-        if context.attention is None:
-            raise ConfigError("fastv needs the last token's attention; the runtime passed none")
         # attention [Q=1, H, N] → [N]: FastV averages over heads (and the single query row).
-        scores = context.attention.float().mean(dim=(0, 1))
-        return LayerReduction(keep=sorted_topk(scores, keep))
+        return LayerReduction(keep=rank_keep(context.attention, context.hidden.shape[0], keep, self.name))

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from vidcost.errors import ConfigError
 from vidcost.methods.base import LayerContext, LayerReduction, Method, SelectionResult, check_budget
-from vidcost.methods.common import check_features, check_range, keep_count, sorted_topk
-from vidcost.methods.pdrop import last_query_scores
+from vidcost.methods.common import check_features, check_range, keep_count, last_query_scores, sorted_topk
 from vidcost.schedule import Schedule
 
 if TYPE_CHECKING:

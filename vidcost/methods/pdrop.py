@@ -10,52 +10,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from vidcost.errors import ConfigError
-from vidcost.methods.base import LayerContext, LayerReduction, Method, SelectionResult, check_budget
-from vidcost.methods.common import check_features, check_range, sorted_topk
+from vidcost.methods.base import LayerContext, LayerReduction, Method, check_budget
+from vidcost.methods.common import check_range, rank_keep
 from vidcost.schedule import Schedule
 
 if TYPE_CHECKING:
-    import torch
 
     from vidcost.spec import ModelSpec
 
 PAPER_RATIO = 0.5  # PDrop's λ; the default stages move earlier rather than solve for a smaller λ
 _BISECTION_STEPS = 60  # λ to ~1e-18: far finer than one token changes the schedule
-
-
-def last_query_scores(attention: "torch.Tensor", method: str) -> "torch.Tensor":
-    """Importance of each visual token: the attention the query row(s) pay it, mean over heads and rows.
-
-    FastV (Chen et al. 2024) ranks by the last token's attention averaged over heads; PyramidDrop and
-    FrameFusion's pruning stage reuse that score.
-
-    Args:
-        attention: [Q, H, N] attention from Q query rows and H heads to the N visual tokens.
-        method: the calling method's name, for the error message.
-
-    Returns:
-        [N] float32 scores.
-
-    Raises:
-        ConfigError: the runtime passed no attention or one of the wrong rank.
-    """
-    if attention is None or attention.dim() != 3:
-        shape = None if attention is None else tuple(attention.shape)
-        raise ConfigError(
-            f"{method} ranks tokens by last-query attention shaped [queries, heads, tokens], got {shape}; "
-            "run it through a runtime that honours attention_need='last'")
-    return attention.float().mean(dim=(0, 1))
-
-
-def rank_keep(attention: "torch.Tensor | None", num_tokens: int, keep: int, method: str) -> "torch.Tensor":
-    """Ascending indices of the `keep` tokens with the highest last-query attention (ties → lower index)."""
-    if not 1 <= keep <= num_tokens:
-        raise ConfigError(f"{method} was asked to keep {keep} of {num_tokens} tokens; keep must be in [1, N]")
-    scores = last_query_scores(attention, method)
-    if scores.numel() != num_tokens:
-        raise ConfigError(
-            f"{method} got attention over {scores.numel()} tokens for {num_tokens} hidden states; they must match")
-    return sorted_topk(scores, keep)
 
 
 def default_stage_layers(num_layers: int, stages: int = 4) -> tuple[int, ...]:
@@ -183,17 +147,6 @@ class PyramidDrop(Method):
         layers = self.stage_layers(num_layers, total, budget, **params)
         ratio = solve_ratio(num_layers, total, layers, budget)
         return Schedule(tuple(pyramid_schedule(num_layers, total, layers, ratio)), spec.text_tokens, total)
-
-    def select_visual(self, features: "torch.Tensor", budget: float, query: "torch.Tensor | None" = None,
-                      seed: int = 0, **params: Any) -> SelectionResult:
-        """No pre-LLM stage: every token enters the LLM (positions 0..T·P-1)."""
-        import torch
-
-        check_budget(budget)
-        self.resolved_params(**params)
-        frames, per_frame, dim = check_features(features, self.name)
-        return SelectionResult(tokens=features.reshape(frames * per_frame, dim).clone(),
-                               positions=torch.arange(frames * per_frame, dtype=torch.long))
 
     def reduce_in_llm(self, context: LayerContext, keep: int) -> LayerReduction:
         """Keep the `keep` tokens the last query attends to most (mean over heads), as PDrop ranks."""

@@ -165,7 +165,7 @@ class StagedRuntime:
 
         frames, per_frame, dim = features.shape
         total = frames * per_frame
-        overrides = type(method).select_visual is not Method.select_visual
+        overrides = method.selects_before_llm()
         if planned.visual_tokens[0] >= total and not overrides:
             return features.reshape(total, dim), torch.arange(total, device=features.device), ()
         if not overrides:

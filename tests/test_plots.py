@@ -46,8 +46,17 @@ def test_speedup_vs_budget_labels_measured_and_ideal(tmp_path):
     figure = plot_speedup_vs_budget(["llava-onevision-7b"], tmp_path, measured=PROFILE_ROWS)
     _check(figure, tmp_path, "predicted + measured")
     svg = (tmp_path / "speedup_vs_budget.svg").read_text()
-    assert "FLOPs-ideal: llava-onevision-7b" in svg and "mmgvid measured (tiny, cpu)" in svg
+    assert "FLOPs-ideal: llava-onevision-7b" in svg and "mmgvid measured, LLM prefill (tiny, cpu)" in svg
     assert "prefill speedup over vanilla (×)" in svg
+    assert "measured end to end" not in svg  # rows without an LLM-stage speedup have one figure only
+
+
+def test_speedup_vs_budget_shows_llm_stage_beside_end_to_end(tmp_path):
+    rows = [dict(row, llm_speedup_measured=2 * row["speedup_measured"]) for row in PROFILE_ROWS]
+    plot_speedup_vs_budget(["tiny"], tmp_path, measured=rows)
+    svg = (tmp_path / "speedup_vs_budget.svg").read_text()
+    assert "mmgvid measured, LLM prefill (tiny, cpu)" in svg
+    assert "measured end to end (TTFT, with vision tower)" in svg
 
 
 def test_stage_breakdown_needs_stage_timings(tmp_path):

@@ -58,6 +58,8 @@ def test_profile_rows_latest_per_configuration_with_speedup_over_the_same_run(st
     assert mmg["flops_ratio"] == pytest.approx(0.25)
     assert mmg["vision_ms"] == pytest.approx(0.3 * 44 + 1) and mmg["selection_ms"] == 5
     assert mmg["llm_ms"] == pytest.approx(44 - (0.3 * 44 + 1) - 5)
+    # The LLM stage alone: vanilla 110 − 33 − 1 − 0 − 2 = 74 ms, mmgvid 44 − 13.2 − 1 − 5 − 2 = 22.8 ms.
+    assert mmg["llm_speedup_measured"] == pytest.approx(74 / 22.8)
 
 
 def test_store_rows_join_accuracy_and_profiles(store):

@@ -153,19 +153,28 @@ def plot_speedup_vs_budget(models: Sequence[str], out_dir: str | os.PathLike[str
         sources.append("published")
     dodge_keys = sorted({(str(r["method"]), r.get("frames") or 0) for r in measured if r.get("method") != "vanilla"})
     for row in measured:
-        if row.get("speedup_measured") is None or row.get("budget") is None:
+        # The LLM-prefill stage is what the FLOPs-ideal curves price; older rows only have the end-to-end figure.
+        llm_speedup = row.get("llm_speedup_measured") or row.get("speedup_measured")
+        if llm_speedup is None or row.get("budget") is None:
             continue
         colour, marker = _style(str(row["method"]))
         # Methods measured at the same budget would hide each other: shift each by its own small offset.
         slot = dodge_keys.index((str(row["method"]), row.get("frames") or 0)) if row["method"] != "vanilla" else 0
-        dodge = 0.0 if row["method"] == "vanilla" else 1.6 * (slot - (len(dodge_keys) - 1) / 2)
-        label = f"{row['method']} measured ({row.get('model')}, {row.get('device')})"
-        ax.scatter(100 * row["budget"] + dodge, row["speedup_measured"], c=colour, marker=marker, s=70, zorder=4,
+        x = 100 * row["budget"] + (0.0 if row["method"] == "vanilla" else 1.6 * (slot - (len(dodge_keys) - 1) / 2))
+        label = f"{row['method']} measured, LLM prefill ({row.get('model')}, {row.get('device')})"
+        ax.scatter(x, llm_speedup, c=colour, marker=marker, s=70, zorder=4,
                    edgecolors="black", linewidths=0.8, label=None if label in seen else label)
-        if row.get("method") != "vanilla":
-            ax.annotate(f"{row.get('frames')}", (100 * row["budget"] + dodge, row["speedup_measured"]), fontsize=7,
-                        textcoords="offset points", xytext=(-4, 8 if slot % 2 else -15))  # alternate: no overlap
         seen.add(label)
+        end_to_end = row.get("speedup_measured")
+        if row.get("llm_speedup_measured") and end_to_end and row["method"] != "vanilla":
+            label = "measured end to end (TTFT, with vision tower)"
+            ax.scatter(x, end_to_end, c="none", marker=marker, s=45, zorder=4, edgecolors="black",
+                       linewidths=0.8, label=None if label in seen else label)
+            ax.plot([x, x], [end_to_end, llm_speedup], color="black", lw=0.6, zorder=3)
+            seen.add(label)
+        if row.get("method") != "vanilla":
+            ax.annotate(f"{row.get('frames')}", (x, llm_speedup), fontsize=7,
+                        textcoords="offset points", xytext=(-4, 8 if slot % 2 else -15))  # alternate: no overlap
         sources.append("measured")
     ax.set_xlabel("token budget (% of visual tokens kept)")
     ax.set_ylabel("prefill speedup over vanilla (×)")
@@ -181,7 +190,9 @@ def plot_speedup_vs_budget(models: Sequence[str], out_dir: str | os.PathLike[str
     caption = ("Lines: FLOPs-ideal speedup (1 / FLOPs ratio of a constant schedule keeping budget·T·P tokens "
                "in every layer, cost model, paper convention). Hollow markers: 1 / FLOPs ratio printed by the "
                "papers (in-LLM methods keep more tokens early). Filled markers: claimed or measured speedups; measured "
-               "ones (black edge) are labelled with their frame count and shifted sideways by up to a few "
+               "ones (black edge) are the LLM-prefill stage alone, comparable with the lines, joined to a hollow "
+               "black-edged marker for the end-to-end speedup (vision tower included, which pruning does not "
+               "shorten); they are labelled with their frame count and shifted sideways by up to a few "
                "budget points per configuration so that none hides another.")
     return Figure(name, "Speedup vs budget", provenance, caption, files)
 

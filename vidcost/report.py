@@ -58,6 +58,7 @@ def _profile_row(record: Mapping[str, Any], base: Mapping[str, Any] | None) -> d
         "method": record.get("method"), "budget": record.get("budget"),
         "device": record.get("device"), "dtype": record.get("dtype"),
         "prefill_ms": prefill, "vision_ms": vision, "selection_ms": selection,
+        "llm_prefill_ms": stages.get("llm_prefill"), "llm_speedup_measured": None,
         "llm_ms": None if total is None or vision is None else max(total - vision - selection, 0.0),
         "peak_memory_bytes": record.get("peak_memory_bytes"), "memory_source": record.get("memory_source"),
         "flops_paper": flops, "energy_j": record.get("energy_j"), "total_iqr_pct": _spread_pct(record),
@@ -69,11 +70,14 @@ def _profile_row(record: Mapping[str, Any], base: Mapping[str, Any] | None) -> d
         row.update({f"vanilla_{k}": base_row[k] for k in ("prefill_ms", "vision_ms", "selection_ms", "llm_ms")})
         if base.get("prefill_ms") and prefill:
             row["speedup_measured"] = base["prefill_ms"] / prefill
+        if base_row["llm_prefill_ms"] and row["llm_prefill_ms"]:
+            # The LLM stage alone: what the FLOPs-ideal curve (LLM layers only) predicts.
+            row["llm_speedup_measured"] = base_row["llm_prefill_ms"] / row["llm_prefill_ms"]
         base_flops = (base.get("flops") or {}).get("paper")
         if base_flops and flops is not None:
             row["flops_ratio"] = flops / base_flops
     elif record.get("method") == "vanilla":
-        row["speedup_measured"], row["flops_ratio"] = 1.0, 1.0
+        row["speedup_measured"], row["llm_speedup_measured"], row["flops_ratio"] = 1.0, 1.0, 1.0
     return row
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -85,12 +83,3 @@ def test_select_visual_passes_every_token():
     result = get_method("pdrop").select_visual(features, 0.3)
     assert result.positions.tolist() == list(range(6))
     assert torch.equal(result.tokens, features.reshape(6, 4))
-
-
-@pytest.mark.parametrize("name", ["pdrop", "framefusion", "dycoke", "divprune", "streamingllm"])
-def test_plan_does_not_import_torch(name):
-    code = ("import sys; from vidcost.methods import get_method; from vidcost.spec import load_spec; "
-            f"print(get_method('{name}').plan(load_spec('llava-onevision-7b'), 0.3)); "
-            "sys.exit(3 if 'torch' in sys.modules else 0)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr or "torch was imported by plan()"

@@ -8,6 +8,9 @@ landed yet is skipped with get_method's "not available in this build" reason, ne
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
@@ -150,8 +153,12 @@ def test_selection_and_in_llm_stages(name, case):
     check_positions(result.positions, count, frames * per_frame)
     assert result.tokens.shape == (count, dim)
     check_budget_rule(name, schedule, budget)
-    for first, last in result.segments:
-        assert 0 <= first <= last < frames
+    if result.segments:  # segments partition the frames: contiguous, in order, covering 0..T-1
+        starts = [first for first, _ in result.segments]
+        ends = [last for _, last in result.segments]
+        assert starts[0] == 0 and ends[-1] == frames - 1
+        assert all(first <= last for first, last in result.segments)
+        assert all(start == end + 1 for start, end in zip(starts[1:], ends[:-1]))
     run_in_llm(method, schedule, result.tokens, result.positions, frames, per_frame, seed)
 
 
@@ -196,3 +203,11 @@ def test_budget_outside_range_is_a_config_error(name):
     for budget in (0.0, -0.5, 1.5):
         with pytest.raises(ConfigError, match=repr(budget)):
             method.plan(spec, budget)
+
+
+def test_planning_never_imports_torch():
+    """`vidcost flops --method X` must start fast: every method plans without torch."""
+    code = ("import sys; from vidcost.methods import get_method, method_names; from vidcost.spec import load_spec; "
+            "[get_method(n).plan(load_spec('llava-onevision-7b'), 0.25) for n in method_names()]; "
+            "assert 'torch' not in sys.modules, 'planning imported torch'")
+    subprocess.run([sys.executable, "-c", code], check=True)

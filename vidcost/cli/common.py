@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from vidcost.errors import ConfigError
 from vidcost.spec import DEFAULT_PRESET, PRESETS, ModelSpec, load_spec
 
 
@@ -31,3 +32,22 @@ def print_json(payload: Any) -> None:
     """Machine-readable output on stdout."""
     json.dump(payload, sys.stdout, indent=2, sort_keys=True, default=str)
     sys.stdout.write("\n")
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """`--param NAME=VALUE` pairs → dict; values are JSON numbers / booleans when they parse, else strings.
+
+    Raises:
+        ConfigError: a pair without `=` or without a name.
+    """
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"malformed --param '{pair}'; write NAME=VALUE, e.g. --param layer=2")
+        try:
+            value: Any = json.loads(text.strip())
+        except ValueError:
+            value = text.strip()
+        params[name.strip()] = value
+    return params

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from vidcost.cli.common import add_model_arguments, print_json, spec_from_args
+from vidcost.cli.common import add_model_arguments, parse_params, print_json, spec_from_args
 from vidcost.cost import (CONVENTIONS, CostEstimate, MemoryEstimate, decode_flops, decode_kv_lengths,
                           estimate_cost, estimate_memory, format_bytes, format_flops)
 from vidcost.errors import ConfigError
@@ -103,29 +103,6 @@ def plan_from_args(args: argparse.Namespace, spec: ModelSpec) -> tuple[Schedule,
         method = get_method(name, **{**params, "keep": args.keep})
     schedule = method.plan(spec, budget)
     return schedule, {"method": name, "schedule": None, "budget": budget, "params": method.resolved_params()}
-
-
-def parse_params(items: list[str]) -> dict[str, Any]:
-    """`name=value` strings to a dict; values become int, float, bool or stay strings."""
-    params: dict[str, Any] = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        if not sep or not name.strip():
-            raise ConfigError(f"malformed --param '{item}'; write NAME=VALUE, e.g. --param layer=2")
-        params[name.strip()] = _parse_value(text.strip())
-    return params
-
-
-def _parse_value(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    return text
 
 
 def _payload(spec: ModelSpec, schedule: Schedule, plan_info: dict[str, Any], estimate: CostEstimate,

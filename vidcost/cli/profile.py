@@ -7,13 +7,11 @@ measured vs FLOPs-predicted speedup; `--json` prints one object instead. Progres
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from typing import Any
 
-from vidcost.cli.common import add_model_arguments, print_json, spec_from_args
-from vidcost.errors import ConfigError
+from vidcost.cli.common import add_model_arguments, parse_params, print_json, spec_from_args
 from vidcost.spec import DEFAULT_PRESET
 from vidcost.store import DEFAULT_STORE
 
@@ -47,21 +45,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--no-store", action="store_true", help="do not append records")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
-
-
-def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """`name=value` pairs → dict; values parsed as JSON numbers / booleans when they are, else strings."""
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, text = pair.partition("=")
-        if not sep or not name.strip():
-            raise ConfigError(f"malformed --param '{pair}'; write NAME=VALUE, e.g. --param layer=2")
-        try:
-            value: Any = json.loads(text)
-        except ValueError:
-            value = text
-        params[name.strip()] = value
-    return params
 
 
 def run(args: argparse.Namespace) -> int:

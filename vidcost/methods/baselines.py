@@ -11,7 +11,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from vidcost.methods.base import Method, SelectionResult, check_budget
-from vidcost.methods.common import check_features, keep_count
+from vidcost.methods.common import check_features, keep_count, pre_llm_plan
 from vidcost.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -109,10 +109,8 @@ class RandomSelection(Method):
     defaults: dict[str, Any] = {}
 
     def plan(self, spec: "ModelSpec", budget: float, **params: Any) -> Schedule:
-        check_budget(budget)
         self.resolved_params(**params)
-        kept = keep_count(spec.num_visual_tokens, budget)
-        return Schedule.constant(spec.num_layers, kept, spec.text_tokens, spec.num_visual_tokens)
+        return pre_llm_plan(spec, budget)
 
     def select_visual(self, features: "torch.Tensor", budget: float, query: "torch.Tensor | None" = None,
                       seed: int = 0, **params: Any) -> SelectionResult:

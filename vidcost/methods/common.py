@@ -6,12 +6,15 @@ torch is imported inside each function so that importing a method module (to pla
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from vidcost.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
+
+    from vidcost.schedule import Schedule
+    from vidcost.spec import ModelSpec
 
 
 def keep_count(total: int, budget: float, minimum: int = 1) -> int:
@@ -28,6 +31,22 @@ def check_range(method: str, name: str, value: float, low: float, high: float,
         bracket = ("(" if low_open else "[") + f"{low}, {high}" + (")" if high_open else "]")
         raise ConfigError(f"{method} parameter {name}={value!r} is outside {bracket}")
     return value
+
+
+def check_whole_number(method: str, name: str, value: Any, low: int, high: int) -> int:
+    """Validate an integer method parameter (a count of frames or tokens) in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{method} parameter {name}={value!r} must be a whole number in [{low}, {high}]")
+    return int(check_range(method, name, value, low, high))
+
+
+def pre_llm_plan(spec: "ModelSpec", budget: float) -> "Schedule":
+    """The plan of a method that prunes only before the LLM: round(budget·T·P) visual tokens at every layer."""
+    from vidcost.methods.base import check_budget
+    from vidcost.schedule import Schedule
+
+    kept = keep_count(spec.num_visual_tokens, check_budget(budget))
+    return Schedule.constant(spec.num_layers, kept, spec.text_tokens, spec.num_visual_tokens)
 
 
 def check_features(features: "torch.Tensor", method: str) -> tuple[int, int, int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vidcost.methods.base import Method, SelectionResult, check_budget
-from vidcost.methods.common import check_features, cosine_matrix, keep_count
+from vidcost.methods.common import check_features, cosine_matrix, keep_count, pre_llm_plan
 from vidcost.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -96,8 +96,7 @@ class DivPrune(Method):
     def plan(self, spec: "ModelSpec", budget: float, **params: Any) -> Schedule:
         """round(budget·T·P) visual tokens at every layer."""
         self.resolved_params(**params)
-        kept = keep_count(spec.num_visual_tokens, check_budget(budget))
-        return Schedule.constant(spec.num_layers, kept, spec.text_tokens, spec.num_visual_tokens)
+        return pre_llm_plan(spec, budget)
 
     def select_visual(self, features: "torch.Tensor", budget: float, query: "torch.Tensor | None" = None,
                       seed: int = 0, **params: Any) -> SelectionResult:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from vidcost.errors import ConfigError
 from vidcost.methods.base import Method, SelectionResult, check_budget
-from vidcost.methods.common import check_features, check_range, keep_count, sorted_topk, split_budget
+from vidcost.methods.common import check_features, check_whole_number, keep_count, sorted_topk, split_budget
 from vidcost.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -57,10 +57,7 @@ class DyCoke(Method):
     defaults: ClassVar[dict[str, Any]] = {"window": 4}
 
     def _window(self, **params: Any) -> int:
-        window = self.resolved_params(**params)["window"]
-        if isinstance(window, bool) or not isinstance(window, int):
-            raise ConfigError(f"dycoke parameter window={window!r} must be a whole number of frames, e.g. 4")
-        return int(check_range(self.name, "window", window, 1, 1024))
+        return check_whole_number(self.name, "window", self.resolved_params(**params)["window"], 1, 1024)
 
     def window_counts(self, frames: int, per_frame: int, budget: float, **params: Any) -> tuple[
             list[tuple[int, int]], list[int]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vidcost.methods.base import Method, SelectionResult, check_budget
-from vidcost.methods.common import check_features, check_range, keep_count, split_budget
+from vidcost.methods.common import check_features, check_range, keep_count, pre_llm_plan, split_budget
 from vidcost.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -67,8 +67,7 @@ class MMGVid(Method):
     def plan(self, spec: "ModelSpec", budget: float, **params: Any) -> Schedule:
         """Every layer sees round(budget·T·P) visual tokens (pre-LLM only)."""
         self._checked(**params)
-        kept = keep_count(spec.num_visual_tokens, check_budget(budget))
-        return Schedule.constant(spec.num_layers, kept, spec.text_tokens, spec.num_visual_tokens)
+        return pre_llm_plan(spec, budget)
 
     def select_visual(self, features: "torch.Tensor", budget: float, query: "torch.Tensor | None" = None,
                       seed: int = 0, **params: Any) -> SelectionResult:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from vidcost.errors import ConfigError
 from vidcost.methods.base import Method, SelectionResult, check_budget
-from vidcost.methods.common import check_features, check_range, keep_count
+from vidcost.methods.common import check_features, check_whole_number, keep_count, pre_llm_plan
 from vidcost.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -37,16 +36,12 @@ class StreamingLLM(Method):
     defaults: ClassVar[dict[str, Any]] = {"sink_tokens": 4}
 
     def _sinks(self, **params: Any) -> int:
-        sinks = self.resolved_params(**params)["sink_tokens"]
-        if isinstance(sinks, bool) or not isinstance(sinks, int):
-            raise ConfigError(f"streamingllm parameter sink_tokens={sinks!r} must be a whole number, e.g. 4")
-        return int(check_range(self.name, "sink_tokens", sinks, 0, 1024))
+        return check_whole_number(self.name, "sink_tokens", self.resolved_params(**params)["sink_tokens"], 0, 1024)
 
     def plan(self, spec: "ModelSpec", budget: float, **params: Any) -> Schedule:
         """round(budget·T·P) visual tokens at every layer."""
         self._sinks(**params)
-        kept = keep_count(spec.num_visual_tokens, check_budget(budget))
-        return Schedule.constant(spec.num_layers, kept, spec.text_tokens, spec.num_visual_tokens)
+        return pre_llm_plan(spec, budget)
 
     def select_visual(self, features: "torch.Tensor", budget: float, query: "torch.Tensor | None" = None,
                       seed: int = 0, **params: Any) -> SelectionResult:

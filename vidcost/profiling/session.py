@@ -126,6 +126,7 @@ def profile_method(*, spec: ModelSpec, method: str, budget: float, params: dict[
             stored first).
     """
     from vidcost.runtime import StagedRuntime, build_inputs, build_model
+    from vidcost.runtime.video import decode_video
     from vidcost.runtime.model import resolve_device, resolve_dtype
 
     say = progress or (lambda message: None)
@@ -142,10 +143,12 @@ def profile_method(*, spec: ModelSpec, method: str, budget: float, params: dict[
     configs = [_Config(chosen, budget, make_timer(device))]
     if chosen.name != "vanilla":
         configs.insert(0, _Config(get_method("vanilla"), 1.0, make_timer(device)))
+    # Decode first: an unreadable video fails in a second, not after the model is built.
+    frames_rgb = decode_video(video, spec.frames, spec.image_size) if video else None
     try:
         say(f"building {spec.name} ({'shape-only' if model_path is None else model_path}) on {device} in {dtype}")
         loaded = build_model(spec, model_path=model_path, device=device, dtype=dtype, seed=seed)
-        inputs = build_inputs(loaded, video=video, question=question, seed=seed, model_path=model_path)
+        inputs = build_inputs(loaded, video=frames_rgb, question=question, seed=seed, model_path=model_path)
         runtime = StagedRuntime(loaded)
         base["model"] = inputs.spec.to_dict()
         sampler = _nvml_sampler(device)

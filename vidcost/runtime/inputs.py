@@ -19,6 +19,7 @@ from vidcost.errors import ConfigError
 from vidcost.runtime.video import decode_video, load_normalisation, preprocess, synthetic_video
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from vidcost.runtime.model import LoadedModel
@@ -64,7 +65,7 @@ class PromptInputs:
                 f"{self.question_ids.numel()} question tokens)")
 
 
-def build_inputs(loaded: "LoadedModel", *, frames: int | None = None, video: str | None = None,
+def build_inputs(loaded: "LoadedModel", *, frames: int | None = None, video: "str | np.ndarray | None" = None,
                  question: str | None = None, seed: int = 0, model_path: str | None = None) -> PromptInputs:
     """Pixels (synthetic or decoded) and token ids for one question.
 
@@ -72,7 +73,8 @@ def build_inputs(loaded: "LoadedModel", *, frames: int | None = None, video: str
         loaded: the model (its spec gives the frame size, frames and text tokens; its tokenizer, if
             any, tokenises `question`).
         frames: override the spec's frame count.
-        video: a video file to decode with PyAV; None uses the seeded synthetic clip.
+        video: a video file to decode with PyAV, frames already decoded by `decode_video` (uint8
+            [T, H, W, 3]), or None for the seeded synthetic clip.
         question: question text (tokenised only when the model has a tokenizer).
         seed: seeds the synthetic clip and the random token ids.
         model_path: a model directory whose preprocessor_config.json gives the normalisation.
@@ -85,7 +87,12 @@ def build_inputs(loaded: "LoadedModel", *, frames: int | None = None, video: str
 
     spec = loaded.spec.with_overrides(frames=frames)
     size = spec.image_size
-    raw = decode_video(video, spec.frames, size) if video else synthetic_video(spec.frames, size, seed)
+    if video is None:
+        raw = synthetic_video(spec.frames, size, seed)
+    elif isinstance(video, str):
+        raw = decode_video(video, spec.frames, size)
+    else:
+        raw = video
     dtype = next(loaded.model.parameters()).dtype
     pixels = preprocess(raw, size, load_normalisation(model_path), device=loaded.device, dtype=dtype)
     config = loaded.model.config

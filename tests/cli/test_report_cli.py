@@ -8,25 +8,36 @@ import subprocess
 import sys
 
 
-def vidcost(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vidcost", *args], capture_output=True, text=True, timeout=180)
+def vidcost(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vidcost", *args], capture_output=True, text=True, timeout=180,
+                          cwd=cwd)
 
 
 def test_report_without_measurements(tmp_path):
     out = tmp_path / "rep"
-    result = vidcost("report", "--out", str(out), "--store", str(tmp_path / "none.jsonl"), "--json")
+    # In an empty folder there is no default store (profiles/runs.jsonl): published data and predictions only.
+    result = vidcost("report", "--out", str(out), "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert payload["provenance"]["accuracy_vs_flops"] == "published"
-    assert any("does not exist" in note for note in payload["notes"])
+    assert any("No store given" in note for note in payload["notes"])
     html = (out / "index.html").read_text()
     for ref in re.findall(r"(?:src|href)='([^']+)'", html):
         assert (out / ref).is_file(), ref
 
 
+def test_a_named_store_that_does_not_exist_is_an_error(tmp_path):
+    result = vidcost("report", "--out", str(tmp_path / "r"), "--store", str(tmp_path / "typo.jsonl"))
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert "store" in result.stderr and "typo.jsonl" in result.stderr and "does not exist" in result.stderr
+    assert not (tmp_path / "r").exists()
+
+
 def test_report_does_not_import_torch(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
     code = ("import sys; from vidcost.cli import main; "
-            f"main(['report', '--out', {str(tmp_path / 'r')!r}, '--store', {str(tmp_path / 'none')!r}]); "
+            f"main(['report', '--out', {str(tmp_path / 'r')!r}, '--store', {str(empty)!r}]); "
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
@@ -37,7 +48,7 @@ def test_bad_published_file_and_unknown_benchmark(tmp_path):
     bad.write_text("source,model\nx,y\n")
     result = vidcost("report", "--out", str(tmp_path / "r"), "--published", str(bad))
     assert result.returncode == 2 and "lacks column(s)" in result.stderr and len(result.stderr.splitlines()) == 1
-    result = vidcost("report", "--out", str(tmp_path / "r"), "--benchmark", "msvd", "--store", str(tmp_path / "n"))
+    result = vidcost("report", "--out", str(tmp_path / "r"), "--benchmark", "msvd", cwd=tmp_path)
     assert result.returncode == 2 and "benchmark 'msvd'" in result.stderr
 
 

@@ -6,8 +6,10 @@ No torch: figures are matplotlib (Agg), predictions come from the analytic cost 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from vidcost.cli.common import print_json
+from vidcost.errors import DataFormatError
 from vidcost.store import DEFAULT_STORE
 
 
@@ -18,8 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "environment.json into --out. Each figure says whether it is measured, predicted or "
                     "published; a missing store means no measurements, and the report says so.")
     parser.add_argument("--out", required=True, help="output directory, e.g. reports/example/")
-    parser.add_argument("--store", default=str(DEFAULT_STORE),
-                        help=f"profile/accuracy store (default {DEFAULT_STORE}; a missing store is reported)")
+    parser.add_argument("--store",
+                        help=f"profile/accuracy store (default {DEFAULT_STORE} when it exists; without one the "
+                             "report shows published data and predictions only)")
     parser.add_argument("--published", nargs="+", metavar="CSV",
                         help="published CSV files (default: profiles/published/*.csv)")
     parser.add_argument("--benchmark", default="avg", help="benchmark for fronts and figures (default avg)")
@@ -35,7 +38,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from vidcost.report import build_report
 
-    report = build_report(args.out, store=args.store, published_paths=args.published, benchmark=args.benchmark,
+    if args.store is None:
+        store = DEFAULT_STORE if DEFAULT_STORE.is_file() else None
+    elif not Path(args.store).is_file():
+        # A store named on the command line must exist: a typo should not silently drop every measurement.
+        raise DataFormatError(f"store '{args.store}' does not exist; check the path or leave out --store")
+    else:
+        store = args.store
+    report = build_report(args.out, store=store, published_paths=args.published, benchmark=args.benchmark,
                           max_drop_pct=args.max_drop, min_speedup=args.min_speedup, title=args.title)
     if args.json:
         print_json({"out": report.out_dir, "figures": [f.files for f in report.figures],

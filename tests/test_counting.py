@@ -13,11 +13,11 @@ transformers = pytest.importorskip("transformers")
 
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from vidcost.cost import estimate_cost, vanilla_schedule  # noqa: E402
+from vidcost.cost import estimate_cost, vanilla_schedule, vision_flops  # noqa: E402
 from vidcost.counting import count_flops  # noqa: E402
 from vidcost.hfconfig import text_config  # noqa: E402
 from vidcost.schedule import Schedule, parse_schedule  # noqa: E402
-from vidcost.spec import ModelSpec, load_spec  # noqa: E402
+from vidcost.spec import ModelSpec, load_spec, spec_from_config  # noqa: E402
 
 MHA = ModelSpec(name="mha", hidden_size=64, intermediate_size=176, num_layers=2, num_heads=4, num_kv_heads=4,
                 vocab_size=300, tokens_per_frame=16, frames=2, text_tokens=5)
@@ -124,3 +124,23 @@ def test_seven_billion_model_counts_on_meta_with_fvcore() -> None:
     data = result.to_dict()
     assert data["flop_counter_flops"] == data["llm_flops"] + data["vision_flops"]
     assert data["analytic_exact_flops"] == result.analytic_flops and "fvcore" in data["conventions"]
+
+
+def test_qwen2_vl_vision_tower_gives_the_spec_tokens_and_priced_flops() -> None:
+    # A small Qwen2-VL read from its transformers config: 4 frames at 448 px → grid (2, 32, 32).
+    config = transformers.Qwen2VLConfig(
+        text_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, vocab_size=1000),
+        vision_config=dict(depth=2, embed_dim=32, mlp_ratio=4, num_heads=2, hidden_size=64, patch_size=14,
+                           spatial_merge_size=2, temporal_patch_size=2))
+    spec = spec_from_config(config.to_dict(), name="qwen2-vl-small").with_overrides(frames=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = transformers.Qwen2VLForConditionalGeneration._from_config(config, attn_implementation="eager")
+    grid = torch.tensor([[2, 32, 32]])  # [temporal patches, patch rows, patch columns]
+    pixels = torch.randn(2 * 32 * 32, 3 * 2 * 14 * 14)  # one row per 2×14×14 patch
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        out = model.eval().model.visual(pixels, grid_thw=grid)
+    merged = out if isinstance(out, torch.Tensor) else out.pooler_output  # [tokens entering the LLM, d]
+    assert merged.shape == (spec.num_visual_tokens, spec.hidden_size) == (512, 64)
+    assert within_one_percent(vision_flops(spec), counter.get_total_flops())

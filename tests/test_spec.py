@@ -17,7 +17,7 @@ DESIGN_TABLE = {
     "llava-video-7b": (3584, 18944, 28, 28, 4, 152064, 169, 64),
     "llava-onevision-0.5b": (896, 4864, 24, 14, 2, 151936, 196, 32),
     "llava-onevision-72b": (8192, 29568, 80, 64, 8, 152064, 196, 32),
-    "qwen2-vl-7b": (3584, 18944, 28, 28, 4, 152064, 256, 16),
+    "qwen2-vl-7b": (3584, 18944, 28, 28, 4, 152064, 128, 32),  # 256 per 2 frames at 448 px
 }
 
 
@@ -119,3 +119,46 @@ def test_unreadable_config(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("[1, 2]")
     with pytest.raises(ConfigError, match="not a JSON object"):
         load_spec(str(tmp_path))
+
+
+def test_qwen2_vl_tokens_are_256_per_two_frames() -> None:
+    # DESIGN §3: (H/28)·(W/28) merged tokens per 2-frame temporal patch; at 448 px that is 256 per 2 frames.
+    spec = load_spec("qwen2-vl-7b", frames=8)
+    assert spec.architecture == "qwen2_vl" and spec.image_size == 448
+    assert spec.num_visual_tokens == (8 // 2) * (448 // 28) ** 2 == 1024
+    nested = {"model_type": "qwen2_vl", "tie_word_embeddings": False,
+              "text_config": {"model_type": "qwen2_vl_text", "hidden_size": 1536, "intermediate_size": 8960,
+                              "num_hidden_layers": 28, "num_attention_heads": 12, "num_key_value_heads": 2,
+                              "vocab_size": 151936},
+              "vision_config": {"model_type": "qwen2_vl_vision", "depth": 32, "embed_dim": 1280, "mlp_ratio": 4,
+                                "num_heads": 16, "hidden_size": 1536, "patch_size": 14}}
+    # The Hub's older flat form: the text keys at the top level beside vision_config.
+    flat = {**{k: v for k, v in nested.items() if k != "text_config"}, **nested["text_config"],
+            "model_type": "qwen2_vl"}
+    for config in (nested, flat):
+        read = spec_from_config(config, name="q").with_overrides(frames=8)
+        assert (read.hidden_size, read.num_layers, read.num_kv_heads, read.vision_layers) == (1536, 28, 2, 32)
+        assert read.architecture == "qwen2_vl" and read.num_visual_tokens == 1024
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("text_config", "num_attention_heads", 0), ("text_config", "hidden_size", "896"),
+    ("text_config", "head_dim", 0), ("text_config", "num_key_value_heads", 1.5),
+    ("vision_config", "patch_size", 0), ("vision_config", "image_size", "384"),
+    ("vision_config", "num_hidden_layers", True),
+])
+def test_bad_config_values_are_named(section: str, key: str, value: object) -> None:
+    # Each once escaped as a ZeroDivisionError or TypeError traceback.
+    config = json.loads(json.dumps(LLAVA_CONFIG))
+    config[section][key] = value
+    with pytest.raises(ConfigError, match=f"{section} key '{key}' must be a positive integer, got {value!r}"):
+        spec_from_config(config, name="bad")
+
+
+def test_bad_qwen2_vl_vision_values_are_named() -> None:
+    text = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "vocab_size": 100}
+    for key, value in (("embed_dim", "x"), ("mlp_ratio", "x"), ("depth", 0)):
+        config = {"model_type": "qwen2_vl", **text, "vision_config": {key: value}}
+        with pytest.raises(ConfigError, match=f"'{key}' must be a positive"):
+            spec_from_config(config, name="bad")

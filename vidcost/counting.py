@@ -92,8 +92,9 @@ class FlopCount:
 def build_model(spec: ModelSpec, *, device: str = "meta", include_vision: bool = False) -> torch.nn.Module:
     """The transformers model of `spec` with eager attention, built on `device` (random init).
 
-    LLaVA-OneVision specs give `LlavaOnevisionForConditionalGeneration` (from the spec's own config.json
-    when it has one); others, or `include_vision=False`, a `Qwen2ForCausalLM` of the LLM dimensions.
+    A LLaVA-OneVision spec read from a config.json, or any LLaVA-OneVision spec with `include_vision`, gives
+    `LlavaOnevisionForConditionalGeneration` (from that config.json when there is one); any other spec a
+    `Qwen2ForCausalLM` of the LLM dimensions.
     For presets the SigLIP pooling head is switched off, as in the released LLaVA-OneVision checkpoints.
 
     Raises:
@@ -179,7 +180,14 @@ def count_flops(spec: ModelSpec, schedule: Schedule, *, include_vision: bool = F
         device: "meta" (default: no memory) or "cpu" (real random tensors; small models only).
         with_fvcore: also trace with fvcore for the per-module table.
         fvcore_depth: module depth of the fvcore table.
+
+    Raises:
+        ConfigError: a layer that no token enters (a real forward cannot run on an empty sequence).
     """
+    if schedule.visual_tokens[-1] + schedule.text_tokens == 0:
+        raise ConfigError(
+            f"layer {schedule.visual_tokens.index(0)} on gets no visual and no text tokens; a real forward "
+            "cannot be counted on an empty sequence — keep some visual tokens or pass --text-tokens 1 or more")
     _model_classes()  # import outside the timed window
     start = time.perf_counter()
     model = build_model(spec, device=device, include_vision=include_vision).eval()

@@ -49,10 +49,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         vocab_size=152064, tie_word_embeddings=False, tokens_per_frame=196, frames=32,
         pool_stride=2, **_SIGLIP_SO400M,
     ),
-    # Qwen2-VL: (H/28)·(W/28) tokens per 2 frames at 448×448 → 256; its ViT is 32 layers × 1280.
+    # Qwen2-VL: (H/28)·(W/28) tokens per 2 frames (temporal patch 2) → 256 per 2 frames at 448×448,
+    # 128 per frame; 32 frames → 4,096 tokens. Its ViT is 32 layers × 1280.
     "qwen2-vl-7b": dict(
         hidden_size=3584, intermediate_size=18944, num_layers=28, num_heads=28, num_kv_heads=4,
-        vocab_size=152064, tie_word_embeddings=False, tokens_per_frame=256, frames=16,
+        vocab_size=152064, tie_word_embeddings=False, tokens_per_frame=128, frames=32,
         vision_hidden_size=1280, vision_intermediate_size=5120, vision_layers=32, vision_heads=16,
         image_size=448, patch_size=14, pool_stride=2, architecture="qwen2_vl",
     ),
@@ -213,8 +214,20 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _require(config: dict[str, Any], key: str, where: str, *aliases: str) -> Any:
     for name in (key, *aliases):
         if name in config and config[name] is not None:
-            return config[name]
+            return _positive_int(config[name], name, where)
     raise ConfigError(f"config.json {where}is missing key '{key}'; add it or use a preset")
+
+
+def _optional(config: dict[str, Any], key: str, where: str, default: Any) -> Any:
+    value = config.get(key)
+    return default if value is None else _positive_int(value, key, where)
+
+
+def _positive_int(value: Any, key: str, where: str) -> int:
+    # A dimension of 0, a string or a float would otherwise fail later as a ZeroDivisionError / TypeError.
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"config.json {where}key '{key}' must be a positive integer, got {value!r}; fix it")
+    return value
 
 
 def spec_from_config(config: dict[str, Any], *, name: str, config_path: str | None = None) -> ModelSpec:
@@ -233,9 +246,9 @@ def spec_from_config(config: dict[str, Any], *, name: str, config_path: str | No
         intermediate_size=_require(text, "intermediate_size", where, "n_inner"),
         num_layers=_require(text, "num_hidden_layers", where, "n_layer"),
         num_heads=heads,
-        num_kv_heads=text.get("num_key_value_heads") or heads,
+        num_kv_heads=_optional(text, "num_key_value_heads", where, heads),
         vocab_size=_require(text, "vocab_size", where),
-        head_dim=text.get("head_dim") or hidden // heads,
+        head_dim=_optional(text, "head_dim", where, hidden // heads),
         tie_word_embeddings=bool(config.get("tie_word_embeddings", text.get("tie_word_embeddings", False))),
         mlp_matrices=2 if text.get("hidden_act") in ("gelu", "gelu_new", "relu") and
         text.get("model_type") in ("gpt2", "opt", "phi") else 3,
@@ -268,13 +281,17 @@ def _siglip_vision(vision: dict[str, Any]) -> dict[str, Any]:
 
 
 def _qwen2_vl_vision(vision: dict[str, Any]) -> dict[str, Any]:
-    embed = vision.get("embed_dim", 1280)
-    # Qwen2-VL at 448 px: (448/28)² = 256 merged tokens per 2-frame temporal patch.
+    where = "vision_config "
+    embed = _optional(vision, "embed_dim", where, 1280)
+    mlp_ratio = vision.get("mlp_ratio", 4)
+    if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)) or mlp_ratio <= 0:
+        raise ConfigError(f"config.json vision_config key 'mlp_ratio' must be a positive number, got {mlp_ratio!r}")
+    # Qwen2-VL at 448 px: (448/28)² = 256 merged tokens per 2-frame temporal patch = 128 per frame.
     return dict(
         vision_hidden_size=embed,
-        vision_intermediate_size=int(embed * vision.get("mlp_ratio", 4)),
-        vision_layers=vision.get("depth", 32),
-        vision_heads=vision.get("num_heads", 16),
-        image_size=448, patch_size=vision.get("patch_size", 14), pool_stride=2,
-        tokens_per_frame=256, frames=16,
+        vision_intermediate_size=int(embed * mlp_ratio),
+        vision_layers=_optional(vision, "depth", where, 32),
+        vision_heads=_optional(vision, "num_heads", where, 16),
+        image_size=448, patch_size=_optional(vision, "patch_size", where, 14), pool_stride=2,
+        tokens_per_frame=128, frames=32,
     )

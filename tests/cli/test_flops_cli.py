@@ -115,6 +115,9 @@ def test_config_missing_a_key_names_it(tmp_path: Path) -> None:
               "vocab_size": 100}
     (tmp_path / "config.json").write_text(json.dumps(config))
     assert_one_line_error(vidcost("--model", str(tmp_path)), "'intermediate_size'")
+    # A key that is there but unusable (once a ZeroDivisionError traceback) is named too.
+    (tmp_path / "config.json").write_text(json.dumps({**config, "intermediate_size": 128, "num_attention_heads": 0}))
+    assert_one_line_error(vidcost("--model", str(tmp_path)), "'num_attention_heads'", "positive integer", "got 0")
 
 
 @pytest.mark.parametrize("args, fragments", [
@@ -130,6 +133,7 @@ def test_config_missing_a_key_names_it(tmp_path: Path) -> None:
     (["--method", "fastv", "--budget", "0.3", "--param", "ratio=2"], ["ratio"]),
     (["--method", "fastv"], ["--budget"]),
     (["--include-vision"], ["paper convention"]),
+    (["--schedule", "0:1.0,3:0", "--text-tokens", "0", "--count"], ["layer 3 on", "--text-tokens"]),
 ])
 def test_bad_input_is_a_one_line_error(args: list[str], fragments: list[str]) -> None:
     assert_one_line_error(vidcost(*args), *fragments)

@@ -91,3 +91,26 @@ def test_load_frame_flattens_nested_fields(tmp_path):
     frame = load_frame(store, kind="profile")
     assert isinstance(frame, pd.DataFrame) and len(frame) == 1
     assert frame.loc[0, "stages_ms.total"] == 2.0 and frame.loc[0, "method"] == "uniform"
+
+
+def test_unwritable_store_is_a_data_format_error_not_an_os_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataFormatError, match="cannot append to store .*pass a writable file"):
+        append_record(tmp_path / "file" / "runs.jsonl", {"kind": "profile"})  # a parent that is a file
+    (tmp_path / "dir.jsonl").mkdir()
+    with pytest.raises(DataFormatError, match="cannot append to store"):
+        append_record(tmp_path / "dir.jsonl", {"kind": "profile"})
+
+
+def test_check_writable_looks_without_touching(tmp_path):
+    from vidcost.store import check_writable
+
+    check_writable(tmp_path / "new" / "deeper" / "runs.jsonl")  # will be created: fine
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "runs.jsonl").write_text("")
+    check_writable(tmp_path / "runs.jsonl")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataFormatError, match="'.*file' is not a writable directory"):
+        check_writable(tmp_path / "file" / "runs.jsonl")
+    with pytest.raises(DataFormatError, match="is not a writable file"):
+        check_writable(tmp_path)

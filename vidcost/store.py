@@ -42,18 +42,48 @@ def append_record(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
     """Append one record as one JSON line, atomically and durably.
 
     Raises:
-        DataFormatError: the record is not JSON-serialisable (nothing is written).
+        DataFormatError: the record is not JSON-serialisable (nothing is written), or the store cannot be
+            written (a directory, a read-only place, a full disk).
     """
     try:
         line = json.dumps(record, sort_keys=True, allow_nan=True, default=_json_default) + "\n"
     except (TypeError, ValueError) as err:
         raise DataFormatError(f"record cannot be stored as JSON: {err}") from err
     target = Path(path)
+    try:
+        _append_line(target, line.encode())
+    except OSError as err:
+        raise DataFormatError(f"cannot append to store '{target}': {err.strerror or err}; "
+                              "pass a writable file to --store") from err
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Fail fast (before minutes of measuring) when `path` is plainly not an appendable file.
+
+    A cheap look with no side effects: the store, or its nearest existing ancestor directory, must be
+    writable. `append_record` still reports whatever this cannot foresee.
+
+    Raises:
+        DataFormatError: the store is a directory, sits under a file, or is not writable.
+    """
+    target = Path(path)
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing == target:
+        usable = target.is_file() and os.access(target, os.W_OK)
+    else:  # the store and maybe some parents will be created in this directory
+        usable = existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
+    if not usable:
+        raise DataFormatError(f"cannot append to store '{target}' ('{existing}' is not a writable "
+                              f"{'file' if existing == target else 'directory'}); pass a writable file to --store")
+
+
+def _append_line(target: Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)  # read access: the torn-tail check preads
     try:
         _repair_torn_tail(fd)
-        data = line.encode()
         written = os.write(fd, data)
         if written != len(data):  # a short write on a full disk: report rather than leave half a line
             raise DataFormatError(f"short write to '{target}' ({written} of {len(data)} bytes); free disk space")

@@ -54,6 +54,16 @@ def test_table_output_with_uniform_and_params(tmp_path):
                  "measured speedup", "FLOPs-predicted", "executed Schedule(L0-5:32 of 128"):
         assert text in done.stdout, text
     assert not (tmp_path / "profiles").exists()
+    assert "layer 00" not in done.stdout
+
+
+def test_per_layer_times_are_printed(tmp_path):
+    done = vidcost("--method", "fastv", "--frames", "1", "--repeats", "1", "--warmup", "0", "--no-store",
+                   "--per-layer", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines() if line.strip().startswith("layer ")]
+    assert [row[1] for row in rows] == [f"{i:02d}" for i in range(6)]  # the tiny preset's 6 layers
+    assert all(float(row[2]) > 0 and float(row[3]) > 0 for row in rows)  # vanilla and fastv milliseconds
 
 
 @pytest.mark.parametrize("args,message", [
@@ -74,6 +84,13 @@ def test_bad_input_is_one_line_and_leaves_the_store_alone(tmp_path, args, messag
     assert lines[-1].startswith("vidcost profile: error: ") and message in lines[-1]
     assert "Traceback" not in done.stderr
     assert store.read_text() == '{"kind": "accuracy"}\n'
+
+
+def test_unwritable_store_is_a_one_line_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    done = vidcost("--method", "uniform", "--frames", "1", "--store", str(tmp_path / "file" / "runs.jsonl"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "cannot append to store" in done.stderr.strip().splitlines()[-1]
 
 
 def test_undecodable_video(tmp_path):

@@ -68,6 +68,23 @@ def test_short_windows_report_no_energy():
     assert sampler.summary.energy_j is None and sampler.summary.avg_power_w == pytest.approx(250.0)
 
 
+def test_short_windows_pool_their_energy_over_repeats():
+    """A 30 ms prefill is too short for NVML's counter alone; four of them together are long enough."""
+    from vidcost.profiling.nvml import pooled_energy_j
+
+    sampler = NvmlSampler(nvml=FakeNvml(), interval_s=10.0, clock=StepClock(0.01), min_energy_window_s=0.1)
+    windows = []
+    for _ in range(4):
+        with sampler:  # four clock reads: 0.03 s
+            pass
+        windows.append(sampler.summary)
+    assert all(w.energy_j is None and w.window_energy_j == pytest.approx(12.5) for w in windows)
+    assert all(w.duration_s == pytest.approx(0.03) for w in windows)
+    assert pooled_energy_j(windows[:3]) is None        # 0.09 s in all: still too short
+    assert pooled_energy_j(windows) == pytest.approx(12.5)  # 0.12 s: joules per window
+    assert pooled_energy_j([]) is None
+
+
 def test_energy_from_power_when_the_counter_is_missing():
     clock = StepClock(0.1)  # every clock read advances 0.1 s
     sampler = NvmlSampler(nvml=FakeNvml(energy=False), interval_s=10.0, clock=clock)
@@ -84,6 +101,42 @@ def test_unusable_nvml_is_a_profiling_error():
 
     with pytest.raises(ProfilingError, match="NVML is not usable on device 3"):
         NvmlSampler(device_index=3, nvml=Broken())
+
+
+def test_device_found_by_uuid_not_by_index():
+    """Under CUDA_VISIBLE_DEVICES=3, torch's cuda:0 is NVML's device 3: the UUID says which."""
+    asked = []
+
+    class ByUuid(FakeNvml):
+        def nvmlDeviceGetHandleByIndex(self, index):
+            raise AssertionError("torch's index is not NVML's")
+
+        def nvmlDeviceGetHandleByUUID(self, uuid):
+            asked.append(uuid)
+            return ("gpu", uuid)
+
+    sampler = NvmlSampler(device_uuid="58d0a8d6-0b2c-7d4e-1f2a-3b4c5d6e7f80", nvml=ByUuid())
+    assert sampler._handle == ("gpu", "GPU-58d0a8d6-0b2c-7d4e-1f2a-3b4c5d6e7f80")
+    NvmlSampler(device_uuid="GPU-58d0a8d6-0b2c-7d4e-1f2a-3b4c5d6e7f80", nvml=ByUuid())  # prefix not doubled
+    assert asked == ["GPU-58d0a8d6-0b2c-7d4e-1f2a-3b4c5d6e7f80"] * 2
+
+
+def test_context_manager_keeps_the_summary():
+    sampler = NvmlSampler(nvml=FakeNvml(), interval_s=0.001, clock=StepClock(0.05))
+    assert sampler.summary is None
+    with sampler:
+        pass
+    assert sampler.summary.avg_power_w == pytest.approx(250.0) and not sampler._thread.is_alive()
+
+
+@pytest.mark.gpu
+def test_real_nvml_samples_the_torch_device_by_uuid():
+    import torch
+
+    uuid = str(torch.cuda.get_device_properties(0).uuid)
+    with NvmlSampler(device_uuid=uuid, interval_s=0.005) as sampler:
+        time.sleep(0.05)
+    assert sampler.summary.peak_used_bytes > 0
 
 
 @pytest.mark.gpu

@@ -102,6 +102,42 @@ def test_out_of_memory_writes_failed_records_and_says_what_to_lower(tmp_path, mo
     assert failed[0]["run_id"] == failed[1]["run_id"]
 
 
+def test_out_of_memory_while_building_writes_failed_records(tmp_path, monkeypatch):
+    """A 7B model that does not fit the GPU fails in build_model (a ProfilingError from the CUDA OOM)."""
+    from vidcost.runtime import model
+
+    def exhausted(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.02 GiB")
+
+    monkeypatch.setattr(model, "_build_shape_only", exhausted)
+    store = tmp_path / "runs.jsonl"
+    with pytest.raises(ProfilingError, match="out of memory .* lower --frames"):
+        profile_method(spec=SPEC, method="fastv", budget=0.5, repeats=1, warmup=0, store=store)
+    records = read_records(store)
+    assert [(r["method"], r["status"]) for r in records] == [("vanilla", "failed"), ("fastv", "failed")]
+
+
+def test_other_build_errors_write_no_failed_record(tmp_path, monkeypatch):
+    from vidcost.runtime import model
+
+    def broken(*args, **kwargs):
+        raise ProfilingError("something else went wrong")
+
+    monkeypatch.setattr(model, "_build_shape_only", broken)
+    with pytest.raises(ProfilingError, match="something else"):
+        profile_method(spec=SPEC, method="fastv", budget=0.5, repeats=1, store=tmp_path / "runs.jsonl")
+    assert not (tmp_path / "runs.jsonl").exists()
+
+
+def test_unwritable_store_fails_before_measuring(tmp_path, monkeypatch):
+    from vidcost.errors import DataFormatError
+
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(StagedRuntime, "prefill", lambda *a, **k: pytest.fail("measured before checking the store"))
+    with pytest.raises(DataFormatError, match="cannot append to store .* pass a writable file to --store"):
+        profile_method(spec=SPEC, method="uniform", budget=0.5, repeats=1, store=tmp_path / "file" / "runs.jsonl")
+
+
 class _FakeNvml:
     """pynvml's units: bytes, milliwatts, millijoules."""
 
@@ -135,6 +171,64 @@ def test_nvml_sampling_reaches_the_record(tmp_path, monkeypatch):
         assert record.avg_power_w == pytest.approx(300.0)   # mW → W
         assert record.energy_j == pytest.approx(1.5)        # mJ → J, per prefill
         assert record.nvml_peak_used_bytes == 3 * 2**30
+
+
+def test_energy_of_short_prefills_is_pooled_over_repeats(monkeypatch):
+    """Each fake prefill window lasts 0.03 s, under the 0.1 s NVML needs; 4 repeats reach it together."""
+    from vidcost.profiling import nvml, session
+
+    class Clock:
+        now = 0.0
+
+        def __call__(self):
+            Clock.now += 0.01
+            return Clock.now
+
+    monkeypatch.setattr(session, "_nvml_sampler",
+                        lambda device: nvml.NvmlSampler(nvml=_FakeNvml(), interval_s=10.0, clock=Clock()))
+    comparison = profile_method(spec=SPEC, method="uniform", budget=0.5, repeats=4, warmup=0, store=None)
+    assert comparison.method.energy_j == pytest.approx(1.5) and comparison.vanilla.energy_j == pytest.approx(1.5)
+
+
+def test_nvml_sampler_stops_when_the_prefill_runs_out_of_memory(monkeypatch):
+    from vidcost.profiling import nvml, session
+
+    samplers = []
+
+    def sampler(device):
+        samplers.append(nvml.NvmlSampler(nvml=_FakeNvml(), interval_s=0.001))
+        return samplers[-1]
+
+    def exhausted(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(session, "_nvml_sampler", sampler)
+    monkeypatch.setattr(StagedRuntime, "prefill", exhausted)
+    with pytest.raises(ProfilingError, match="out of memory"):
+        profile_method(spec=SPEC, method="uniform", budget=0.5, repeats=1, warmup=0, store=None)
+    assert samplers and not samplers[0]._thread.is_alive()  # no poller left running in the caller's process
+
+
+def test_session_finds_the_nvml_device_by_torch_uuid(monkeypatch):
+    """The session's device → NVML mapping, torch.cuda and pynvml faked: by UUID, not by index."""
+    import sys
+    from types import SimpleNamespace
+
+    from vidcost.profiling import session
+
+    class FakePynvml(_FakeNvml):
+        def nvmlDeviceGetHandleByIndex(self, index):
+            raise AssertionError("torch's index is not NVML's")
+
+        def nvmlDeviceGetHandleByUUID(self, uuid):
+            return ("handle", uuid)
+
+    asked = []
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda device: asked.append(device) or SimpleNamespace(uuid="1b2c3d4e-aaaa"))
+    monkeypatch.setitem(sys.modules, "pynvml", FakePynvml())
+    sampler = session._nvml_sampler("cuda:1")
+    assert asked == ["cuda:1"] and sampler._handle == ("handle", "GPU-1b2c3d4e-aaaa")
 
 
 @pytest.mark.gpu

@@ -72,7 +72,7 @@ class FakeEvent:
     def __init__(self) -> None:
         self.recorded_at: float | None = None
 
-    def record(self) -> None:
+    def record(self, stream=None) -> None:
         FakeEvent.gpu_ms += 2.5
         self.recorded_at = FakeEvent.gpu_ms
 
@@ -96,6 +96,34 @@ def test_cuda_event_backend_bookkeeping_with_fake_events():
 
 def test_make_timer_picks_the_backend():
     assert isinstance(make_timer("cpu").backend, PerfCounterBackend)
+
+
+def test_cuda_timer_syncs_and_records_on_the_profiled_device(monkeypatch):
+    """make_timer("cuda:1") through the real torch.cuda defaults, torch.cuda's functions faked: the
+    synchronise and the event's stream must be cuda:1's, not the current device's (cuda:0)."""
+    import torch
+
+    calls = []
+
+    class Event(FakeEvent):
+        def __init__(self, enable_timing=False):
+            assert enable_timing  # elapsed_time needs timing events
+            super().__init__()
+
+        def record(self, stream=None):
+            calls.append(("record", stream))
+            super().record()
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(("sync", device)))
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: f"stream of {device}")
+    timer = make_timer("cuda:1")
+    assert isinstance(timer.backend, CudaEventBackend)
+    with timer.window("vision"):
+        pass
+    assert timer.finish_run()["vision"] == pytest.approx(2.5)
+    assert calls == [("sync", "cuda:1"), ("record", "stream of cuda:1")] * 2 + [("sync", "cuda:1")]
 
 
 @pytest.mark.gpu

@@ -50,6 +50,18 @@ def test_dtype_and_device_validation():
         resolve_device("tpu")
 
 
+def test_cuda_device_index_is_checked(monkeypatch):
+    """With two CUDA devices (faked): cuda:1 exists, cuda:2 does not, cuda:x is not a device."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda") == "cuda:0" and resolve_device("cuda:1") == "cuda:1"
+    with pytest.raises(ProfilingError, match="--device cuda:2 does not exist: .* 2 visible .* cuda:0 to cuda:1"):
+        resolve_device("cuda:2")
+    for bad in ("cuda:x", "cuda1", "cuda:"):
+        with pytest.raises(ConfigError, match=f"unknown device '{bad}'"):
+            resolve_device(bad)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
 def test_cuda_without_cuda_is_a_profiling_error():
     with pytest.raises(ProfilingError, match="CUDA is not available"):

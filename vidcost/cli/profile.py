@@ -79,7 +79,7 @@ def print_table(comparison: Any, store: str | None) -> None:
     print(f"{met.method} @ budget {met.budget} on {met.model['name']} ({met.frames} frames, {met.device}, "
           f"{met.dtype}), {len(met.samples_ms.get('total', []))} repeats, median ms")
     print(f"  {'stage':<24}{'vanilla':>14}{met.method:>14}{'speedup':>9}")
-    for key, label in STAGE_ROWS:
+    for key, label in _stage_rows(van, met):
         a, b = van.stages_ms.get(key), met.stages_ms.get(key)
         if a is None and b is None:
             continue
@@ -105,6 +105,17 @@ def print_table(comparison: Any, store: str | None) -> None:
     print(f"executed {Schedule.from_dict(met.executed_schedule)}")
     if store:
         print(f"stored in {store} (run_id {met.run_id})")
+
+
+def _stage_rows(*records: Any) -> list[tuple[str, str]]:
+    """STAGE_ROWS, with the decoder layers' own windows (--per-layer) after the LLM prefill row."""
+    layers = sorted({key for record in records for key in record.stages_ms if key.startswith("layer_")})
+    rows: list[tuple[str, str]] = []
+    for key, label in STAGE_ROWS:
+        rows.append((key, label))
+        if key == "llm_prefill":
+            rows += [(layer, f"  layer {layer.removeprefix('layer_')}") for layer in layers]
+    return rows
 
 
 def _ms(value: float | None) -> str:

@@ -3,13 +3,15 @@
 `profile_method(...)` builds the model (shape-only or local weights), the inputs (synthetic or decoded
 video), runs warm-ups, then alternates vanilla and method repeats (A B A B …, so slow drifts of a busy
 machine hit both alike), timing every stage, and measures peak memory per run and NVML power/energy on
-GPU. FLOPs come from the cost model on the schedule actually executed. Both records are appended to
+GPU (energy per prefill pooled over the repeats: one fast prefill is too short for NVML's counter).
+FLOPs come from the cost model on the schedule actually executed. Both records are appended to
 the store with one run_id. Running out of memory writes a `failed` record and raises a ProfilingError
 that says what to lower.
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +21,12 @@ from vidcost.errors import ConfigError, ProfilingError
 from vidcost.methods import Method, check_budget, get_method
 from vidcost.profiling.environment import capture_environment
 from vidcost.profiling.memory import make_peak_memory
+from vidcost.profiling.nvml import pooled_energy_j
 from vidcost.profiling.record import ProfileRecord, new_run_id
 from vidcost.profiling.stats import NOISY_IQR_FRACTION, NoisyMeasurementWarning, summarize
 from vidcost.profiling.timer import StageTimer, make_timer
 from vidcost.spec import ModelSpec
-from vidcost.store import append_record
+from vidcost.store import append_record, check_writable
 
 Progress = Callable[[str], None]
 STAGE_KEYS = ("vision", "projector", "selection", "llm_prefill", "first_token", "total")
@@ -124,6 +127,7 @@ def profile_method(*, spec: ModelSpec, method: str, budget: float, params: dict[
         ConfigError: unknown method or parameter, budget outside (0, 1], repeats < 1, warmup < 0.
         ProfilingError: no CUDA for --device cuda, an undecodable video, out of memory (a failed record is
             stored first).
+        DataFormatError: the store cannot be appended to (checked before measuring).
     """
     from vidcost.runtime import StagedRuntime, build_inputs, build_model
     from vidcost.runtime.video import decode_video
@@ -138,6 +142,8 @@ def profile_method(*, spec: ModelSpec, method: str, budget: float, params: dict[
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
     _set_threads(threads)
+    if store is not None:
+        check_writable(store)  # now, not after minutes of measuring
     run_id = new_run_id()
     base = dict(run_id=run_id, model=spec.to_dict(), device=device, dtype=dtype)
     configs = [_Config(chosen, budget, make_timer(device))]
@@ -153,7 +159,7 @@ def profile_method(*, spec: ModelSpec, method: str, budget: float, params: dict[
         base["model"] = inputs.spec.to_dict()
         sampler = _nvml_sampler(device)
         _measure(configs, runtime, inputs, repeats, warmup, seed, per_layer, device, sampler, say)
-    except (MemoryError, RuntimeError) as err:
+    except (MemoryError, RuntimeError, ProfilingError) as err:  # build_model reports a CUDA OOM as ProfilingError
         if not _is_out_of_memory(err):
             raise
         message = (f"out of memory profiling {method} on {spec.name} with {spec.frames} frames on {device}; "
@@ -180,15 +186,15 @@ def _measure(configs: list[_Config], runtime: Any, inputs: Any, repeats: int, wa
         say(f"repeat {i + 1}/{repeats}")
         for config in configs:  # interleaved: vanilla, method, vanilla, method, ...
             memory.reset()
-            if sampler is not None:
-                sampler.start()
-            config.result = runtime.prefill(inputs, config.method, config.budget, seed=seed,
-                                            timer=config.timer, per_layer=per_layer)
+            # The sampler's thread stops even when the prefill raises (out of memory): no leaked poller.
+            with sampler if sampler is not None else contextlib.nullcontext():
+                config.result = runtime.prefill(inputs, config.method, config.budget, seed=seed,
+                                                timer=config.timer, per_layer=per_layer)
             config.timer.finish_run()
             config.peaks.append(memory.peak_bytes())
             config.increases.append(memory.increase_bytes())
             if sampler is not None:
-                config.energy.append(sampler.stop())
+                config.energy.append(sampler.summary)
     for config in configs:
         config.memory_source = memory.source
 
@@ -209,7 +215,6 @@ def _record(config: _Config, base: dict[str, Any], spec: ModelSpec, environment:
              "exact": estimate_cost(spec, executed, convention="exact").prefill_flops,
              "exact_with_vision": estimate_cost(spec, executed, convention="exact", include_vision=True).prefill_flops}
     summaries = [s for s in config.energy if s is not None]
-    energies = [s.energy_j for s in summaries if s.energy_j is not None]
     powers = [s.avg_power_w for s in summaries if s.avg_power_w is not None]
     return ProfileRecord(
         **base, method=config.method.name, params=config.method.resolved_params(), budget=config.budget,
@@ -218,7 +223,7 @@ def _record(config: _Config, base: dict[str, Any], spec: ModelSpec, environment:
         stats_ms={k: v.to_dict() for k, v in stats.items()}, prefill_ms=stats["total"].median,
         peak_memory_bytes=max(config.peaks), memory_source=config.memory_source,
         peak_increase_bytes=None if None in config.increases else max(config.increases),
-        energy_j=sum(energies) / len(energies) if energies else None,
+        energy_j=pooled_energy_j(summaries),  # per prefill, pooled over repeats: one prefill may be too short
         avg_power_w=sum(powers) / len(powers) if powers else None,
         nvml_peak_used_bytes=max((s.peak_used_bytes for s in summaries), default=None),
         flops=flops, environment=environment)
@@ -238,11 +243,13 @@ def _nvml_sampler(device: str) -> Any:
     """An NVML sampler on GPU (None on CPU, or when NVML is unusable: power and energy are then None)."""
     if not device.startswith("cuda"):
         return None
+    import torch
+
     from vidcost.profiling.nvml import NvmlSampler
 
     try:
-        index = int(device.split(":")[1]) if ":" in device else 0
-        return NvmlSampler(device_index=index)
+        # By UUID: torch's device index is not NVML's under CUDA_VISIBLE_DEVICES (see vidcost.profiling.nvml).
+        return NvmlSampler(device_uuid=str(torch.cuda.get_device_properties(device).uuid))
     except ProfilingError as err:
         warnings.warn(f"{err}; power and energy are not recorded", stacklevel=3)
         return None
@@ -259,6 +266,8 @@ def _set_threads(threads: int | None) -> None:
 
 
 def _is_out_of_memory(err: BaseException) -> bool:
+    if isinstance(err, ProfilingError):  # e.g. build_model's, raised from torch.OutOfMemoryError
+        return err.__cause__ is not None and _is_out_of_memory(err.__cause__)
     if isinstance(err, MemoryError):
         return True
     text = str(err).lower()

@@ -43,32 +43,37 @@ class PerfCounterBackend:
 
 
 class CudaEventBackend:
-    """CUDA events recorded on the current stream; `elapsed_time` is read after a final synchronise.
+    """CUDA events recorded on the timed device's current stream; `elapsed_time` is read after a final synchronise.
 
     Args:
-        event_factory: builds an event with `record()` and `elapsed_time(other) -> ms`
+        event_factory: builds an event with `record(stream)` and `elapsed_time(other) -> ms`
             (default `torch.cuda.Event(enable_timing=True)`).
-        synchronize: waits for the device (default `torch.cuda.synchronize`); called at window edges.
+        synchronize: waits for the device (default `torch.cuda.synchronize(device)`); called at window edges.
+        device: the device being timed ("cuda:1"); events go on its current stream. None: the current
+            device, which is only right for "cuda:1" after `torch.cuda.set_device`.
     """
 
     name = "cuda_events"
 
     def __init__(self, event_factory: Callable[[], Any] | None = None,
-                 synchronize: Callable[[], None] | None = None) -> None:
+                 synchronize: Callable[[], None] | None = None, device: str | None = None) -> None:
+        self.stream: Callable[[], Any] = lambda: None  # None: Event.record's default, the current stream
         if event_factory is None or synchronize is None:
             import torch
 
             if not torch.cuda.is_available():
                 raise ProfilingError("CUDA events need a CUDA device; profile with --device cpu instead")
             event_factory = event_factory or (lambda: torch.cuda.Event(enable_timing=True))
-            synchronize = synchronize or torch.cuda.synchronize
+            synchronize = synchronize or (lambda: torch.cuda.synchronize(device))
+            if device is not None:
+                self.stream = lambda: torch.cuda.current_stream(device)
         self.event_factory = event_factory
         self.synchronize = synchronize
 
     def mark(self) -> Any:
         self.synchronize()  # window edge: earlier work must not leak into (or out of) the window
         event = self.event_factory()
-        event.record()
+        event.record(self.stream())
         return event
 
     def elapsed_ms(self, start: Any, end: Any) -> float:
@@ -133,4 +138,4 @@ class StageTimer:
 
 def make_timer(device: str) -> StageTimer:
     """The timer for a device: CUDA events on "cuda*", perf_counter_ns on the CPU."""
-    return StageTimer(CudaEventBackend() if device.startswith("cuda") else PerfCounterBackend())
+    return StageTimer(CudaEventBackend(device=device) if device.startswith("cuda") else PerfCounterBackend())

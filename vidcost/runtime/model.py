@@ -54,7 +54,7 @@ def resolve_device(device: str) -> str:
     """Validate a device name; "cuda" becomes "cuda:0".
 
     Raises:
-        ProfilingError: CUDA requested but not available.
+        ProfilingError: CUDA requested but not available, or a device index this machine does not have.
         ConfigError: an unknown device name.
     """
     import torch
@@ -65,7 +65,16 @@ def resolve_device(device: str) -> str:
         if not torch.cuda.is_available():
             raise ProfilingError(
                 f"--device {device} was requested but CUDA is not available on this machine; use --device cpu")
-        return "cuda:0" if device == "cuda" else device
+        if device == "cuda":
+            return "cuda:0"
+        index = device.removeprefix("cuda:")
+        if device == index or not index.isdigit():
+            raise ConfigError(f"unknown device '{device}'; choose cpu, cuda or cuda:N")
+        count = torch.cuda.device_count()
+        if int(index) >= count:
+            raise ProfilingError(f"--device {device} does not exist: this machine has {count} visible CUDA "
+                                 f"device(s); use cuda:0 to cuda:{count - 1}")
+        return f"cuda:{int(index)}"
     raise ConfigError(f"unknown device '{device}'; choose cpu or cuda")
 
 

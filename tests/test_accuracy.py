@@ -161,3 +161,73 @@ def test_records_round_trip_through_the_store(tmp_path):
     assert one["mmgvid"]["relative_pct"] == pytest.approx(100 * 62.5 / 63.0)
     with pytest.raises(ConfigError, match="benchmark 'msvd'.*videomme"):
         accuracy_rows(records, benchmark="msvd")
+
+
+def _accuracy(model, frames, method, budget, benchmark, score, created):
+    return {"kind": "accuracy", "model": model, "frames": frames, "method": method, "budget": budget,
+            "benchmark": benchmark, "score": score, "created_at": created}
+
+
+def test_accuracy_rows_keep_frame_counts_apart_and_compare_with_the_same_frames():
+    records = [_accuracy("m", 32, "vanilla", 1.0, "videomme", 60.0, "2026-01-01"),
+               _accuracy("m", 64, "vanilla", 1.0, "videomme", 64.0, "2026-01-02"),
+               _accuracy("m", 32, "fastv", 0.3, "videomme", 57.0, "2026-01-03"),
+               _accuracy("m", 64, "fastv", 0.3, "videomme", 62.0, "2026-01-04")]
+    rows = {(r["method"], r["eval_frames"]): r for r in accuracy_rows(records, benchmark="videomme")}
+    assert set(rows) == {("vanilla", 32), ("vanilla", 64), ("fastv", 32), ("fastv", 64)}  # none overwritten
+    assert rows[("fastv", 32)]["relative_pct"] == pytest.approx(100 * 57 / 60)
+    assert rows[("fastv", 64)]["relative_pct"] == pytest.approx(100 * 62 / 64)
+    # A model's only vanilla run is the baseline whatever frames the pruned run used.
+    (row,) = [r for r in accuracy_rows(records[:1] + records[3:]) if r["method"] == "fastv"]
+    assert row["relative_pct"] == pytest.approx(100 * 62 / 60)
+
+
+def _lmms_results(tmp_path, results, **extra):
+    path = tmp_path / "20260301_120000_results.json"
+    path.write_text(json.dumps({"results": results, "config": {"model_args": "pretrained=a/m"}, **extra}))
+    return path
+
+
+def test_unscored_tasks_and_lower_is_better_metrics_are_noted(tmp_path):
+    path = _lmms_results(tmp_path, {"videomme": {"videomme_perception_score,none": 58.2},
+                                    "egoschema": {"alias": "egoschema", "submission,none": None},
+                                    "asr": {"wer,none": 12.5}},
+                         higher_is_better={"asr": {"wer": False}})
+    run = read_lmms_eval(path)
+    assert set(_by_name(run)) == {"videomme", "asr"}
+    assert any("['egoschema'] report no numeric score" in note for note in run.notes)
+    assert any("lower-is-better metric(s) ['asr/wer']" in note for note in run.notes)
+
+
+def test_longvideobench_samples_compare_parsed_pred_with_answer(tmp_path):
+    path = tmp_path / "x_samples_longvideobench_val_v.jsonl"
+    path.write_text("".join(json.dumps({"lvb_acc": {"id": str(i), "answer": "B", "parsed_pred": p}}) + "\n"
+                            for i, p in enumerate("BBCB")))
+    assert read_samples(path, "lvb_acc") == [1.0, 1.0, 0.0, 1.0]
+
+
+def test_lenient_samples_leave_out_files_of_unscored_tasks_with_a_note(tmp_path):
+    results = _lmms_results(tmp_path, {"videomme": {"videomme_perception_score,none": 62.5},
+                                       "egoschema": {"submission,none": None}})
+    ego = tmp_path / "20260301_120000_samples_egoschema.jsonl"
+    ego.write_text('{"submission": {"video_idx": "1", "answer": 2}}\n')
+    run = read_lmms_eval(results, samples=[SAMPLES, ego], lenient_samples=True, resamples=200)
+    assert _by_name(run)["videomme"].ci_low is not None
+    assert any("20260301_120000_samples_egoschema.jsonl" in note for note in run.notes)
+    with pytest.raises(DataFormatError, match="matches no task"):
+        read_lmms_eval(results, samples=[SAMPLES, ego])  # named explicitly: strict
+
+
+def test_newer_clt_and_clustered_stderr_keys_are_not_scores(tmp_path):
+    # lmms-eval >= 0.6 writes <metric>_stderr_clt and <metric>_stderr_clustered beside <metric>_stderr.
+    aux = {"submission_stderr,none": "N/A", "submission_stderr_clt,none": "N/A",
+           "submission_stderr_clustered,none": "N/A"}
+    path = _lmms_results(tmp_path, {
+        "videomme": {"alias": "videomme", "videomme_perception_score,none": 58.2,
+                     "videomme_perception_score_stderr,none": 0.9, "videomme_perception_score_stderr_clt,none": 0.9,
+                     "videomme_perception_score_stderr_clustered,none": "N/A"},
+        "egoschema": {"alias": "egoschema", "submission,none": None, **aux},
+        "mmmu_val": {"alias": "mmmu_val", "mmmu_acc,none": None, "mmmu_acc_stderr_clt,none": 0.02}})
+    run = read_lmms_eval(path)
+    assert set(_by_name(run)) == {"videomme"} and _by_name(run)["videomme"].stderr == 0.9
+    assert any("['egoschema', 'mmmu_val'] report no numeric score" in note for note in run.notes)

@@ -141,3 +141,11 @@ def test_committed_example_report_is_complete():
     directory = ROOT / "reports" / "example"
     assert (directory / "index.html").is_file(), "generate it: vidcost report --out reports/example/"
     assert_self_contained(directory)
+
+
+def test_evaluated_accuracy_table_names_the_frames_evaluated(store, tmp_path):
+    out = tmp_path / "rep"
+    build_report(out, store=store)
+    assert "| model | frames | method | budget | score | % of vanilla |" in (out / "report.md").read_text()
+    assert "| tiny | 32 | mmgvid | 0.25 |" in (out / "report.md").read_text()
+    assert "<td>tiny</td><td>32</td><td>mmgvid</td>" in (out / "index.html").read_text()

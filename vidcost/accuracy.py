@@ -30,6 +30,8 @@ METHOD_KEYS = ("pruning_method", "prune_method", "method", "token_pruning", "pru
 BUDGET_KEYS = ("budget", "keep_ratio", "retention_ratio", "retain_ratio", "token_budget")
 FRAMES_KEYS = ("max_frames_num", "num_frames", "frames", "nframes")
 _NOT_METRICS = ("alias", "samples", "name", "sample_len", "sample_count", "original", "effective")
+# Error estimates beside a metric; lmms-eval >= 0.6 adds CLT and clustered ones (a number or "N/A").
+_STDERR_SUFFIXES = ("_stderr", "_stderr_clt", "_stderr_clustered")
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ def read_lmms_eval(path: str | os.PathLike[str], *, method_key: str | None = Non
                    budget_key: str | None = None, model: str | None = None, metric: str | None = None,
                    samples: Sequence[str | os.PathLike[str]] = (),
                    percent_metrics: Sequence[str] = (), ci_level: float = 0.95, resamples: int = 2000,
-                   seed: int = 0) -> EvaluatedRun:
+                   seed: int = 0, lenient_samples: bool = False) -> EvaluatedRun:
     """Read one lmms-eval results JSON.
 
     Args:
@@ -146,6 +148,8 @@ def read_lmms_eval(path: str | os.PathLike[str], *, method_key: str | None = Non
         samples: samples JSONL files (`<anything>_<task>.jsonl`) for bootstrap confidence intervals.
         percent_metrics: metrics already on 0–100 even when every value is ≤ 1 (never rescaled).
         ci_level / resamples / seed: bootstrap settings.
+        lenient_samples: samples files found automatically: one that matches no scored task or cannot give
+            an interval is left out with a note instead of failing the whole file.
 
     Raises:
         DataFormatError: unreadable JSON, or a missing or malformed key (file and key named).
@@ -168,11 +172,18 @@ def read_lmms_eval(path: str | os.PathLike[str], *, method_key: str | None = Non
     scores = _task_scores(results, data, metric, source)
     scores = _normalise_scales(scores, percent_metrics)
     if samples:
-        matched = samples_for(samples, scores)
-        scores = {task: _with_interval(r, matched.get(task), ci_level, resamples, seed)
-                  for task, r in scores.items()}
+        scores = _with_intervals(scores, samples, notes, lenient=lenient_samples, level=ci_level,
+                                 resamples=resamples, seed=seed)
     groups = _group_members(data, source)
     final = _aggregate_groups(scores, groups, data, source)
+    unscored = sorted(t for t in results if t not in scores and t not in groups)
+    if unscored:  # e.g. a submission-only split (EgoSchema test) reports no number
+        notes.append(f"task(s) {unscored} report no numeric "
+                     f"{'metric ' + repr(metric) if metric else 'score'}: left out")
+    lower = sorted({f"{r.benchmark}/{r.metric}" for r in final if r.higher_is_better is False})
+    if lower:
+        notes.append(f"lower-is-better metric(s) {lower}: Pareto fronts and relative scores take every score "
+                     "as higher-is-better")
     return EvaluatedRun(source, name, method, budget, frames, args, tuple(final), tuple(notes))
 
 
@@ -260,7 +271,7 @@ def _pick_metric(entry: Mapping[str, Any], metric: str | None, task: str,
                  source: str) -> tuple[str, str, str | None] | None:
     for key, value in entry.items():
         name, _, filt = key.partition(",")
-        if name in _NOT_METRICS or name.endswith("_stderr") or (metric is not None and name != metric):
+        if name in _NOT_METRICS or name.endswith(_STDERR_SUFFIXES) or (metric is not None and name != metric):
             continue
         if not _is_number(value):
             if isinstance(value, (int, float, str)) and not isinstance(value, bool):
@@ -347,7 +358,7 @@ def _mean_of(group: str, parts: Sequence[AccuracyResult]) -> AccuracyResult:
 
 def read_samples(path: str | os.PathLike[str], metric: str) -> list[float]:
     """Per-sample values of `metric` from an lmms-eval samples JSONL (a number, a bool, or an object holding
-    "score", or "pred_answer" and "answer" compared for equality).
+    "score", or "pred_answer" (or "parsed_pred") and "answer" compared for equality).
 
     Raises:
         DataFormatError: unreadable file, a malformed line, or a line without the metric (line named).
@@ -370,6 +381,8 @@ def read_samples(path: str | os.PathLike[str], metric: str) -> list[float]:
                 value = value["score"]
             elif "pred_answer" in value and "answer" in value:
                 value = float(value["pred_answer"] == value["answer"])
+            elif "parsed_pred" in value and "answer" in value:  # LongVideoBench's lvb_acc
+                value = float(value["parsed_pred"] == value["answer"])
         if isinstance(value, bool) or _is_number(value):
             values.append(float(value))
         else:
@@ -391,6 +404,29 @@ def bootstrap_interval(values: Sequence[float], *, level: float = 0.95, resample
     result = stats.bootstrap((data,), np.mean, confidence_level=level, n_resamples=resamples,
                              method="percentile", rng=np.random.default_rng(seed))
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def _with_intervals(scores: dict[str, AccuracyResult], samples: Sequence[str | os.PathLike[str]],
+                    notes: list[str], *, lenient: bool, level: float, resamples: int,
+                    seed: int) -> dict[str, AccuracyResult]:
+    """Scores with bootstrap intervals from their samples files; when lenient, unusable files become notes."""
+    if lenient:
+        usable = [p for p in samples if _task_of(p, scores) is not None]
+        if len(usable) < len(samples):
+            left = sorted(Path(p).name for p in samples if p not in usable)
+            notes.append(f"samples file(s) {left} match no scored task: left out")
+        samples = usable
+    matched = samples_for(samples, scores)
+    with_ci = {}
+    for task, result in scores.items():
+        try:
+            with_ci[task] = _with_interval(result, matched.get(task), level, resamples, seed)
+        except DataFormatError as err:
+            if not lenient:
+                raise
+            notes.append(f"no confidence interval for {task}: {err}")
+            with_ci[task] = result
+    return with_ci
 
 
 def _with_interval(result: AccuracyResult, samples_path: str | os.PathLike[str] | None, level: float,
@@ -416,11 +452,10 @@ def samples_for(paths: Iterable[str | os.PathLike[str]], tasks: Iterable[str]) -
     Raises:
         DataFormatError: a file that matches no task.
     """
-    names = sorted(tasks, key=len, reverse=True)
+    names = list(tasks)
     matched: dict[str, str] = {}
     for path in paths:
-        stem = Path(path).name.removesuffix(".jsonl")
-        task = next((t for t in names if stem == t or stem.endswith("_" + t)), None)
+        task = _task_of(path, names)
         if task is None:
             raise DataFormatError(f"samples file '{path}' matches no task of the results ({sorted(names)}); "
                                   "name it <anything>_<task>.jsonl")
@@ -428,11 +463,18 @@ def samples_for(paths: Iterable[str | os.PathLike[str]], tasks: Iterable[str]) -
     return matched
 
 
+def _task_of(path: str | os.PathLike[str], tasks: Iterable[str]) -> str | None:
+    """The longest task name a samples file's stem ends with (after "_"), None when none."""
+    stem = Path(path).name.removesuffix(".jsonl")
+    return next((t for t in sorted(tasks, key=len, reverse=True) if stem == t or stem.endswith("_" + t)), None)
+
+
 def accuracy_rows(records: Iterable[Mapping[str, Any]], *, benchmark: str = AVERAGE_BENCHMARK
                   ) -> list[dict[str, Any]]:
-    """Evaluated accuracy of each (model, method, budget) on one benchmark (or "avg": the mean over the
-    benchmarks the model's vanilla run has, for configurations evaluated on all of them), with the score
-    relative to vanilla. Subtasks of a group are left out; the latest record of a key wins.
+    """Evaluated accuracy of each (model, frames, method, budget) on one benchmark (or "avg": the mean over
+    the benchmarks the model's vanilla run has, for configurations evaluated on all of them), with the score
+    relative to the vanilla run with the same frames (or the model's only vanilla run). Subtasks of a group
+    are left out; the latest record of a key wins. `eval_frames` is the frame count evaluated.
 
     Raises:
         ConfigError: the benchmark does not occur (the ones that do are listed).
@@ -440,23 +482,25 @@ def accuracy_rows(records: Iterable[Mapping[str, Any]], *, benchmark: str = AVER
     latest: dict[tuple[Any, ...], Mapping[str, Any]] = {}
     for record in sorted((r for r in records if r.get("kind") == "accuracy" and not r.get("group")),
                          key=lambda r: str(r.get("created_at", ""))):
-        latest[(record.get("model"), record.get("method"), record.get("budget"), record.get("benchmark"))] = record
+        latest[(record.get("model"), record.get("frames"), record.get("method"), record.get("budget"),
+                record.get("benchmark"))] = record
     scores: dict[tuple[Any, ...], dict[str, float]] = defaultdict(dict)
-    for (model, method, budget, bench), record in latest.items():
-        scores[(model, method, budget)][bench] = float(record["score"])
+    for (model, frames, method, budget, bench), record in latest.items():
+        scores[(model, frames, method, budget)][bench] = float(record["score"])
     if benchmark != AVERAGE_BENCHMARK and not any(benchmark in s for s in scores.values()):
         names = sorted({b for s in scores.values() for b in s} | {AVERAGE_BENCHMARK})
         raise ConfigError(f"benchmark '{benchmark}' is not in the store's accuracy records; choose one of {names}")
-    vanilla = {key[0]: s for key, s in scores.items() if key[1] == "vanilla"}
+    vanilla = {key[:2]: s for key, s in scores.items() if key[2] == "vanilla"}
     rows = []
-    for (model, method, budget), by_bench in sorted(scores.items(), key=lambda kv: str(kv[0])):
-        base = vanilla.get(model, {})
+    for (model, frames, method, budget), by_bench in sorted(scores.items(), key=lambda kv: str(kv[0])):
+        only = [s for (m, _), s in vanilla.items() if m == model]
+        base = vanilla.get((model, frames), only[0] if len(only) == 1 else {})
         score, base_score = _pick(by_bench, base, benchmark)
         if score is None:
             continue
-        rows.append({"model": model, "method": method, "budget": budget, "benchmark": benchmark,
-                     "score": score, "relative_pct": 100.0 * score / base_score if base_score else None,
-                     "provenance": "evaluated"})
+        rows.append({"model": model, "eval_frames": frames, "method": method, "budget": budget,
+                     "benchmark": benchmark, "score": score,
+                     "relative_pct": 100.0 * score / base_score if base_score else None, "provenance": "evaluated"})
     return rows
 
 

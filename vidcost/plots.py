@@ -119,16 +119,38 @@ def plot_accuracy_vs_flops(rows: Sequence[Mapping[str, Any]], out_dir: str | os.
     return Figure(name, "Accuracy vs FLOPs ratio", provenance, caption, files)
 
 
+_SPEEDUP_CAPTION = (
+    "Lines: FLOPs-ideal speedup (1 / FLOPs ratio of a constant schedule keeping budget·T·P tokens "
+    "in every layer, cost model, paper convention). Hollow markers: 1 / FLOPs ratio printed by the "
+    "papers (in-LLM methods keep more tokens early). Filled markers: claimed or measured speedups; measured "
+    "ones (black edge) are the LLM-prefill stage alone, comparable with the lines, joined to a hollow "
+    "black-edged marker for the end-to-end speedup (vision tower included, which pruning does not "
+    "shorten); they are labelled with their frame count and shifted sideways by up to a few "
+    "budget points per configuration so that none hides another.")
+
+
 def plot_speedup_vs_budget(models: Sequence[str], out_dir: str | os.PathLike[str], *,
                            measured: Sequence[Mapping[str, Any]] = (),
                            published: Sequence[Mapping[str, Any]] = (),
                            name: str = "speedup_vs_budget") -> Figure:
     """Prefill speedup vs token budget: the FLOPs-ideal curve of each model (cost model, a pre-LLM constant
     schedule), published FLOPs-ratio speedups and claimed speedups, and measured speedups when profiled."""
-    from vidcost.pareto import flops_ideal_speedup
-
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    seen: set[str] = set()  # legend labels already used: one entry per label
+    sources = _draw_ideal_speedups(ax, models)
+    sources += _draw_published_speedups(ax, published, seen)
+    sources += _draw_measured_speedups(ax, measured, seen)
+    _format_speedup_axes(ax)
+    files = _save(fig, out_dir, name)
+    provenance = " + ".join(dict.fromkeys(sources)) or "none"
+    return Figure(name, "Speedup vs budget", provenance, _SPEEDUP_CAPTION, files)
+
+
+def _draw_ideal_speedups(ax: Any, models: Sequence[str]) -> list[str]:
+    """One FLOPs-ideal line per preset model (cost model, constant pre-LLM schedule); "predicted" per line."""
+    from vidcost.pareto import flops_ideal_speedup
+
     budgets = [b / 100 for b in range(5, 101)]
     sources = []
     for index, model in enumerate(models):
@@ -138,7 +160,12 @@ def plot_speedup_vs_budget(models: Sequence[str], out_dir: str | os.PathLike[str
             ax.plot([100 * b for b, _ in curve], [s for _, s in curve], lw=1.6,
                     ls=("-", "--", ":", "-.")[index % 4], color="#555555", label=f"FLOPs-ideal: {model}")
             sources.append("predicted")
-    seen: set[str] = set()
+    return sources
+
+
+def _draw_published_speedups(ax: Any, published: Sequence[Mapping[str, Any]], seen: set[str]) -> list[str]:
+    """Claimed speedups (filled) and 1 / published FLOPs ratio (hollow); "published" per marker."""
+    sources = []
     for row in published:
         speedup = row.get("prefill_speedup") or (1 / row["flops_ratio"] if row.get("flops_ratio") else None)
         if speedup is None or row.get("method") == "vanilla":
@@ -151,7 +178,13 @@ def plot_speedup_vs_budget(models: Sequence[str], out_dir: str | os.PathLike[str
                    marker=marker, s=60 if claimed else 40, zorder=3, label=None if label in seen else label)
         seen.add(label)
         sources.append("published")
+    return sources
+
+
+def _draw_measured_speedups(ax: Any, measured: Sequence[Mapping[str, Any]], seen: set[str]) -> list[str]:
+    """Measured LLM-prefill speedups (black edge), each joined to its end-to-end speedup; "measured" per row."""
     dodge_keys = sorted({(str(r["method"]), r.get("frames") or 0) for r in measured if r.get("method") != "vanilla"})
+    sources = []
     for row in measured:
         # The LLM-prefill stage is what the FLOPs-ideal curves price; older rows only have the end-to-end figure.
         llm_speedup = row.get("llm_speedup_measured") or row.get("speedup_measured")
@@ -176,6 +209,11 @@ def plot_speedup_vs_budget(models: Sequence[str], out_dir: str | os.PathLike[str
             ax.annotate(f"{row.get('frames')}", (x, llm_speedup), fontsize=7,
                         textcoords="offset points", xytext=(-4, 8 if slot % 2 else -15))  # alternate: no overlap
         sources.append("measured")
+    return sources
+
+
+def _format_speedup_axes(ax: Any) -> None:
+    """Labelled axes with units, a log speedup axis with plain tick labels, the legend outside the plot."""
     ax.set_xlabel("token budget (% of visual tokens kept)")
     ax.set_ylabel("prefill speedup over vanilla (×)")
     ax.set_yscale("log")
@@ -185,16 +223,6 @@ def plot_speedup_vs_budget(models: Sequence[str], out_dir: str | os.PathLike[str
     ax.set_xlim(0, 102)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # outside: it hides no point
     ax.set_title("Prefill speedup vs budget")
-    files = _save(fig, out_dir, name)
-    provenance = " + ".join(dict.fromkeys(sources)) or "none"
-    caption = ("Lines: FLOPs-ideal speedup (1 / FLOPs ratio of a constant schedule keeping budget·T·P tokens "
-               "in every layer, cost model, paper convention). Hollow markers: 1 / FLOPs ratio printed by the "
-               "papers (in-LLM methods keep more tokens early). Filled markers: claimed or measured speedups; measured "
-               "ones (black edge) are the LLM-prefill stage alone, comparable with the lines, joined to a hollow "
-               "black-edged marker for the end-to-end speedup (vision tower included, which pruning does not "
-               "shorten); they are labelled with their frame count and shifted sideways by up to a few "
-               "budget points per configuration so that none hides another.")
-    return Figure(name, "Speedup vs budget", provenance, caption, files)
 
 
 def plot_stage_breakdown(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike[str], *,

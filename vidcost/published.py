@@ -106,7 +106,8 @@ def read_published(paths: Iterable[str | os.PathLike[str]] | None = None) -> lis
     """Read and validate published CSV files (default: every file under `profiles/published/`).
 
     Raises:
-        DataFormatError: a missing file or column, a non-numeric value, or duplicate rows (all named).
+        DataFormatError: a missing file or column, a non-numeric value, no rows at all, or duplicate rows
+            (all named).
     """
     files = published_files() if paths is None else [Path(p) for p in paths]
     if not files:
@@ -114,6 +115,9 @@ def read_published(paths: Iterable[str | os.PathLike[str]] | None = None) -> lis
     results: list[PublishedResult] = []
     for path in files:
         results.extend(_read_one(path))
+    if not results:
+        raise DataFormatError(f"published file(s) {[str(p) for p in files]} hold a header but no rows; add rows "
+                              "or pass other files")
     check_duplicates(results)
     return results
 
@@ -239,13 +243,16 @@ def published_rows(results: Sequence[PublishedResult], *, benchmark: str = AVERA
                    include_variants: bool = False) -> list[dict[str, Any]]:
     """Published rows of one benchmark, relative scores filled in, as plain dicts.
 
-    Ablation variants are left out unless asked for (they are not deployable configurations).
+    Ablation tables (any table with a variant row) are left out unless asked for: their variants are not
+    deployable configurations, and their default rows repeat a main table's configuration with an "avg"
+    over fewer benchmarks, which would skew an accuracy-vs-budget curve mixed with the main table's.
 
     Raises:
         ConfigError: the benchmark does not occur (the ones that do are listed).
     """
+    ablations = {(r.source, r.source_table) for r in results if r.variant}
     rows = [r for r in with_relative_scores(results)
-            if r.benchmark == benchmark and (include_variants or not r.variant)]
+            if r.benchmark == benchmark and (include_variants or (r.source, r.source_table) not in ablations)]
     if not rows:
         names = sorted({r.benchmark for r in results})
         raise ConfigError(f"benchmark '{benchmark}' is not in the published data; choose one of {names}")

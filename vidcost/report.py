@@ -371,10 +371,10 @@ def render_markdown(**ctx: Any) -> str:
                 "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
         out += ["| " + " | ".join(cells) + " |" for cells in _measured_cells(ctx["profiles"])] + [""]
     if ctx["accuracy"]:
-        out += ["## Evaluated accuracy (store, lmms-eval)", "", "| model | method | budget | score | % of vanilla |",
-                "|---|---|---:|---:|---:|"]
-        out += [f"| {r['model']} | {r['method']} | {r['budget']:g} | {r['score']:.2f} | "
-                f"{_fmt(r.get('relative_pct'))} |" for r in ctx["accuracy"]] + [""]
+        out += ["## Evaluated accuracy (store, lmms-eval)", "",
+                "| model | frames | method | budget | score | % of vanilla |", "|---|---:|---|---:|---:|---:|"]
+        out += [f"| {r['model']} | {r.get('eval_frames') or '—'} | {r['method']} | {r['budget']:g} | "
+                f"{r['score']:.2f} | {_fmt(r.get('relative_pct'))} |" for r in ctx["accuracy"]] + [""]
     out += ["## Recommendations", ""]
     if ctx["recommendations"]:
         out += [f"- {r}" for r in ctx["recommendations"]]
@@ -460,10 +460,11 @@ def render_html(**ctx: Any) -> str:
                     for cells in _measured_cells(ctx["profiles"])], "</table>"]
     if ctx["accuracy"]:
         parts += ["<h2>Evaluated accuracy <span class='tag'>store, lmms-eval</span></h2>",
-                  "<table><tr><th>model</th><th>method</th><th>budget</th><th>score</th><th>% of vanilla</th></tr>",
-                  *[f"<tr><td>{escape(str(r['model']))}</td><td>{escape(str(r['method']))}</td>"
-                    f"<td>{r['budget']:g}</td><td>{r['score']:.2f}</td><td>{_fmt(r.get('relative_pct'))}</td></tr>"
-                    for r in ctx["accuracy"]], "</table>"]
+                  ("<table><tr><th>model</th><th>frames</th><th>method</th><th>budget</th><th>score</th>"
+                   "<th>% of vanilla</th></tr>"),
+                  *[f"<tr><td>{escape(str(r['model']))}</td><td>{r.get('eval_frames') or '—'}</td>"
+                    f"<td>{escape(str(r['method']))}</td><td>{r['budget']:g}</td><td>{r['score']:.2f}</td>"
+                    f"<td>{_fmt(r.get('relative_pct'))}</td></tr>" for r in ctx["accuracy"]], "</table>"]
     parts.append("<h2>Recommendations</h2><ul>")
     parts += [f"<li>{escape(str(r))}</li>" for r in ctx["recommendations"]] or ["<li>No method meets both "
                                                                                  "targets.</li>"]

@@ -61,3 +61,19 @@ def test_unknown_budget_key_is_named(tmp_path):
     line = _error_line(vidcost("ingest", "lmms-eval", str(DATA / "old_style_results.json"), "--budget-key", "ratio",
                                "--store", str(tmp_path / "s.jsonl")))
     assert "key 'ratio' (the budget key)" in line
+
+
+def test_samples_beside_the_results_for_an_unscored_task_do_not_fail_the_ingest(tmp_path):
+    # lmms-eval --log_samples writes a samples file per task, also for submission-only splits with no score.
+    results = tmp_path / "20260301_120000_results.json"
+    results.write_text(json.dumps({"results": {"videomme": {"videomme_perception_score,none": 62.5},
+                                               "egoschema": {"alias": "egoschema", "submission,none": None}},
+                                   "config": {"model_args": "pretrained=a/m,method=fastv,budget=0.3"}}))
+    (tmp_path / "20260301_120000_samples_videomme.jsonl").write_text(
+        (DATA / "20260110_101500_samples_videomme.jsonl").read_text())
+    (tmp_path / "20260301_120000_samples_egoschema.jsonl").write_text('{"submission": {"answer": 2}}\n')
+    result = vidcost("ingest", "lmms-eval", str(results), "--dry-run", "--resamples", "200")
+    assert result.returncode == 0, result.stderr
+    assert "videomme videomme_perception_score: 62.50 [" in result.stdout  # its interval is still there
+    assert "note: samples file(s) ['20260301_120000_samples_egoschema.jsonl'] match no scored task" in result.stdout
+    assert "note: task(s) ['egoschema'] report no numeric score: left out" in result.stdout

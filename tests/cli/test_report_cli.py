@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 
 def vidcost(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -59,3 +60,17 @@ def test_corrupt_store_line_is_skipped_not_fatal(tmp_path):
     result = vidcost("report", "--out", str(tmp_path / "r"), "--store", str(store))
     assert result.returncode == 0, result.stderr
     assert "skipped corrupt line" in result.stderr
+
+
+def test_unwritable_output_and_header_only_published_file_are_one_line_errors(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = vidcost("report", "--out", str(blocker / "rep"), cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "cannot create the output directory --out" in result.stderr and "rep" in result.stderr
+    header = tmp_path / "header.csv"
+    header.write_text((Path(__file__).resolve().parents[2] / "profiles" / "published" / "mmgvid_2025.csv")
+                      .read_text().splitlines()[0] + "\n")
+    result = vidcost("report", "--out", str(tmp_path / "r"), "--published", str(header))
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "header.csv" in result.stderr and "no rows" in result.stderr

@@ -50,9 +50,11 @@ def run(args: argparse.Namespace) -> int:
     runs = []
     for path in args.paths:
         samples = args.samples or _sibling_samples(Path(path))
+        # Files found beside the results may belong to unscored tasks: those are noted, not fatal.
         runs.append(read_lmms_eval(path, method_key=args.method_key, budget_key=args.budget_key,
                                    model=args.model, metric=args.metric, samples=samples,
-                                   percent_metrics=args.percent_metric, resamples=args.resamples))
+                                   percent_metrics=args.percent_metric, resamples=args.resamples,
+                                   lenient_samples=not args.samples))
     records = [record for run_ in runs for record in run_.to_records()]
     if not args.dry_run:
         for record in records:  # read everything first: a bad file appends nothing

@@ -30,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="accuracy column, higher is better (default relative_pct: %% of vanilla)")
     parser.add_argument("--group", help="one front per value of this column (e.g. model)")
     parser.add_argument("--benchmark", default="avg", help="benchmark rows to use (default avg)")
-    parser.add_argument("--variants", action="store_true", help="keep ablation variants of published rows")
+    parser.add_argument("--variants", action="store_true",
+                        help="keep the ablation tables of published data (variants, and default rows averaged "
+                             "over fewer benchmarks)")
     parser.add_argument("--max-drop", type=float, metavar="PCT",
                         help="recommend: largest accuracy drop, in points of %% of vanilla (e.g. 1)")
     parser.add_argument("--min-speedup", type=float, default=1.0, metavar="X",

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from vidcost.cli.common import print_json
-from vidcost.errors import DataFormatError
+from vidcost.errors import ConfigError, DataFormatError
 from vidcost.store import DEFAULT_STORE
 
 
@@ -45,6 +45,11 @@ def run(args: argparse.Namespace) -> int:
         raise DataFormatError(f"store '{args.store}' does not exist; check the path or leave out --store")
     else:
         store = args.store
+    try:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create the output directory --out '{args.out}': {err.strerror}; "
+                          "choose a writable directory") from err
     report = build_report(args.out, store=store, published_paths=args.published, benchmark=args.benchmark,
                           max_drop_pct=args.max_drop, min_speedup=args.min_speedup, title=args.title)
     if args.json:

@@ -34,11 +34,17 @@ def test_a_named_store_that_does_not_exist_is_an_error(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_report_does_not_import_torch(tmp_path):
+def test_a_named_empty_store_is_an_error(tmp_path):
     empty = tmp_path / "empty.jsonl"
-    empty.write_text("")
-    code = ("import sys; from vidcost.cli import main; "
-            f"main(['report', '--out', {str(tmp_path / 'r')!r}, '--store', {str(empty)!r}]); "
+    empty.write_text("\n")
+    result = vidcost("report", "--out", str(tmp_path / "r"), "--store", str(empty))
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert "empty.jsonl' holds no records" in result.stderr
+
+
+def test_report_does_not_import_torch(tmp_path):
+    code = ("import os, sys; from vidcost.cli import main; "
+            f"os.chdir({str(tmp_path)!r}); main(['report', '--out', 'r']); "
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from vidcost.cli.common import print_json
 from vidcost.errors import ConfigError, DataFormatError
-from vidcost.store import DEFAULT_STORE
+from vidcost.store import DEFAULT_STORE, iter_records
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
     elif not Path(args.store).is_file():
         # A store named on the command line must exist: a typo should not silently drop every measurement.
         raise DataFormatError(f"store '{args.store}' does not exist; check the path or leave out --store")
+    elif next(iter_records(args.store), None) is None:
+        raise DataFormatError(f"store '{args.store}' holds no records; run `vidcost profile` or `vidcost ingest "
+                              "lmms-eval` first, or leave out --store")
     else:
         store = args.store
     try:

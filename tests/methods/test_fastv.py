@@ -28,8 +28,14 @@ def test_layer_out_of_range(layer):
         get_method("fastv", layer=layer).plan(SPEC, 0.5)
 
 
-def test_string_layer_from_the_cli_is_accepted():
-    assert get_method("fastv", layer="3").plan(SPEC, 0.5).visual_tokens[3] < SPEC.num_visual_tokens
+def test_layer_from_the_cli_is_a_whole_number():
+    from vidcost.cli.common import parse_params
+
+    params = parse_params(["layer=3"])  # the CLI hands methods numbers, not strings
+    schedule = get_method("fastv", **params).plan(SPEC, 0.5)
+    assert schedule.visual_tokens[2] == SPEC.num_visual_tokens > schedule.visual_tokens[3]
+    with pytest.raises(ConfigError, match=r"layer='3' must be a whole number"):
+        get_method("fastv", layer="3").plan(SPEC, 0.5)
 
 
 def _context(attention: torch.Tensor) -> LayerContext:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 
 import pytest
 import torch
@@ -9,7 +11,7 @@ import torch
 from vidcost.errors import ConfigError
 from vidcost.methods import LayerContext, get_method
 from vidcost.methods.common import keep_count
-from vidcost.methods.hieravid import instruction_relevance, merge_static, segment_budgets
+from vidcost.methods.hieravid import instruction_relevance, merge_static, segment_budgets, segment_dpp
 from vidcost.spec import load_spec
 
 
@@ -90,8 +92,12 @@ def test_segment_budgets_sum_exactly_and_follow_eq_4():
 
 def test_in_llm_stage_keeps_exactly_and_prefers_the_attended_token():
     method = get_method("hieravid")
-    method.select_visual(torch.randn(4, 8, 16), 0.2)  # remembers the segments
-    hidden = torch.nn.functional.normalize(torch.randn(20, 16), dim=-1)
+    generator = torch.Generator().manual_seed(7)
+    # A static video is one segment, so the one kept token can come from any frame. (With a random video
+    # the segments were random and, 8 % of the time, Eq. 5 gave the single token to the other segment.)
+    method.select_visual(torch.randn(1, 8, 16, generator=generator).expand(4, -1, -1), 0.2)  # remembers it
+    assert method._segments == ((0, 3),)
+    hidden = torch.nn.functional.normalize(torch.randn(20, 16, generator=generator), dim=-1)
     attention = torch.full((1, 2, 20), 0.01)
     attention[0, :, 9] = 0.5
     context = LayerContext(layer=3, hidden=hidden, positions=torch.arange(20) + 5, attention=attention,
@@ -107,3 +113,36 @@ def test_in_llm_stage_keeps_exactly_and_prefers_the_attended_token():
 def test_parameters_out_of_range(name, value):
     with pytest.raises(ConfigError, match=name):
         get_method("hieravid", **{name: value}).plan(load_spec("tiny"), 0.5)
+
+
+def test_query_of_the_wrong_width_is_a_config_error_and_an_empty_one_means_no_query():
+    video = torch.randn(2, 20, 16, generator=torch.Generator().manual_seed(5))
+    method = get_method("hieravid")
+    with pytest.raises(ConfigError, match=r"question embeddings shaped \[tokens, 16\].*\(3, 8\)"):
+        method.select_visual(video, 0.05, query=torch.randn(3, 8))
+    empty = method.select_visual(video, 0.05, query=torch.zeros(0, 16))  # no question tokens
+    assert torch.equal(empty.positions, method.select_visual(video, 0.05).positions)
+
+
+def test_a_one_layer_model_cannot_hold_the_in_llm_stages():
+    one_layer = dataclasses.replace(load_spec("tiny"), num_layers=1)
+    with pytest.raises(ConfigError, match="needs 2 layers or more; the model has 1"):
+        get_method("hieravid").plan(one_layer, 0.25)  # stage 1 keeps 50 %: the mean could not be 25 %
+    assert get_method("hieravid").plan(one_layer, 0.6).visual_tokens == (keep_count(1024, 0.6),)
+
+
+def test_segment_dpp_equals_the_brute_force_argmax_of_the_relevance_weighted_block_kernel():
+    # Two segments (frames 0–1 and 2–3), each of 3 orthogonal directions shown twice with distinct norms:
+    # with 3 picks per segment the best det(L̃_S) takes one item per direction, the larger copy (Eq. 7–10).
+    generator = torch.Generator().manual_seed(6)
+    directions = torch.eye(6)
+    tokens = torch.cat([directions[[0, 1, 2, 0, 1, 2]], directions[[3, 4, 5, 3, 4, 5]]])  # [12, 6]
+    tokens = tokens * (1.0 + torch.rand(12, 1, generator=generator))
+    relevance = 0.5 + 0.5 * torch.rand(12, generator=generator)
+    frames = torch.arange(4).repeat_interleave(3)  # 3 tokens per frame
+    picked = segment_dpp(tokens, frames, ((0, 1), (2, 3)), 6, relevance, lam=0.5, r_var=0.0)
+    scaled = relevance.unsqueeze(-1) * tokens
+    kernel = torch.block_diag(scaled[:6] @ scaled[:6].T, scaled[6:] @ scaled[6:].T).double() / 6  # L̃, Eq. 9–10
+    best = max((a + b for a in itertools.combinations(range(6), 3) for b in itertools.combinations(range(6, 12), 3)),
+               key=lambda s: float(torch.linalg.det(kernel[list(s)][:, list(s)])))
+    assert sorted(picked.tolist()) == list(best)

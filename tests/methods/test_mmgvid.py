@@ -8,6 +8,7 @@ import torch
 
 from vidcost.errors import ConfigError
 from vidcost.methods import get_method
+from vidcost.methods.mmgvid import _token_scores, greedy_segments
 from vidcost.spec import load_spec
 
 
@@ -89,3 +90,31 @@ def test_bad_budget_and_shape():
         method.select_visual(torch.randn(2, 4, 4), 0.0)
     with pytest.raises(ConfigError, match="frames, tokens_per_frame, dim"):
         method.select_visual(torch.randn(8, 4), 0.5)
+
+
+def per_segment_greedy(score, gram, quota, redundancy_weight):
+    """Reference: one segment's greedy, one argmax over its T·P gains per pick."""
+    frames, per_frame = score.shape
+    if quota >= frames * per_frame:
+        return list(range(frames * per_frame))
+    redundancy, taken, picks = torch.zeros(frames, per_frame), torch.zeros(frames * per_frame, dtype=torch.bool), []
+    for _ in range(quota):
+        gain = (score.reshape(-1) - redundancy_weight * redundancy.reshape(-1)).masked_fill(taken, -float("inf"))
+        j = int(torch.argmax(gain))
+        frame, token = divmod(j, per_frame)
+        redundancy[frame] = torch.maximum(redundancy[frame], gram[frame, token].clamp_min(0))
+        taken[j] = True
+        picks.append(j)
+    return picks
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_segments_picking_together_equal_one_greedy_per_segment(seed):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(9, 7, 8, generator=generator)
+    x[4:6] = x[3]  # duplicated frames: exact ties in the scores
+    segments, quotas = ((0, 1), (2, 5), (6, 6), (7, 8)), [3, 11, 7, 2]  # segment 2 is kept whole
+    score, gram = _token_scores(x, segments, 3, 0.5)
+    expected = sorted(p + a * 7 for (a, b), q in zip(segments, quotas)
+                      for p in per_segment_greedy(score[a:b + 1], gram[a:b + 1], q, 0.5))
+    assert greedy_segments(score, gram, segments, quotas, 0.5).tolist() == expected

@@ -211,3 +211,22 @@ def test_planning_never_imports_torch():
             "[get_method(n).plan(load_spec('llava-onevision-7b'), 0.25) for n in method_names()]; "
             "assert 'torch' not in sys.modules, 'planning imported torch'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def numeric_parameters():
+    """(method, parameter, default) for every numeric parameter of every registered method."""
+    return [(name, key, value) for name in NAMES for key, value in get_method(name).defaults.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)]
+
+
+@pytest.mark.parametrize("name, key, default", numeric_parameters())
+def test_non_numeric_parameter_is_a_named_config_error(name, key, default):
+    """`--param beta=abc` (a string), `=null` or `=true` is a one-line ConfigError, never a TypeError."""
+    bad_values = ["abc", None, True]
+    if isinstance(default, int):
+        bad_values.append(2.5)  # a count or layer number must be whole, not truncated
+    for bad in bad_values:
+        method = get_method(name, **{key: bad})
+        with pytest.raises(ConfigError, match=key):
+            method.plan(load_spec("tiny"), 0.5)
+            method.select_visual(torch.randn(4, 8, 16), 0.5)

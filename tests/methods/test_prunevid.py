@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 
 import pytest
 import torch
@@ -102,3 +103,10 @@ def test_one_frame_video_clusters_spatially():
 def test_parameters_out_of_range(name, value):
     with pytest.raises(ConfigError, match=name):
         get_method("prunevid", **{name: value}).plan(load_spec("tiny"), 0.5)
+
+
+def test_a_one_layer_model_cannot_hold_the_attention_stage():
+    one_layer = dataclasses.replace(load_spec("tiny"), num_layers=1)
+    with pytest.raises(ConfigError, match="needs 2 layers or more; the model has 1"):
+        get_method("prunevid").plan(one_layer, 0.25)
+    assert get_method("prunevid").plan(one_layer, 1.0).visual_tokens == (1024,)

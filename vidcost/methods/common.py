@@ -6,6 +6,7 @@ torch is imported inside each function so that importing a method module (to pla
 from __future__ import annotations
 
 import math
+import numbers
 from typing import TYPE_CHECKING, Any, Sequence
 
 from vidcost.errors import ConfigError
@@ -25,10 +26,13 @@ def keep_count(total: int, budget: float, minimum: int = 1) -> int:
 def check_range(method: str, name: str, value: float, low: float, high: float,
                 *, low_open: bool = False, high_open: bool = False) -> float:
     """Validate a method parameter; the error names the parameter, the value and the valid range."""
+    bracket = ("(" if low_open else "[") + f"{low}, {high}" + (")" if high_open else "]")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+        # e.g. `--param beta=abc` arrives as a string; comparing it would raise a bare TypeError
+        raise ConfigError(f"{method} parameter {name}={value!r} must be a number in {bracket}")
     too_low = value <= low if low_open else value < low
     too_high = value >= high if high_open else value > high
     if too_low or too_high:
-        bracket = ("(" if low_open else "[") + f"{low}, {high}" + (")" if high_open else "]")
         raise ConfigError(f"{method} parameter {name}={value!r} is outside {bracket}")
     return value
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from vidcost.errors import ConfigError
 from vidcost.methods.base import LayerContext, LayerReduction, Method, check_budget
-from vidcost.methods.common import keep_count, rank_keep
+from vidcost.methods.common import check_whole_number, keep_count, rank_keep
 from vidcost.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -42,17 +42,10 @@ class FastV(Method):
 
     def _layer(self, num_layers: int, **params: Any) -> int:
         value = self.resolved_params(**params)["layer"]
-        try:
-            layer = int(value)
-            if isinstance(value, float) and value != layer:
-                raise ValueError(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"fastv parameter layer={value!r} is not an integer; pass e.g. --param layer=2") from None
-        if not 1 <= layer < num_layers:
-            raise ConfigError(
-                f"fastv parameter layer={value!r} is outside [1, {num_layers - 1}]; the model has "
-                f"{num_layers} layers and FastV needs one layer before it to rank tokens")
-        return layer
+        if num_layers < 2:
+            raise ConfigError(f"fastv needs 2 layers or more (one before K to rank tokens), the model has {num_layers}")
+        # K ≥ 1: FastV ranks with the attention of the layer before K.
+        return check_whole_number(self.name, "layer", value, 1, num_layers - 1)
 
     def reduce_in_llm(self, context: LayerContext, keep: int) -> LayerReduction:
         """Keep the `keep` tokens with the highest head-mean attention from the last token, in order."""

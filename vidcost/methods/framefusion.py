@@ -110,10 +110,15 @@ class FrameFusion(Method):
     def _params(self, **params: Any) -> dict[str, Any]:
         resolved = self.resolved_params(**params)
         for key in ("merge_ratio", "threshold", "prune_layer"):
+            value = resolved[key]
             try:
-                resolved[key] = (int if key == "prune_layer" else float)(resolved[key])
+                if isinstance(value, bool):  # True would silently read as 1
+                    raise TypeError(key)
+                resolved[key] = (int if key == "prune_layer" else float)(value)
             except (TypeError, ValueError):
-                raise ConfigError(f"framefusion parameter {key}={resolved[key]!r} is not a number") from None
+                raise ConfigError(f"framefusion parameter {key}={value!r} is not a number") from None
+            if key == "prune_layer" and resolved[key] != float(value):  # int(2.5) would truncate to 2
+                raise ConfigError(f"framefusion parameter prune_layer={value!r} must be a whole layer number")
         check_range(self.name, "merge_ratio", resolved["merge_ratio"], 0.0, 1.0, high_open=True)
         check_range(self.name, "threshold", resolved["threshold"], -1.0, 1.0)
         return resolved

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from vidcost.errors import ConfigError
 from vidcost.methods.base import LayerContext, LayerReduction, Method, SelectionResult, check_budget
-from vidcost.methods.common import check_features, check_range, keep_count, sorted_topk, split_budget
+from vidcost.methods.common import (check_features, check_range, check_whole_number, keep_count, sorted_topk,
+                                     split_budget)
 from vidcost.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -30,7 +31,9 @@ class HieraVid(Method):
         K = `merge_ratio`·N (0.5); a boundary falls before t when O_t < β = `beta` (0.4). Ties at the
         K-th value are all counted as in the Top-K, so an exactly static video is one segment.
       * Static-token merging (Eq. 3): the N − K0 most similar (t, i, j) entries of S inside segments are
-        merged into the first token of their same-position run, which becomes the run's mean.
+        merged into the first token of their same-position run, which becomes the run's mean. The paper
+        merges "across the whole video"; vidcost stops runs at segment boundaries so that every merged
+        token belongs to exactly one segment's DPP block (Eq. 10).
       * If merging alone cannot reach K0 (runs never cross segment boundaries), the remainder is pruned
         with the frame-level DPP below, instruction relevance from `query` (its last row, Eq. 8; without
         a query, relevance is 1 and the DPP is purely diversity-driven).
@@ -38,11 +41,13 @@ class HieraVid(Method):
     21 of 28): segment budget allocation (Eq. 4–5, λ = `lam` 0.5) and frame-level DPP per segment
     (Eq. 6–10): kernel L̃ = diag(r)·(H Hᵀ/d)·diag(r), block-diagonal by segment, greedy MAP with
     incremental Cholesky updates. r = min-max of the last instruction token's attention, mean over heads
-    — the model's own softmax(q·k/√d), i.e. Eq. 8 with the layer's projections.
+    — the model's own softmax(q·k/√d), i.e. Eq. 8 with the layer's projections (the runtime hands an
+    in-LLM stage the visual hidden states and that attention row, not the instruction's hidden state).
 
     Reading of Eq. 5: b_m is the segment's *budget* score (the text says richer / more diverse segments
-    keep more), so vidcost adds R_var·z(b_m) to the keep ratio, not the prune ratio; R_var = `r_var`
-    (0.1; the paper gives no value). Segments of Eq. 4 with no neighbour on one side get s = 0 there.
+    keep more, and §3.2 keeps k = R^{i,m}·N_m tokens of segment m), so vidcost adds R_var·z(b_m) to the
+    keep ratio, not the prune ratio; R_var = `r_var` (0.1; the paper gives no value). Segments of
+    Eq. 4 with no neighbour on one side get s = 0 there.
 
     The paper applies its relevance-based pruning at stage s2 and "layer-level balancing" at s3–s4
     without separate equations; vidcost runs the same Eq. 4–10 step at each of the three stage starts.
@@ -55,7 +60,8 @@ class HieraVid(Method):
     and f1 depends only on the budget (select_visual needs no model spec). `plan` then re-solves ρ on
     the model's real stage lengths, so the mean over layers is the budget even when n does not divide L.
     With the defaults on LLaVA-OV-7B at 30 % the paper-convention prefill is 10.7 TFLOPs (26.3 %),
-    as in the paper's Table 2.
+    as in the paper's Table 2; at 20 % / 10 % it is 7.05 / 3.41 T where Table 2 lists 7.5 / 3.8 T (the
+    paper gives no per-stage ratios; its own schedules there sit a little above the budget-matched one).
     The in-LLM stages reuse the segments of the last `select_visual` call on this instance (one segment
     when it saw a different frame count). Deterministic (the seed is ignored).
     """
@@ -72,7 +78,7 @@ class HieraVid(Method):
         p = self.resolved_params(**params)
         check_range(self.name, "beta", p["beta"], 0.0, 1.0)
         check_range(self.name, "lam", p["lam"], 0.0, 1.0)
-        check_range(self.name, "stages", p["stages"], 1, 1000)
+        check_whole_number(self.name, "stages", p["stages"], 1, 1000)
         check_range(self.name, "merge_ratio", p["merge_ratio"], 0.0, 1.0, high_open=True)
         check_range(self.name, "stage_keep_min", p["stage_keep_min"], 0.0, 1.0, low_open=True)
         check_range(self.name, "r_var", p["r_var"], 0.0, 1.0)
@@ -97,6 +103,9 @@ class HieraVid(Method):
         count = keep_count(total, first)
         stage_of = self.stage_of_layers(layers, **params)
         stages = max(stage_of) + 1
+        if stages == 1 and count > keep_count(total, budget):  # the budget needs the in-LLM stages
+            raise ConfigError(f"hieravid at budget {budget} prunes inside the LLM, which needs 2 layers or more; "
+                              f"the model has {layers}")
         # Re-solve ρ on the real layer counts so the mean over layers is the budget even when the
         # stage count does not divide the layer count.
         mean_over_layers = lambda rho: first * sum(rho ** s for s in stage_of) / layers  # noqa: E731
@@ -121,14 +130,17 @@ class HieraVid(Method):
         frames, per_frame, dim = check_features(features, self.name)
         total = frames * per_frame
         target = keep_count(total, self.stage_fractions(budget, **params)[0])
+        if query is not None and (query.dim() not in (1, 2) or query.shape[-1] != dim):
+            raise ConfigError(f"hieravid expects the question embeddings shaped [tokens, {dim}] like the visual "
+                              f"features, got {tuple(query.shape)}")
         x = features.detach().float()  # [T, P, D]
         segments = self.segment(x, p["beta"], p["merge_ratio"])
         segments = clustering.limit_segments(segments, x.mean(1), target)
         tokens, positions = merge_static(x, segments, total - target)  # Eq. 3
         if tokens.shape[0] > target:
             relevance = torch.ones(tokens.shape[0], device=x.device)
-            if query is not None:
-                relevance = instruction_relevance(tokens, query.float().reshape(-1, dim)[-1].to(x.device))
+            if query is not None and query.numel() > 0:  # Eq. 8 from the last instruction token
+                relevance = instruction_relevance(tokens, query.reshape(-1, dim)[-1].float().to(x.device))
             picked = segment_dpp(tokens, positions // per_frame, segments, target, relevance, p["lam"], p["r_var"])
             picked = torch.sort(picked).values  # DPP order → ascending positions
             tokens, positions = tokens[picked], positions[picked]
@@ -214,8 +226,7 @@ def merge_static(x: "torch.Tensor", segments: Segments, remove: int) -> tuple["t
     if frames > 1 and remove > 0:
         similarity = torch.nn.functional.cosine_similarity(x[1:], x[:-1], dim=-1)  # [T-1, P]
         eligible = torch.ones(frames - 1, dtype=torch.bool, device=device)
-        for first, _ in segments[1:]:
-            eligible[first - 1] = False  # runs never cross a segment boundary
+        eligible[[first - 1 for first, _ in segments[1:]]] = False  # runs never cross a segment boundary
         similarity = similarity.masked_fill(~eligible.unsqueeze(-1), -float("inf"))
         count = min(remove, int(eligible.sum()) * per_frame)
         marked[1:].view(-1)[sorted_topk(similarity.flatten(), count)] = True

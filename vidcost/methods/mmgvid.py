@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vidcost.methods.base import Method, SelectionResult, check_budget
-from vidcost.methods.common import check_features, check_range, keep_count, pre_llm_plan, split_budget
+from vidcost.methods.common import (check_features, check_range, check_whole_number, keep_count, pre_llm_plan,
+                                     split_budget)
 from vidcost.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -44,7 +45,8 @@ class MMGVid(Method):
        no reason to favour either). Inside a segment tokens are then picked greedily by marginal gain
        score_i − γ·max cos(i, kept tokens of the same frame), γ = `redundancy_weight` (0.5): the
        paper's "information kept minus redundancy among kept tokens"; across frames, redundancy is
-       already priced by the uniqueness term, so the greedy step stays O(P) per pick.
+       already priced by the uniqueness term, so a pick updates only its own frame's P redundancies and
+       the segments' greedies are independent: all segments pick in the same vectorised step.
 
     The question is not used (MMG-Vid is query-agnostic) and the selection is deterministic (the seed
     is ignored). Kept tokens are the original features (pruning, no merging).
@@ -58,8 +60,8 @@ class MMGVid(Method):
     def _checked(self, **params: Any) -> dict[str, Any]:
         p = self.resolved_params(**params)
         check_range(self.name, "threshold", p["threshold"], -1.0, 1.0)
-        check_range(self.name, "min_segment_frames", p["min_segment_frames"], 1, 10_000)
-        check_range(self.name, "k", p["k"], 1, 10_000)
+        check_whole_number(self.name, "min_segment_frames", p["min_segment_frames"], 1, 10_000)
+        check_whole_number(self.name, "k", p["k"], 1, 10_000)
         check_range(self.name, "uniqueness_weight", p["uniqueness_weight"], 0.0, 1.0)
         check_range(self.name, "redundancy_weight", p["redundancy_weight"], 0.0, 10.0)
         return p
@@ -85,9 +87,8 @@ class MMGVid(Method):
         segments = clustering.limit_segments(segments, frame_means, total)
         score, gram = _token_scores(x, segments, p["k"], p["uniqueness_weight"])  # [T, P], [T, P, P]
         quotas = _segment_quotas(x, frame_means, segments, score, total)
-        picked = [_greedy_segment(score[a:b + 1], gram[a:b + 1], quota, p["redundancy_weight"]) + a * per_frame
-                  for (a, b), quota in zip(segments, quotas)]
-        positions = torch.sort(torch.cat(picked)).values.to(features.device)
+        picked = greedy_segments(score, gram, segments, quotas, p["redundancy_weight"])
+        positions = torch.sort(picked).values.to(features.device)
         tokens = features.reshape(frames * per_frame, -1)[positions]
         return SelectionResult(tokens=tokens, positions=positions, segments=segments)
 
@@ -119,8 +120,7 @@ def _token_scores(x: "torch.Tensor", segments: tuple[tuple[int, int], ...], k: i
     if x.shape[0] > 1:
         same_position = torch.nn.functional.cosine_similarity(x[1:], x[:-1], dim=-1)  # [T-1, P]
         uniqueness[1:] = (1.0 - same_position) / 2.0
-    for first, _ in segments:  # nothing in the segment precedes its first frame
-        uniqueness[first] = 1.0
+    uniqueness[[first for first, _ in segments]] = 1.0  # nothing in the segment precedes its first frame
     score = (1.0 - uniqueness_weight) * diversity + uniqueness_weight * uniqueness
     return score, cosine_matrix(x, x)
 
@@ -145,24 +145,50 @@ def _segment_quotas(x: "torch.Tensor", frame_means: "torch.Tensor", segments: tu
     return split_budget(total, weights, sizes, minimum=1)
 
 
-def _greedy_segment(score: "torch.Tensor", gram: "torch.Tensor", quota: int,
-                    redundancy_weight: float) -> "torch.Tensor":
-    """Greedy marginal-gain picks inside one segment; returns [quota] flat indices (frame·P + token)."""
+def greedy_segments(score: "torch.Tensor", gram: "torch.Tensor", segments: tuple[tuple[int, int], ...],
+                    quotas: list[int], redundancy_weight: float) -> "torch.Tensor":
+    """Greedy marginal-gain picks, `quotas[m]` in segment m; returns their flat indices (frame·P + token), ascending.
+
+    Each segment is an independent greedy (redundancy is priced only among kept tokens of the same frame,
+    and frames never span two segments), so all segments take their next pick in the same vectorised
+    step: the loop runs max(quotas) times, not sum(quotas). The pick of a segment is its first maximal
+    gain, exactly what torch.argmax over that segment alone would return.
+
+    Args:
+        score: [T, P] temporal-guided DPC scores.
+        gram: [T, P, P] per-frame cosine Gram matrices.
+        segments: contiguous (first, last) frames covering all T.
+        quotas: tokens to keep per segment, each in [0, tokens in the segment].
+        redundancy_weight: γ of the gain score_i − γ·max cos(i, kept tokens of its frame).
+    """
     import torch
 
     frames, per_frame = score.shape
-    if quota >= frames * per_frame:
-        return torch.arange(frames * per_frame, device=score.device)
-    flat_score = score.reshape(-1)
     device = score.device
+    count = frames * per_frame
+    sizes = torch.tensor([(b - a + 1) * per_frame for a, b in segments], device=device)  # [M]
+    starts = torch.tensor([a * per_frame for a, _ in segments], device=device)  # [M]
+    # [M, S] flat token index of each slot of each segment (S = largest segment); pad slots → `count`
+    slot = torch.arange(int(sizes.max()), device=device)
+    members = torch.where(slot < sizes.unsqueeze(-1), starts.unsqueeze(-1) + slot, count)
+    quota_t = torch.tensor(quotas, device=device)
+    full = quota_t >= sizes  # segments kept whole need no greedy
+    taken = torch.zeros(count + 1, dtype=torch.bool, device=device)  # the extra slot is the padding
+    taken[members[full]] = True
+    taken[count] = True
+    remaining = torch.where(full, 0, quota_t)  # picks still owed per segment, [M]
+    flat_score = score.reshape(-1)
     redundancy = torch.zeros(frames, per_frame, device=device)  # max cosine to kept tokens of the same frame
-    taken = torch.zeros(frames * per_frame, dtype=torch.bool, device=device)
-    picks = torch.empty(quota, dtype=torch.long, device=device)
-    for step in range(quota):  # one step per kept token; each step is O(T·P) vectorised
-        gain = (flat_score - redundancy_weight * redundancy.reshape(-1)).masked_fill(taken, -float("inf"))
-        j = int(torch.argmax(gain))
-        frame, token = divmod(j, per_frame)
-        redundancy[frame] = torch.maximum(redundancy[frame], gram[frame, token].clamp_min(0.0))
-        taken[j] = True
-        picks[step] = j
-    return picks
+    gain = torch.empty(count + 1, device=device)
+    done = 0
+    for quota in sorted(set(remaining.tolist()) - {0}):  # phases in which the same segments still pick
+        rows = members[remaining >= quota]  # [A, S] the segments owed at least `quota` picks
+        for _ in range(quota - done):  # one step per pick of the busiest segment
+            gain[:count] = flat_score - redundancy_weight * redundancy.reshape(-1)
+            gain.masked_fill_(taken, -float("inf"))
+            picks = rows.gather(1, gain.take(rows).argmax(-1, keepdim=True)).squeeze(-1)  # first max per segment
+            frame, token = picks // per_frame, picks % per_frame  # distinct frames: segments do not overlap
+            redundancy[frame] = torch.maximum(redundancy[frame], gram[frame, token].clamp_min(0.0))
+            taken[picks] = True
+        done = quota
+    return torch.nonzero(taken[:count]).flatten()

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from vidcost.errors import ConfigError
 from vidcost.methods.base import LayerContext, LayerReduction, Method, SelectionResult, check_budget
-from vidcost.methods.common import check_features, check_range, keep_count, sorted_topk, split_budget
+from vidcost.methods.common import (check_features, check_range, check_whole_number, keep_count, sorted_topk,
+                                     split_budget)
 from vidcost.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -63,11 +64,11 @@ class PruneVid(Method):
 
     def _checked(self, **params: Any) -> dict[str, Any]:
         p = self.resolved_params(**params)
-        check_range(self.name, "k", p["k"], 1, 10_000)
+        check_whole_number(self.name, "k", p["k"], 1, 10_000)
         check_range(self.name, "temporal_segment_ratio", p["temporal_segment_ratio"], 0.0, 1.0, low_open=True)
         check_range(self.name, "tau", p["tau"], -1.0, 1.0)
         check_range(self.name, "alpha", p["alpha"], 0.0, 1.0, low_open=True)
-        check_range(self.name, "prune_layer", p["prune_layer"], 1, REFERENCE_LAYERS - 1)
+        check_whole_number(self.name, "prune_layer", p["prune_layer"], 1, REFERENCE_LAYERS - 1)
         return p
 
     def pre_llm_count(self, num_visual_tokens: int, budget: float, **params: Any) -> int:
@@ -87,6 +88,9 @@ class PruneVid(Method):
         total, layers = spec.num_visual_tokens, spec.num_layers
         first = self.pre_llm_count(total, budget, **params)
         if layers < 2:
+            if first > keep_count(total, check_budget(budget)):  # the budget needs the in-LLM stage
+                raise ConfigError(f"prunevid at budget {budget} prunes inside the LLM, which needs 2 layers or "
+                                  f"more; the model has {layers}")
             return Schedule.constant(layers, first, spec.text_tokens, total)
         cut = self.attention_layer(layers, **params)
         rest = (check_budget(budget) * layers * total - cut * first) / (layers - cut)

@@ -228,19 +228,45 @@ def _format_speedup_axes(ax: Any) -> None:
 def plot_stage_breakdown(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike[str], *,
                          name: str = "latency_stages") -> Figure | None:
     """Stacked prefill latency per measured configuration beside the vanilla run it was measured with:
-    vision (+ projector), selection, LLM. Returns None when no row has stage timings."""
+    vision (+ projector), selection, LLM; one panel per model, each on its own latency scale (a 7B
+    run would flatten a tiny one). Returns None when no row has stage timings."""
     rows = [r for r in rows if r.get("vision_ms") is not None and r.get("llm_ms") is not None
             and r.get("method") != "vanilla"]
     if not rows:
         return None
     plt = _pyplot()
-    rows = sorted(rows, key=lambda r: (str(r.get("model")), r.get("frames") or 0, str(r.get("method"))))
-    bars: list[tuple[str, Mapping[str, Any], str]] = []  # (label, timings, key prefix)
+    by_model: dict[str, list[Mapping[str, Any]]] = {}
+    for r in sorted(rows, key=lambda r: (str(r.get("model")), r.get("frames") or 0, str(r.get("method")))):
+        by_model.setdefault(str(r.get("model")), []).append(r)
+    panels = [_stage_bars(model_rows) for model_rows in by_model.values()]
+    widths = [max(2.0, 0.75 * len(bars)) for bars in panels]
+    fig, axes = plt.subplots(1, len(panels), figsize=(sum(widths) + 2.5 + 0.8 * len(panels), 4.6), squeeze=False,
+                             gridspec_kw={"width_ratios": widths})
+    for ax, bars, (model, model_rows) in zip(axes[0], panels, by_model.items()):
+        _draw_stage_bars(ax, bars)
+        devices = sorted({f"{r.get('device')}, {r.get('dtype')}" for r in model_rows})
+        ax.set_title(f"{model} ({'; '.join(devices)})", fontsize=9)
+    axes[0][0].set_ylabel("median latency (ms)")
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.suptitle("Prefill latency by stage, each method beside the vanilla run of the same profile (hatched)",
+                 fontsize=10)
+    files = _save(fig, out_dir, name)
+    return Figure(name, "Latency by stage", "measured", "Median stage latencies of the latest profile record "
+                  "of each configuration, beside the vanilla record of the same run (hatched); one panel per "
+                  "model, each with its own latency axis.", files)
+
+
+def _stage_bars(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, Mapping[str, Any], str]]:
+    """(tick label, row, key prefix) per bar: the vanilla run ("vanilla_" keys) before each method's."""
+    bars: list[tuple[str, Mapping[str, Any], str]] = []
     for r in rows:
         if r.get("vanilla_vision_ms") is not None:
             bars.append((f"vanilla\n100%\n{r.get('frames')} fr", r, "vanilla_"))
         bars.append((f"{r['method']}\n{r['budget']:.0%}\n{r.get('frames')} fr", r, ""))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.75 * len(bars) + 2.5), 4.6))
+    return bars
+
+
+def _draw_stage_bars(ax: Any, bars: Sequence[tuple[str, Mapping[str, Any], str]]) -> None:
     positions, x = [], 0.0
     for _, _, prefix in bars:
         positions.append(x)
@@ -258,14 +284,6 @@ def plot_stage_breakdown(rows: Sequence[Mapping[str, Any]], out_dir: str | os.Pa
                edgecolor="#ffffff", linewidth=0)
     ax.set_xticks(positions)
     ax.set_xticklabels([label for label, _, _ in bars], fontsize=8)
-    ax.set_ylabel("median latency (ms)")
-    devices = sorted({f"{r.get('model')} on {r.get('device')} ({r.get('dtype')})" for r in rows})
-    ax.set_title("Prefill latency by stage, each method beside the vanilla run of the same profile (hatched)\n"
-                 + "; ".join(devices), fontsize=9)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    files = _save(fig, out_dir, name)
-    return Figure(name, "Latency by stage", "measured", "Median stage latencies of the latest profile record "
-                  "of each configuration, beside the vanilla record of the same run (hatched).", files)
 
 
 def plot_memory_vs_frames(out_dir: str | os.PathLike[str], *, measured: Sequence[Mapping[str, Any]] = (),

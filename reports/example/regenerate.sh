@@ -9,4 +9,6 @@ for cfg in "mmgvid 0.25 16" "fastv 0.3 16" "divprune 0.25 16" "framefusion 0.3 1
   set -- $cfg
   python -m vidcost profile --model tiny --method "$1" --budget "$2" --frames "$3" --repeats 5 --store "$STORE"
 done
-python -m vidcost report --out reports/example/ --store "$STORE" --title "vidcost example report (tiny preset on CPU)"
+# One realistic model too: LLaVA-OneVision-0.5B shape (Qwen2-0.5B + SigLIP-so400m), 8 frames.
+python -m vidcost profile --model llava-onevision-0.5b --method mmgvid --budget 0.25 --frames 8 --repeats 3 --store "$STORE"
+python -m vidcost report --out reports/example/ --store "$STORE" --title "vidcost example report (shape-only tiny and llava-onevision-0.5b on CPU)"

@@ -30,12 +30,8 @@ def random_schedules(count: int, num_layers: int, initial: int, text: int, seed:
     for _ in range(count):
         stages = sorted(rng.sample(range(num_layers), rng.randint(1, 4)))
         fractions = sorted((rng.random() for _ in stages), reverse=True)
-        counts, current = [], initial
-        for layer in range(num_layers):
-            if layer in stages:
-                current = round(fractions[stages.index(layer)] * initial)
-            counts.append(current)
-        schedules.append(Schedule(tuple(counts), text, initial))
+        schedules.append(Schedule.from_fractions(list(zip(stages, fractions)), num_layers=num_layers,
+                                                 initial_visual_tokens=initial, text_tokens=text))
     return schedules
 
 

@@ -95,7 +95,8 @@ def build_model(spec: ModelSpec, *, device: str = "meta", include_vision: bool =
     A LLaVA-OneVision spec read from a config.json, or any LLaVA-OneVision spec with `include_vision`, gives
     `LlavaOnevisionForConditionalGeneration` (from that config.json when there is one); any other spec a
     `Qwen2ForCausalLM` of the LLM dimensions.
-    For presets the SigLIP pooling head is switched off, as in the released LLaVA-OneVision checkpoints.
+    For presets the SigLIP pooling head is left out (`vidcost.hfconfig.vision_config`), as in the released
+    LLaVA-OneVision checkpoints.
 
     Raises:
         ConfigError: `include_vision` for a spec whose vision tower is not LLaVA-OneVision's.
@@ -106,10 +107,8 @@ def build_model(spec: ModelSpec, *, device: str = "meta", include_vision: bool =
     with warnings.catch_warnings(), torch.device(device):
         warnings.simplefilter("ignore")
         if spec.architecture == "llava_onevision" and (include_vision or spec.config_path):
-            config = llava_onevision_config(spec)
-            if not spec.config_path:
-                config.vision_config.vision_use_head = False
-            return LlavaOnevisionForConditionalGeneration._from_config(config, attn_implementation="eager")
+            return LlavaOnevisionForConditionalGeneration._from_config(llava_onevision_config(spec),
+                                                                       attn_implementation="eager")
         if include_vision:
             raise ConfigError(
                 f"counting the vision tower of a '{spec.architecture}' model is not supported; drop "

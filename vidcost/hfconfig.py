@@ -7,9 +7,11 @@ transformers is imported inside the functions: pricing a spec never needs it.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidcost.errors import ConfigError
+from vidcost.spec import read_config_json
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
@@ -67,7 +69,7 @@ def llava_onevision_config(spec: "ModelSpec") -> "PretrainedConfig":
             f"model '{spec.name}' is a '{spec.architecture}' model; the runtime builds LLaVA-OneVision "
             "models — pick a llava-onevision preset or config")
     if spec.config_path:
-        return LlavaOnevisionConfig(**_read_config_dict(spec.config_path))
+        return LlavaOnevisionConfig(**read_config_json(Path(spec.config_path)))
     small_vocab = spec.vocab_size <= QWEN2_VIDEO_TOKEN
     extra: dict[str, Any] = {}
     if small_vocab:
@@ -81,10 +83,3 @@ def llava_onevision_config(spec: "ModelSpec") -> "PretrainedConfig":
         tie_word_embeddings=spec.tie_word_embeddings,
         **extra,
     )
-
-
-def _read_config_dict(path: str) -> dict[str, Any]:
-    import json
-
-    with open(path) as handle:
-        return json.load(handle)

@@ -197,11 +197,12 @@ def load_spec(
             raise ConfigError(
                 f"Unknown model '{model}': not a preset and no config.json there; choose a preset "
                 f"from {sorted(PRESETS)} or pass a path to a config.json or a model directory")
-        spec = spec_from_config(_read_json(path), name=str(model), config_path=str(path))
+        spec = spec_from_config(read_config_json(path), name=str(model), config_path=str(path))
     return spec.with_overrides(frames=frames, tokens_per_frame=tokens_per_frame, text_tokens=text_tokens)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_config_json(path: Path) -> dict[str, Any]:
+    """A config.json as a dict; an unreadable or non-object file is a named ConfigError."""
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:

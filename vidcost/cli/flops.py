@@ -99,8 +99,6 @@ def plan_from_args(args: argparse.Namespace, spec: ModelSpec) -> tuple[Schedule,
         budget = 1.0
     check_budget(budget)
     method = get_method(name, **params)
-    if args.keep is not None and "keep" in method.defaults:
-        method = get_method(name, **{**params, "keep": args.keep})
     schedule = method.plan(spec, budget)
     return schedule, {"method": name, "schedule": None, "budget": budget, "params": method.resolved_params()}
 

@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model_path and args.model == DEFAULT_PRESET:
         args.model = args.model_path  # the spec of the weights being loaded, not the tiny preset
     spec = spec_from_args(args)
+    store = None if args.no_store else args.store
     progress = (lambda message: print(f"vidcost profile: {message}", file=sys.stderr, flush=True))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -60,13 +61,13 @@ def run(args: argparse.Namespace) -> int:
             spec=spec, method=args.method, budget=args.budget, params=parse_params(args.param),
             repeats=args.repeats, warmup=args.warmup, seed=args.seed, device=args.device, dtype=args.dtype,
             model_path=args.model_path, video=args.video, question=args.question, per_layer=args.per_layer,
-            store=None if args.no_store else args.store, threads=args.threads, progress=progress)
+            store=store, threads=args.threads, progress=progress)
     for warning in caught:
         print(f"vidcost profile: warning: {warning.message}", file=sys.stderr)
     if args.json:
         print_json(comparison.to_dict())
     else:
-        print_table(comparison, store=None if args.no_store else args.store)
+        print_table(comparison, store=store)
     return 0
 
 

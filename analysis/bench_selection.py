@@ -79,7 +79,7 @@ def time_method(method: Method, spec: Any, features: torch.Tensor, query: torch.
     for index in range(repeats + 1):
         total_ns = 0
         with torch.inference_mode():
-            if type(method).select_visual is not Method.select_visual:
+            if method.selects_before_llm():
                 start = time.perf_counter_ns()
                 result = method.select_visual(features, budget, query=query, seed=seed)
                 total_ns += time.perf_counter_ns() - start

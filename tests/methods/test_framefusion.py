@@ -104,3 +104,10 @@ def test_one_frame_video_has_nothing_to_merge_and_prunes_in_the_llm():
     assert schedule.visual_tokens[0] == 16 and schedule.visual_tokens[-1] == 3  # 28 layers: (0.25·28·16 − 32)/26
     with pytest.raises(ConfigError, match="raise the budget"):  # 6 layers cannot average 25 % after 2 full ones
         get_method("framefusion").plan(load_spec("tiny", frames=1, tokens_per_frame=16), 0.25)
+
+
+def test_attention_over_other_tokens_is_a_config_error():
+    context = LayerContext(layer=2, hidden=torch.randn(12, 8), positions=torch.arange(12),
+                           attention=torch.rand(1, 2, 10), num_frames=3, tokens_per_frame=4)
+    with pytest.raises(ConfigError, match="attention over 10 tokens for 12 hidden states"):
+        get_method("framefusion").reduce_in_llm(context, 3)

@@ -122,12 +122,7 @@ def split_budget(total: int, weights: Sequence[float], capacities: Sequence[int]
     return shares
 
 
-def flat_positions(frame_index: "torch.Tensor", token_index: "torch.Tensor", tokens_per_frame: int) -> "torch.Tensor":
-    """Original flat index in T·P of (frame, token) pairs."""
-    return frame_index.long() * tokens_per_frame + token_index.long()
-
-
-def last_query_scores(attention: "torch.Tensor", method: str) -> "torch.Tensor":
+def last_query_scores(attention: "torch.Tensor | None", num_tokens: int, keep: int, method: str) -> "torch.Tensor":
     """Importance of each visual token: the attention the query row(s) pay it, mean over heads and rows.
 
     FastV (Chen et al. 2024) ranks by the last token's attention averaged over heads; PyramidDrop and
@@ -135,28 +130,31 @@ def last_query_scores(attention: "torch.Tensor", method: str) -> "torch.Tensor":
 
     Args:
         attention: [Q, H, N] attention from Q query rows and H heads to the N visual tokens.
+        num_tokens: N, the visual tokens (hidden states) the stage holds.
+        keep: how many of them the stage keeps.
         method: the calling method's name, for the error message.
 
     Returns:
         [N] float32 scores.
 
     Raises:
-        ConfigError: the runtime passed no attention or one of the wrong rank.
+        ConfigError: `keep` is outside [1, N], or the runtime passed no attention, one of the wrong rank,
+            or one over a different number of tokens.
     """
+    if not 1 <= keep <= num_tokens:
+        raise ConfigError(f"{method} was asked to keep {keep} of {num_tokens} tokens; keep must be in [1, N]")
     if attention is None or attention.dim() != 3:
         shape = None if attention is None else tuple(attention.shape)
         raise ConfigError(
             f"{method} ranks tokens by last-query attention shaped [queries, heads, tokens], got {shape}; "
             "run it through a runtime that honours attention_need='last'")
-    return attention.float().mean(dim=(0, 1))
+    scores = attention.float().mean(dim=(0, 1))
+    if scores.numel() != num_tokens:
+        raise ConfigError(
+            f"{method} got attention over {scores.numel()} tokens for {num_tokens} hidden states; they must match")
+    return scores
 
 
 def rank_keep(attention: "torch.Tensor | None", num_tokens: int, keep: int, method: str) -> "torch.Tensor":
     """Ascending indices of the `keep` tokens with the highest last-query attention (ties → lower index)."""
-    if not 1 <= keep <= num_tokens:
-        raise ConfigError(f"{method} was asked to keep {keep} of {num_tokens} tokens; keep must be in [1, N]")
-    scores = last_query_scores(attention, method)
-    if scores.numel() != num_tokens:
-        raise ConfigError(
-            f"{method} got attention over {scores.numel()} tokens for {num_tokens} hidden states; they must match")
-    return sorted_topk(scores, keep)
+    return sorted_topk(last_query_scores(attention, num_tokens, keep, method), keep)

@@ -168,9 +168,7 @@ class FrameFusion(Method):
     def reduce_in_llm(self, context: LayerContext, keep: int) -> LayerReduction:
         """Merge pairs with similarity ≥ threshold (at most N − keep), then keep the top by attention."""
         hidden, count = context.hidden, context.hidden.shape[0]
-        if not 1 <= keep <= count:
-            raise ConfigError(f"framefusion was asked to keep {keep} of {count} tokens; keep must be in [1, N]")
-        scores = last_query_scores(context.attention, self.name)  # [N]
+        scores = last_query_scores(context.attention, count, keep, self.name)  # [N]
         frame = context.positions // context.tokens_per_frame
         spatial = context.positions % context.tokens_per_frame
         kept, merged = merge_into_previous(hidden, frame, spatial, self._params()["threshold"], count - keep)

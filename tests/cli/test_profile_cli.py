@@ -86,6 +86,13 @@ def test_bad_input_is_one_line_and_leaves_the_store_alone(tmp_path, args, messag
     assert store.read_text() == '{"kind": "accuracy"}\n'
 
 
+def test_too_few_text_tokens_fail_before_the_model_is_built(tmp_path):
+    done = vidcost("--method", "uniform", "--text-tokens", "1", "--no-store", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "pass --text-tokens 2 or more" in done.stderr.strip().splitlines()[-1]
+    assert "building" not in done.stderr  # no minutes spent on a model that cannot be fed
+
+
 def test_unwritable_store_is_a_one_line_error(tmp_path):
     (tmp_path / "file").write_text("")
     done = vidcost("--method", "uniform", "--frames", "1", "--store", str(tmp_path / "file" / "runs.jsonl"))

@@ -39,18 +39,9 @@ class FakeNvml:
         return self.energy_mj
 
 
-class StepClock:
-    def __init__(self, step: float) -> None:
-        self.now, self.step = 0.0, step
-
-    def __call__(self) -> float:
-        self.now += self.step
-        return self.now
-
-
-def test_converts_milliwatts_and_millijoules():
+def test_converts_milliwatts_and_millijoules(step_clock):
     nvml = FakeNvml()
-    sampler = NvmlSampler(nvml=nvml, interval_s=0.001, clock=StepClock(0.05))
+    sampler = NvmlSampler(nvml=nvml, interval_s=0.001, clock=step_clock(0.05))
     sampler.start()
     time.sleep(0.02)
     summary = sampler.stop()
@@ -61,18 +52,18 @@ def test_converts_milliwatts_and_millijoules():
     assert nvml.inits == 1
 
 
-def test_short_windows_report_no_energy():
-    sampler = NvmlSampler(nvml=FakeNvml(), interval_s=0.001, clock=StepClock(0.001), min_energy_window_s=0.1)
+def test_short_windows_report_no_energy(step_clock):
+    sampler = NvmlSampler(nvml=FakeNvml(), interval_s=0.001, clock=step_clock(0.001), min_energy_window_s=0.1)
     with sampler:
         pass
     assert sampler.summary.energy_j is None and sampler.summary.avg_power_w == pytest.approx(250.0)
 
 
-def test_short_windows_pool_their_energy_over_repeats():
+def test_short_windows_pool_their_energy_over_repeats(step_clock):
     """A 30 ms prefill is too short for NVML's counter alone; four of them together are long enough."""
     from vidcost.profiling.nvml import pooled_energy_j
 
-    sampler = NvmlSampler(nvml=FakeNvml(), interval_s=10.0, clock=StepClock(0.01), min_energy_window_s=0.1)
+    sampler = NvmlSampler(nvml=FakeNvml(), interval_s=10.0, clock=step_clock(0.01), min_energy_window_s=0.1)
     windows = []
     for _ in range(4):
         with sampler:  # four clock reads: 0.03 s
@@ -85,8 +76,8 @@ def test_short_windows_pool_their_energy_over_repeats():
     assert pooled_energy_j([]) is None
 
 
-def test_energy_from_power_when_the_counter_is_missing():
-    clock = StepClock(0.1)  # every clock read advances 0.1 s
+def test_energy_from_power_when_the_counter_is_missing(step_clock):
+    clock = step_clock(0.1)  # every clock read advances 0.1 s
     sampler = NvmlSampler(nvml=FakeNvml(energy=False), interval_s=10.0, clock=clock)
     sampler.start()          # start time, first sample
     summary = sampler.stop()  # second sample, then the duration read
@@ -121,8 +112,8 @@ def test_device_found_by_uuid_not_by_index():
     assert asked == ["GPU-58d0a8d6-0b2c-7d4e-1f2a-3b4c5d6e7f80"] * 2
 
 
-def test_context_manager_keeps_the_summary():
-    sampler = NvmlSampler(nvml=FakeNvml(), interval_s=0.001, clock=StepClock(0.05))
+def test_context_manager_keeps_the_summary(step_clock):
+    sampler = NvmlSampler(nvml=FakeNvml(), interval_s=0.001, clock=step_clock(0.05))
     assert sampler.summary is None
     with sampler:
         pass

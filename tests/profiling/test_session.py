@@ -173,19 +173,12 @@ def test_nvml_sampling_reaches_the_record(tmp_path, monkeypatch):
         assert record.nvml_peak_used_bytes == 3 * 2**30
 
 
-def test_energy_of_short_prefills_is_pooled_over_repeats(monkeypatch):
+def test_energy_of_short_prefills_is_pooled_over_repeats(monkeypatch, step_clock):
     """Each fake prefill window lasts 0.03 s, under the 0.1 s NVML needs; 4 repeats reach it together."""
     from vidcost.profiling import nvml, session
 
-    class Clock:
-        now = 0.0
-
-        def __call__(self):
-            Clock.now += 0.01
-            return Clock.now
-
     monkeypatch.setattr(session, "_nvml_sampler",
-                        lambda device: nvml.NvmlSampler(nvml=_FakeNvml(), interval_s=10.0, clock=Clock()))
+                        lambda device: nvml.NvmlSampler(nvml=_FakeNvml(), interval_s=10.0, clock=step_clock(0.01)))
     comparison = profile_method(spec=SPEC, method="uniform", budget=0.5, repeats=4, warmup=0, store=None)
     assert comparison.method.energy_j == pytest.approx(1.5) and comparison.vanilla.energy_j == pytest.approx(1.5)
 

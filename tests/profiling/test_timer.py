@@ -8,19 +8,8 @@ from vidcost.errors import ProfilingError
 from vidcost.profiling.timer import CudaEventBackend, PerfCounterBackend, StageTimer, make_timer
 
 
-class FakeClock:
-    """A nanosecond clock that advances by a fixed step each read."""
-
-    def __init__(self, step_ns: int) -> None:
-        self.now, self.step = 0, step_ns
-
-    def __call__(self) -> int:
-        self.now += self.step
-        return self.now
-
-
-def test_perf_counter_windows_nest_repeat_and_convert_ns_to_ms():
-    clock = FakeClock(1_000_000)  # 1 ms per read
+def test_perf_counter_windows_nest_repeat_and_convert_ns_to_ms(step_clock):
+    clock = step_clock(1_000_000)  # 1 ms per read
     timer = StageTimer(PerfCounterBackend(clock=clock))
     with timer.window("total"):            # reads 1 … 8
         with timer.window("selection"):    # 2, 3 → 1 ms
@@ -34,8 +23,8 @@ def test_perf_counter_windows_nest_repeat_and_convert_ns_to_ms():
     assert timer.samples_ms == {"selection": [2.0], "llm_prefill": [1.0], "total": [7.0]}
 
 
-def test_runs_accumulate_samples_and_warmups_are_discarded():
-    timer = StageTimer(PerfCounterBackend(clock=FakeClock(500_000)))
+def test_runs_accumulate_samples_and_warmups_are_discarded(step_clock):
+    timer = StageTimer(PerfCounterBackend(clock=step_clock(500_000)))
     for _ in range(3):
         with timer.window("vision"):
             pass
@@ -48,16 +37,16 @@ def test_runs_accumulate_samples_and_warmups_are_discarded():
     assert timer.samples_ms == {}
 
 
-def test_finishing_inside_an_open_window_is_an_error():
-    timer = StageTimer(PerfCounterBackend(clock=FakeClock(1)))
+def test_finishing_inside_an_open_window_is_an_error(step_clock):
+    timer = StageTimer(PerfCounterBackend(clock=step_clock(1)))
     with pytest.raises(ProfilingError, match="still open"):
         with timer.window("total"):
             timer.finish_run()
 
 
-def test_host_clock_synchronises_at_every_mark():
+def test_host_clock_synchronises_at_every_mark(step_clock):
     syncs = []
-    backend = PerfCounterBackend(clock=FakeClock(1), synchronize=lambda: syncs.append(1))
+    backend = PerfCounterBackend(clock=step_clock(1), synchronize=lambda: syncs.append(1))
     timer = StageTimer(backend)
     with timer.window("vision"):
         pass

@@ -25,11 +25,12 @@ from vidcost.profiling.nvml import pooled_energy_j
 from vidcost.profiling.record import ProfileRecord, new_run_id
 from vidcost.profiling.stats import NOISY_IQR_FRACTION, NoisyMeasurementWarning, summarize
 from vidcost.profiling.timer import StageTimer, make_timer
+from vidcost.runtime.prefill import STAGES
 from vidcost.spec import ModelSpec
 from vidcost.store import append_record, check_writable
 
 Progress = Callable[[str], None]
-STAGE_KEYS = ("vision", "projector", "selection", "llm_prefill", "first_token", "total")
+STAGE_KEYS = (*STAGES, "total")
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ def profile_method(*, spec: ModelSpec, method: str, budget: float, params: dict[
         DataFormatError: the store cannot be appended to (checked before measuring).
     """
     from vidcost.runtime import StagedRuntime, build_inputs, build_model
+    from vidcost.runtime.inputs import check_text_tokens
     from vidcost.runtime.video import decode_video
     from vidcost.runtime.model import resolve_device, resolve_dtype
 
@@ -139,6 +141,8 @@ def profile_method(*, spec: ModelSpec, method: str, budget: float, params: dict[
         raise ConfigError(f"need --repeats ≥ 1 and --warmup ≥ 0, got {repeats} and {warmup}")
     chosen = get_method(method, **(params or {}))
     chosen.plan(spec, budget)  # bad parameters fail here, before minutes of model building
+    if model_path is None:  # shape-only: seeded token ids, whose length the spec fixes now
+        check_text_tokens(spec.text_tokens)
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
     _set_threads(threads)

@@ -112,14 +112,23 @@ def _tokenise(tokenizer: Any, question: str) -> tuple[list[int], list[int]]:
     return list(prefix), list(after)
 
 
+def check_text_tokens(text_tokens: int) -> None:
+    """Seeded prompts need the video's newline token and at least one question token after it.
+
+    Raises:
+        ConfigError: fewer than 2 text tokens.
+    """
+    if text_tokens < 2:
+        raise ConfigError(
+            f"text tokens {text_tokens} leave no question after the video's newline token; "
+            "pass --text-tokens 2 or more")
+
+
 def _random_ids(spec: "ModelSpec", config: Any, seed: int) -> tuple[list[int], list[int]]:
     """Seeded ids: a quarter of the text tokens before the video, the rest (minus the newline) after it."""
     import torch
 
-    if spec.text_tokens < 2:
-        raise ConfigError(
-            f"text tokens {spec.text_tokens} leave no question after the video's newline token; "
-            "pass --text-tokens 2 or more")
+    check_text_tokens(spec.text_tokens)
     prefix_len = spec.text_tokens // 4
     question_len = spec.text_tokens - prefix_len - 1
     # Stay below the special ids (image / video placeholders sit at the top of the vocabulary).

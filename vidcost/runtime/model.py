@@ -68,7 +68,7 @@ def resolve_device(device: str) -> str:
         if device == "cuda":
             return "cuda:0"
         index = device.removeprefix("cuda:")
-        if device == index or not index.isdigit():
+        if not index.isdigit():  # also "cuda1": without the prefix, index is the whole name
             raise ConfigError(f"unknown device '{device}'; choose cpu, cuda or cuda:N")
         count = torch.cuda.device_count()
         if int(index) >= count:

@@ -9,7 +9,8 @@ follows the sequence order, which is ascending in position. Text tokens (and the
 `image_newline` token, see `vidcost.runtime.inputs`) are never dropped. With `vanilla`, or any method
 whose plan keeps everything, the logits equal the stock `model(...)` forward.
 
-Each stage runs inside `timer.window(name)`; the names are `STAGES` (+ `layer_NN` on request).
+Each stage runs inside `timer.window(name)`; the names are `STAGES`, `total` around them all
+(+ `layer_NN` on request).
 `selection` covers every method call — the pre-LLM `select_visual` and each in-LLM stage, including
 the query-attention rows the runtime computes for it — so the pruning step's own cost is visible.
 """

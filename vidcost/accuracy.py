@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from vidcost.errors import ConfigError, DataFormatError
-
-AVERAGE_BENCHMARK = "avg"  # mean over the benchmarks of the model's vanilla run
+from vidcost.published import AVERAGE_BENCHMARK  # here: the mean over the benchmarks of the model's vanilla run
 
 SCHEMA_VERSION = 1
 METHOD_KEYS = ("pruning_method", "prune_method", "method", "token_pruning", "pruning")
@@ -175,7 +174,7 @@ def read_lmms_eval(path: str | os.PathLike[str], *, method_key: str | None = Non
         scores = _with_intervals(scores, samples, notes, lenient=lenient_samples, level=ci_level,
                                  resamples=resamples, seed=seed)
     groups = _group_members(data, source)
-    final = _aggregate_groups(scores, groups, data, source)
+    final = _aggregate_groups(scores, groups, source)
     unscored = sorted(t for t in results if t not in scores and t not in groups)
     if unscored:  # e.g. a submission-only split (EgoSchema test) reports no number
         notes.append(f"task(s) {unscored} report no numeric "
@@ -316,7 +315,7 @@ def _group_members(data: Mapping[str, Any], source: str) -> dict[str, list[str]]
 
 
 def _aggregate_groups(scores: dict[str, AccuracyResult], groups: Mapping[str, list[str]],
-                      data: Mapping[str, Any], source: str) -> list[AccuracyResult]:
+                      source: str) -> list[AccuracyResult]:
     parent = {task: group for group, tasks in groups.items() for task in tasks}
     done: dict[str, AccuracyResult] = dict(scores)
 

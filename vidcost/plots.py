@@ -293,7 +293,7 @@ def plot_memory_vs_frames(out_dir: str | os.PathLike[str], *, measured: Sequence
     """Peak memory vs frames: measured profile records (left, when any) and the cost model's prediction for
     `model` in bfloat16 with a pre-LLM schedule at each budget (right)."""
     from vidcost.cost import estimate_memory
-    from vidcost.schedule import Schedule
+    from vidcost.methods.common import pre_llm_plan
     from vidcost.spec import load_spec
 
     plt = _pyplot()
@@ -313,31 +313,16 @@ def plot_memory_vs_frames(out_dir: str | os.PathLike[str], *, measured: Sequence
             shift = 2 ** (0.05 * (index - (len(series) - 1) / 2))
             ax.plot([r["frames"] * shift for r in members], [r["peak_memory_bytes"] / GIB for r in members],
                     marker=marker, color=colour, label=f"{method} {budget:.0%} ({model_name}, {source})")
-        ax.set_title("measured")
-        ax.set_xlabel("frames per video")
-        ax.set_ylabel("peak memory (GiB)")
-        ax.set_xscale("log", base=2)
-        measured_frames = sorted({int(r["frames"]) for r in measured})
-        ax.set_xticks(measured_frames)
-        ax.set_xticklabels([str(f) for f in measured_frames])
-        ax.legend(fontsize=8, loc="best")
+        _format_memory_axes(ax, "measured", sorted({int(r["frames"]) for r in measured}))
     ax = axes[0][-1]
     spec = load_spec(model)
     for budget, style in zip(budgets, ("-", "--", ":", "-.")):
         values = []
         for count in frames:
             sized = spec.with_overrides(frames=count)
-            initial = sized.num_visual_tokens
-            schedule = Schedule.constant(sized.num_layers, round(budget * initial), sized.text_tokens, initial)
-            values.append(estimate_memory(sized, schedule, dtype_bytes=2).total_bytes / GIB)
+            values.append(estimate_memory(sized, pre_llm_plan(sized, budget), dtype_bytes=2).total_bytes / GIB)
         ax.plot(list(frames), values, ls=style, marker="o", ms=4, color="#333333", label=f"budget {budget:.0%}")
-    ax.set_title(f"predicted: {model}, bfloat16 (weights + KV + activations)", fontsize=9)
-    ax.set_xlabel("frames per video")
-    ax.set_ylabel("peak memory (GiB)")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(list(frames))
-    ax.set_xticklabels([str(f) for f in frames])
-    ax.legend(fontsize=8)
+    _format_memory_axes(ax, f"predicted: {model}, bfloat16 (weights + KV + activations)", frames, fontsize=9)
     fig.suptitle("Peak prefill memory vs frames")
     files = _save(fig, out_dir, name)
     provenance = "measured + predicted" if measured else "predicted"
@@ -346,3 +331,14 @@ def plot_memory_vs_frames(out_dir: str | os.PathLike[str], *, measured: Sequence
                   "equal readings stay visible)." if measured else
                   "No measured memory in the store."))
     return Figure(name, "Memory vs frames", provenance, caption, files)
+
+
+def _format_memory_axes(ax: Any, title: str, frames: Sequence[int], **title_style: Any) -> None:
+    """Frames per video on a log-2 axis with plain tick labels, peak memory in GiB, and the legend."""
+    ax.set_title(title, **title_style)
+    ax.set_xlabel("frames per video")
+    ax.set_ylabel("peak memory (GiB)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(frames))
+    ax.set_xticklabels([str(f) for f in frames])
+    ax.legend(fontsize=8)

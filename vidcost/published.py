@@ -12,9 +12,9 @@ from __future__ import annotations
 import csv
 import os
 from collections import defaultdict
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from vidcost.errors import ConfigError, DataFormatError
 
@@ -200,34 +200,31 @@ def check_consistency(results: Sequence[PublishedResult], *, score_tolerance: fl
         if avg is None:
             continue
         parts = [r.score for r in members if r.benchmark != AVERAGE_BENCHMARK and r.score is not None]
-        issue = _issue(avg, "average score")
         if parts and avg.score is not None:
             mean = sum(parts) / len(parts)
             if abs(mean - avg.score) > score_tolerance:
-                found.append(issue(avg.score, mean))
+                found.append(_issue(avg, "average score", avg.score, mean))
         base = next((r for r in vanilla.get(key[:4], []) if r.benchmark == AVERAGE_BENCHMARK), None)
         if base is None:
             continue
         if avg.relative_pct is not None and avg.score is not None and base.score:
             relative = 100.0 * avg.score / base.score
             if abs(relative - avg.relative_pct) > relative_tolerance_pct:
-                found.append(_issue(avg, "relative score %")(avg.relative_pct, relative))
+                found.append(_issue(avg, "relative score %", avg.relative_pct, relative))
         if avg.flops_ratio is not None and avg.flops_t is not None and base.flops_t:
             ratio = avg.flops_t / base.flops_t
             if abs(ratio - avg.flops_ratio) > ratio_tolerance:
-                found.append(_issue(avg, "FLOPs ratio")(avg.flops_ratio, ratio))
+                found.append(_issue(avg, "FLOPs ratio", avg.flops_ratio, ratio))
     return found
 
 
-def _issue(row: PublishedResult, quantity: str) -> Callable[[float, float], Inconsistency]:
-    return lambda printed, recomputed: Inconsistency(
-        row.source_table, row.model, row.method, row.variant, row.budget, quantity, printed, recomputed)
+def _issue(row: PublishedResult, quantity: str, printed: float, recomputed: float) -> Inconsistency:
+    return Inconsistency(row.source_table, row.model, row.method, row.variant, row.budget, quantity, printed,
+                         recomputed)
 
 
 def with_relative_scores(results: Sequence[PublishedResult]) -> list[PublishedResult]:
     """Fill `relative_pct` where the paper prints none: score / vanilla score of the same table and benchmark."""
-    from dataclasses import replace
-
     base = {(r.source, r.source_table, r.model, r.frames, r.benchmark): r.score
             for r in results if r.method == "vanilla" and r.score}
     filled = []

@@ -106,13 +106,18 @@ def store_rows(path: str | os.PathLike[str], *, benchmark: str = AVERAGE_BENCHMA
     from vidcost.store import read_records
 
     records = read_records(path)
-    profiles = profile_rows(records)
-    has_accuracy = any(r.get("kind") == "accuracy" for r in records)
-    if not profiles and not has_accuracy:
+    profiles, accuracy = _record_tables(records, benchmark)
+    if not profiles and not any(r.get("kind") == "accuracy" for r in records):
         raise DataFormatError(f"store '{path}' holds no profile or accuracy records; run `vidcost profile` or "
                               "`vidcost ingest lmms-eval` first")
-    accuracy = accuracy_rows(records, benchmark=benchmark) if has_accuracy else []
     return join_rows(accuracy, profiles)
+
+
+def _record_tables(records: Sequence[Mapping[str, Any]], benchmark: str
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Profile rows and accuracy rows of the store's records (no accuracy records: no accuracy rows)."""
+    has_accuracy = any(r.get("kind") == "accuracy" for r in records)
+    return profile_rows(records), (accuracy_rows(records, benchmark=benchmark) if has_accuracy else [])
 
 
 def join_rows(accuracy: Sequence[Mapping[str, Any]], profiles: Sequence[Mapping[str, Any]]
@@ -216,8 +221,9 @@ def build_report(out_dir: str | os.PathLike[str], *, store: str | os.PathLike[st
     out.mkdir(parents=True, exist_ok=True)
     published = read_published(published_paths)
     pub_rows = published_rows(published, benchmark=benchmark)
-    profiles, accuracy, notes = _store_tables(store, benchmark)
+    records, profiles, accuracy, notes = _store_tables(store, benchmark)
     fronts = compute_fronts(pub_rows, x="flops_ratio", y="relative_pct", group="model")
+    inconsistencies = check_consistency(published)
     recommendations = recommend(attach_measured(pub_rows, profiles) + join_rows(accuracy, profiles),
                                 max_drop_pct=max_drop_pct,
                                 min_speedup=min_speedup)
@@ -225,7 +231,7 @@ def build_report(out_dir: str | os.PathLike[str], *, store: str | os.PathLike[st
               "pareto_fronts.csv": [dict(group=f.group, x=f.x_column, y=f.y_column, label=p.label, x_value=p.x,
                                          y_value=p.y) for f in fronts for p in f.points],
               "recommendations.csv": [r.to_dict() for r in recommendations],
-              "published_inconsistencies.csv": [vars(i) for i in check_consistency(published)]}
+              "published_inconsistencies.csv": [vars(i) for i in inconsistencies]}
     if profiles:
         tables["profiles.csv"] = profiles
     if accuracy:
@@ -247,31 +253,30 @@ def build_report(out_dir: str | os.PathLike[str], *, store: str | os.PathLike[st
     config = {"store": None if store is None else str(store), "benchmark": benchmark,
               "published": [str(p) for p in (published_paths or [])] or "profiles/published/*.csv",
               "max_drop_pct": max_drop_pct, "min_speedup": min_speedup}
-    environment = _environment(profiles, store)
+    environment = _environment(profiles, records)
     _write_json(out / "config.json", config)
     _write_json(out / "environment.json", environment)
     context = dict(title=title, figures=figures, fronts=fronts, recommendations=recommendations, notes=notes,
                    tables=sorted(tables), environment=environment, config=config, benchmark=benchmark,
-                   inconsistencies=check_consistency(published), profiles=profiles, accuracy=accuracy)
+                   inconsistencies=inconsistencies, profiles=profiles, accuracy=accuracy)
     (out / "report.md").write_text(render_markdown(**context), encoding="utf-8")
     (out / "index.html").write_text(render_html(**context), encoding="utf-8")
     return Report(str(out), tuple(figures), tuple(sorted(tables)), tuple(notes))
 
 
 def _store_tables(store: str | os.PathLike[str] | None, benchmark: str
-                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """The store's records, profile rows, accuracy rows and notes on what it lacks (read once)."""
     from vidcost.store import read_records
 
     if store is None:
-        return [], [], ["No store given: the report shows published data and predictions only."]
+        return [], [], [], ["No store given: the report shows published data and predictions only."]
     path = Path(store)
     if not path.is_file():
-        return [], [], [f"Store '{path}' does not exist: no measurements; the report shows published data "
-                         "and predictions only."]
+        return [], [], [], [f"Store '{path}' does not exist: no measurements; the report shows published data "
+                             "and predictions only."]
     records = read_records(path)
-    profiles = profile_rows(records)
-    has_accuracy = any(r.get("kind") == "accuracy" for r in records)
-    accuracy = accuracy_rows(records, benchmark=benchmark) if has_accuracy else []
+    profiles, accuracy = _record_tables(records, benchmark)
     notes = []
     if not profiles:
         notes.append(f"Store '{path}' holds no successful profile records: no measured latency or memory.")
@@ -286,7 +291,7 @@ def _store_tables(store: str | os.PathLike[str] | None, benchmark: str
     failed = sum(1 for r in records if r.get("kind") == "profile" and r.get("status") == "failed")
     if failed:
         notes.append(f"{failed} failed profile record(s) in the store were left out.")
-    return profiles, accuracy, notes
+    return records, profiles, accuracy, notes
 
 
 def _write_tables(out: Path, tables: Mapping[str, Any]) -> None:
@@ -303,7 +308,7 @@ def _write_json(path: Path, payload: Any) -> None:
     path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
 
 
-def _environment(profiles: Sequence[Mapping[str, Any]], store: str | os.PathLike[str] | None) -> dict[str, Any]:
+def _environment(profiles: Sequence[Mapping[str, Any]], records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Where the report was generated and, separately, where its measurements were taken."""
     import platform
     import subprocess
@@ -321,16 +326,13 @@ def _environment(profiles: Sequence[Mapping[str, Any]], store: str | os.PathLike
     except (OSError, subprocess.SubprocessError):
         revision = None
     measured_on = []
-    if store is not None and Path(store).is_file():
-        from vidcost.store import read_records
-
-        seen = set()
-        for record in read_records(store, kind="profile"):
-            env = record.get("environment") or {}
-            key = tuple(sorted((k, str(v)) for k, v in env.items()))
-            if env and key not in seen:
-                seen.add(key)
-                measured_on.append(env)
+    seen = set()
+    for record in records:
+        env = record.get("environment") or {}
+        key = tuple(sorted((k, str(v)) for k, v in env.items()))
+        if record.get("kind") == "profile" and env and key not in seen:
+            seen.add(key)
+            measured_on.append(env)
     return {"generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "vidcost": __version__, "vidcost_git": revision, "python": sys.version.split()[0],
             "platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
@@ -394,19 +396,16 @@ _MEASURED_HEADER = ("model", "method", "budget", "frames", "prefill (ms)", "spee
 
 
 def _measured_cells(profiles: Sequence[Mapping[str, Any]]) -> list[tuple[str, ...]]:
-    def num(value: Any, spec: str) -> str:
-        return "—" if value is None else format(value, spec)
-
     rows = sorted(profiles, key=lambda r: (str(r.get("model")), r.get("frames") or 0, -(r.get("budget") or 0),
                                            str(r.get("method"))))
-    return [(str(r.get("model")), str(r.get("method")), num(r.get("budget"), ".0%"), str(r.get("frames")),
-             num(r.get("prefill_ms"), ".1f"), num(r.get("speedup_measured"), ".2f"), num(r.get("selection_ms"), ".1f"),
-             num(None if r.get("peak_memory_bytes") is None else r["peak_memory_bytes"] / 2 ** 20, ".0f"),
-             num(r.get("total_iqr_pct"), ".0f")) for r in rows]
+    return [(str(r.get("model")), str(r.get("method")), _fmt(r.get("budget"), ".0%"), str(r.get("frames")),
+             _fmt(r.get("prefill_ms")), _fmt(r.get("speedup_measured"), ".2f"), _fmt(r.get("selection_ms")),
+             _fmt(None if r.get("peak_memory_bytes") is None else r["peak_memory_bytes"] / 2 ** 20, ".0f"),
+             _fmt(r.get("total_iqr_pct"), ".0f")) for r in rows]
 
 
-def _fmt(value: Any) -> str:
-    return "—" if value is None else f"{value:.1f}"
+def _fmt(value: Any, spec: str = ".1f") -> str:
+    return "—" if value is None else format(value, spec)
 
 
 def _environment_lines(env: Mapping[str, Any]) -> list[str]:

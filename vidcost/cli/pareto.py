@@ -76,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
 def load_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str]:
     """The table the command works on, and a phrase naming its source."""
-    from vidcost.published import REQUIRED_COLUMNS, read_published
-    from vidcost.report import published_rows, store_rows
+    from vidcost.published import REQUIRED_COLUMNS, published_rows, read_published
+    from vidcost.report import store_rows
 
     if args.store:
         return store_rows(args.store, benchmark=args.benchmark), f"store {args.store}"

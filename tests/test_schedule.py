@@ -77,3 +77,18 @@ def test_parsed_schedules_are_valid(layers: int, visual: int, data: st.DataObjec
     assert schedule.visual_tokens[starts[-1]] == round(fractions[-1] * visual)
     assert 0.0 <= schedule.mean_visual_fraction <= 1.0
     assert sum(last - first + 1 for first, last, _ in schedule.segments()) == layers
+
+
+def test_cached_tokens_trim_the_kv_cache_of_earlier_layers() -> None:
+    from vidcost.cost import kv_cache_bytes
+    from vidcost.spec import load_spec
+
+    spec = load_spec("tiny", frames=2)  # 6 layers, 128 visual tokens
+    plain = Schedule((128, 128, 32, 32, 32, 32), 10, 128)
+    trimmed = Schedule((128, 128, 32, 32, 32, 32), 10, 128, cached_visual_tokens=(32,) * 6)
+    assert plain.kv_visual_tokens == plain.visual_tokens and Schedule.from_dict(trimmed.to_dict()) == trimmed
+    assert kv_cache_bytes(spec, plain) - kv_cache_bytes(spec, trimmed) == 2 * 2 * 96 * spec.kv_dim * 2
+    # same as entering: normalised away
+    assert Schedule((128,) * 6, 10, 128, cached_visual_tokens=(128,) * 6).cached_visual_tokens is None
+    with pytest.raises(ConfigError, match="layer 0 caches 16"):
+        Schedule((128, 128, 32, 32, 32, 32), 10, 128, cached_visual_tokens=(16,) + (32,) * 5)

@@ -353,10 +353,14 @@ def vision_parameters(spec: ModelSpec) -> int:
 
 def kv_cache_bytes(spec: ModelSpec, schedule: Schedule, *, dtype_bytes: int = 2,
                    generated_tokens: int = 0) -> int:
-    """Keys and values stored by every layer: 2 · (visual_i + text + generated) · kv_dim · bytes."""
+    """Keys and values every layer keeps after the prefill: 2 · (cached visual_i + text + generated) · kv_dim · bytes.
+
+    A layer caches the tokens that entered it, unless the schedule says its cache is trimmed later
+    (`Schedule.kv_visual_tokens`).
+    """
     check_schedule(spec, schedule)
     per_layer = schedule.text_tokens + generated_tokens
-    tokens = sum(schedule.visual_tokens) + per_layer * schedule.num_layers
+    tokens = sum(schedule.kv_visual_tokens) + per_layer * schedule.num_layers
     return 2 * tokens * spec.kv_dim * dtype_bytes
 
 
@@ -401,7 +405,7 @@ def estimate_memory(spec: ModelSpec, schedule: Schedule, *, dtype_bytes: int = 2
 
 def decode_kv_lengths(schedule: Schedule, generated_tokens: int = 0) -> tuple[int, ...]:
     """KV length each layer attends over when decoding after this prefill (+ tokens generated so far)."""
-    return tuple(visual + schedule.text_tokens + generated_tokens for visual in schedule.visual_tokens)
+    return tuple(visual + schedule.text_tokens + generated_tokens for visual in schedule.kv_visual_tokens)
 
 
 def decode_flops(spec: ModelSpec, kv_length: int | Sequence[int], *, convention: str = "exact") -> int:

@@ -45,12 +45,15 @@ def profile_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _profile_row(record: Mapping[str, Any], base: Mapping[str, Any] | None) -> dict[str, Any]:
+    from vidcost.profiling.record import upgrade_record
+
+    record = upgrade_record(record)
+    base = upgrade_record(base) if base is not None else None
     model = record.get("model") or {}
     stages = record.get("stages_ms") or {}
     vision = _sum(stages.get("vision"), stages.get("projector"))
     selection = stages.get("selection") or 0.0
-    total = stages.get("total", record.get("prefill_ms"))
-    prefill = record.get("prefill_ms", total)
+    total = prefill = record.get("ttft_ms")
     flops = (record.get("flops") or {}).get("paper")
     row = {
         "model": model.get("name") if isinstance(model, Mapping) else str(model),
@@ -65,11 +68,11 @@ def _profile_row(record: Mapping[str, Any], base: Mapping[str, Any] | None) -> d
         "speedup_measured": None, "flops_ratio": None, "run_id": record.get("run_id"),
         "created_at": record.get("created_at"), "provenance": "measured",
     }
-    if base is not None and base is not record:
+    if base is not None and record.get("method") != "vanilla":
         base_row = _profile_row(base, None)
         row.update({f"vanilla_{k}": base_row[k] for k in ("prefill_ms", "vision_ms", "selection_ms", "llm_ms")})
-        if base.get("prefill_ms") and prefill:
-            row["speedup_measured"] = base["prefill_ms"] / prefill
+        if base.get("ttft_ms") and prefill:
+            row["speedup_measured"] = base["ttft_ms"] / prefill
         if base_row["llm_prefill_ms"] and row["llm_prefill_ms"]:
             # The LLM stage alone: what the FLOPs-ideal curve (LLM layers only) predicts.
             row["llm_speedup_measured"] = base_row["llm_prefill_ms"] / row["llm_prefill_ms"]
@@ -82,8 +85,8 @@ def _profile_row(record: Mapping[str, Any], base: Mapping[str, Any] | None) -> d
 
 
 def _spread_pct(record: Mapping[str, Any]) -> float | None:
-    """IQR / median of the total latency, in % (the profiler warns above 10 %)."""
-    stats = (record.get("stats_ms") or {}).get("total") or {}
+    """IQR / median of the TTFT, in % (the profiler warns above 10 %)."""
+    stats = (record.get("stats_ms") or {}).get("ttft") or {}
     if stats.get("median") and stats.get("iqr") is not None:
         return 100.0 * stats["iqr"] / stats["median"]
     return None

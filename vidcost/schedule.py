@@ -22,14 +22,22 @@ class Schedule:
         text_tokens: text tokens entering every layer (text is never dropped).
         initial_visual_tokens: visual tokens before any selection (frames × tokens per frame);
             the denominator of every fraction.
+        cached_visual_tokens: visual tokens layer i's KV cache holds after the prefill, one entry per
+            layer; None (the usual case) means what entered the layer (`visual_tokens`). Fewer means
+            the method later trims that layer's cache to the tokens that survive a prune (PruneVid's
+            official code keeps only the kept tokens' keys and values in the layers before its prune).
     """
 
     visual_tokens: tuple[int, ...]
     text_tokens: int
     initial_visual_tokens: int
+    cached_visual_tokens: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "visual_tokens", tuple(int(n) for n in self.visual_tokens))
+        if self.cached_visual_tokens is not None:
+            cached = tuple(int(n) for n in self.cached_visual_tokens)
+            object.__setattr__(self, "cached_visual_tokens", None if cached == self.visual_tokens else cached)
         if not self.visual_tokens:
             raise ConfigError("a schedule needs at least one layer")
         if self.initial_visual_tokens < 0 or self.text_tokens < 0:
@@ -48,6 +56,23 @@ class Schedule:
             raise ConfigError(
                 f"visual tokens {self.visual_tokens[-1]} at layer {self.num_layers - 1} are negative; "
                 "a layer keeps 0 or more")
+        if self.cached_visual_tokens is not None:
+            self._check_cached(self.cached_visual_tokens)
+
+    def _check_cached(self, cached: tuple[int, ...]) -> None:
+        if len(cached) != self.num_layers:
+            raise ConfigError(f"cached visual tokens give {len(cached)} layers; the schedule has {self.num_layers}")
+        for layer, (kept, entered) in enumerate(zip(cached, self.visual_tokens)):
+            # A cache can only be trimmed to tokens that survive to the end of the prefill.
+            if not self.visual_tokens[-1] <= kept <= entered:
+                raise ConfigError(
+                    f"layer {layer} caches {kept} visual tokens; it must hold between the {self.visual_tokens[-1]} "
+                    f"that survive the prefill and the {entered} that entered it")
+
+    @property
+    def kv_visual_tokens(self) -> tuple[int, ...]:
+        """Visual tokens in each layer's KV cache after the prefill (what decoding attends over)."""
+        return self.cached_visual_tokens if self.cached_visual_tokens is not None else self.visual_tokens
 
     @classmethod
     def constant(cls, num_layers: int, visual_tokens: int, text_tokens: int,
@@ -106,17 +131,23 @@ class Schedule:
         return runs
 
     def to_dict(self) -> dict[str, Any]:
-        return {"visual_tokens": list(self.visual_tokens), "text_tokens": self.text_tokens,
-                "initial_visual_tokens": self.initial_visual_tokens}
+        data: dict[str, Any] = {"visual_tokens": list(self.visual_tokens), "text_tokens": self.text_tokens,
+                                "initial_visual_tokens": self.initial_visual_tokens}
+        if self.cached_visual_tokens is not None:
+            data["cached_visual_tokens"] = list(self.cached_visual_tokens)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Schedule":
-        return cls(tuple(data["visual_tokens"]), data["text_tokens"], data["initial_visual_tokens"])
+        cached = data.get("cached_visual_tokens")
+        return cls(tuple(data["visual_tokens"]), data["text_tokens"], data["initial_visual_tokens"],
+                   tuple(cached) if cached is not None else None)
 
     def __str__(self) -> str:
         runs = ", ".join(f"L{a}-{b}:{n}" if a != b else f"L{a}:{n}" for a, b, n in self.segments())
+        cached = "" if self.cached_visual_tokens is None else f"; cache trimmed to {self.cached_visual_tokens[0]}+"
         return (f"Schedule({runs} of {self.initial_visual_tokens} visual, +{self.text_tokens} text; "
-                f"mean {self.mean_visual_fraction:.1%})")
+                f"mean {self.mean_visual_fraction:.1%}{cached})")
 
 
 def parse_schedule(text: str, *, num_layers: int, initial_visual_tokens: int,

@@ -29,7 +29,7 @@ def test_json_output(fastv_run):
     done, _ = fastv_run
     assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout)
-    for key in ("method", "budget", "prefill_ms", "vanilla_prefill_ms", "speedup", "flops_speedup", "samples_ms",
+    for key in ("method", "budget", "ttft_ms", "vanilla_ttft_ms", "speedup", "flops_speedup", "samples_ms",
                 "peak_memory_bytes", "planned_schedule", "executed_schedule", "stages_ms", "device"):
         assert key in payload, key
     assert payload["method"] == "fastv" and payload["budget"] == 0.25 and payload["device"] == "cpu"
@@ -50,7 +50,7 @@ def test_table_output_with_uniform_and_params(tmp_path):
     done = vidcost("--method", "uniform", "--frames", "2", "--repeats", "1", "--warmup", "0", "--no-store",
                    cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    for text in ("vision encoder", "LLM prefill", "total (TTFT)", "peak memory", "achieved TFLOP/s",
+    for text in ("vision encoder", "LLM prefill", "TTFT (total)", "peak memory", "achieved TFLOP/s",
                  "measured speedup", "FLOPs-predicted", "executed Schedule(L0-5:32 of 128"):
         assert text in done.stdout, text
     assert not (tmp_path / "profiles").exists()

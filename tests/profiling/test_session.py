@@ -18,8 +18,8 @@ SPEC = load_spec("tiny", frames=2)
 pytestmark = pytest.mark.filterwarnings("ignore::vidcost.profiling.stats.NoisyMeasurementWarning")
 SCHEMA_KEYS = {"kind", "schema_version", "run_id", "created_at", "status", "error", "method", "params", "budget",
                "model", "frames", "device", "dtype", "planned_schedule", "executed_schedule", "stages_ms",
-               "samples_ms", "stats_ms", "prefill_ms", "peak_memory_bytes", "memory_source", "energy_j",
-               "avg_power_w", "flops", "environment"}
+               "samples_ms", "stats_ms", "ttft_ms", "llm_prefill_ms", "peak_memory_bytes", "memory_source",
+               "energy_j", "power_w", "flops", "environment"}
 ENVIRONMENT_KEYS = {"device_name", "driver", "cuda", "torch", "transformers", "dtype", "threads", "vidcost_git",
                     "python", "platform", "seed"}
 
@@ -40,9 +40,10 @@ def test_two_records_share_a_run_id_and_follow_the_schema(stored):
     for record in records:
         assert SCHEMA_KEYS <= set(record) and record["kind"] == "profile" and record["status"] == "ok"
         assert ENVIRONMENT_KEYS <= set(record["environment"]) and record["environment"]["seed"] == 2
-        assert set(record["stages_ms"]) >= {"vision", "projector", "llm_prefill", "first_token", "total"}
+        assert set(record["stages_ms"]) >= {"vision", "projector", "llm_prefill", "first_token"}
         assert all(len(v) == 3 for v in record["samples_ms"].values())
-        assert record["prefill_ms"] == record["stages_ms"]["total"] == record["stats_ms"]["total"]["median"]
+        assert record["ttft_ms"] == record["stats_ms"]["ttft"]["median"] and "ttft" not in record["stages_ms"]
+        assert record["llm_prefill_ms"] == record["stages_ms"]["llm_prefill"]
         assert record["peak_memory_bytes"] > 50 * 2**20 and record["memory_source"] in ("rss", "rss_lifetime")
         assert record["frames"] == 2 and record["device"] == "cpu" and record["dtype"] == "float32"
         assert ProfileRecord.from_dict(record).to_dict() == record
@@ -55,16 +56,16 @@ def test_executed_schedule_and_flops(stored):
     assert method["executed_schedule"] == method["planned_schedule"]
     assert method["executed_schedule"]["visual_tokens"] == [128, 128, 128, 32, 32, 32]
     assert records[0]["executed_schedule"]["visual_tokens"] == [128] * 6
-    assert method["flops"]["exact"] < records[0]["flops"]["exact"]
-    assert method["flops"]["paper"] < method["flops"]["exact"] < method["flops"]["exact_with_vision"]
-    assert comparison.flops_speedup == pytest.approx(records[0]["flops"]["exact"] / method["flops"]["exact"])
-    assert comparison.speedup == pytest.approx(records[0]["prefill_ms"] / method["prefill_ms"])
+    assert method["flops"]["llm_prefill"] < records[0]["flops"]["llm_prefill"]
+    assert method["flops"]["paper"] < method["flops"]["llm_prefill"] < method["flops"]["ttft"]
+    assert comparison.flops_speedup == pytest.approx(records[0]["flops"]["llm_prefill"] / method["flops"]["llm_prefill"])
+    assert comparison.speedup == pytest.approx(records[0]["ttft_ms"] / method["ttft_ms"])
 
 
 def test_json_summary_and_progress(stored):
     comparison, _, messages = stored
     payload = json.loads(json.dumps(comparison.to_dict()))
-    for key in ("method", "budget", "prefill_ms", "vanilla_prefill_ms", "speedup", "flops_speedup", "samples_ms",
+    for key in ("method", "budget", "ttft_ms", "vanilla_ttft_ms", "speedup", "flops_speedup", "samples_ms",
                 "peak_memory_bytes", "planned_schedule", "executed_schedule", "stages_ms", "device"):
         assert key in payload
     assert payload["achieved_tflops"] > 0
@@ -168,7 +169,7 @@ def test_nvml_sampling_reaches_the_record(tmp_path, monkeypatch):
                         lambda device: nvml.NvmlSampler(nvml=_FakeNvml(), min_energy_window_s=0.0))
     comparison = profile_method(spec=SPEC, method="uniform", budget=0.5, repeats=2, warmup=0, store=None)
     for record in (comparison.vanilla, comparison.method):
-        assert record.avg_power_w == pytest.approx(300.0)   # mW → W
+        assert record.power_w == pytest.approx(300.0)   # mW → W
         assert record.energy_j == pytest.approx(1.5)        # mJ → J, per prefill
         assert record.nvml_peak_used_bytes == 3 * 2**30
 

@@ -178,7 +178,7 @@ def test_prefill_with_reused_encoding_skips_vision(runtime, inputs, stock_logits
     result = runtime.prefill(inputs, get_method("vanilla"), 1.0, timer=timer, encoded=encoded, per_layer=True)
     run = timer.finish_run()
     torch.testing.assert_close(result.logits, stock_logits, rtol=1e-5, atol=1e-5)
-    assert "vision" not in run and {"llm_prefill", "first_token", "total", "layer_00", "layer_05"} <= set(run)
+    assert "vision" not in run and {"llm_prefill", "first_token", "ttft", "layer_00", "layer_05"} <= set(run)
     assert sum(run[f"layer_{i:02d}"] for i in range(6)) <= run["llm_prefill"] + 1e-6
 
 

@@ -16,7 +16,7 @@ from vidcost.spec import DEFAULT_PRESET
 from vidcost.store import DEFAULT_STORE
 
 STAGE_ROWS = (("vision", "vision encoder"), ("projector", "projector + pooling"), ("selection", "pruning selection"),
-              ("llm_prefill", "LLM prefill"), ("first_token", "LM head + first token"), ("total", "total (TTFT)"))
+              ("llm_prefill", "LLM prefill"), ("first_token", "LM head + first token"), ("ttft", "TTFT (total)"))
 
 
 def register(subparsers: Any) -> None:
@@ -72,16 +72,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_table(comparison: Any, store: str | None) -> None:
-    """The human-readable comparison."""
+    """The human-readable comparison: every speedup beside the two values it divides."""
     from vidcost.cost import format_flops
     from vidcost.profiling import achieved_tflops
 
     van, met = comparison.vanilla, comparison.method
+    compared = comparison.compared
     print(f"{met.method} @ budget {met.budget} on {met.model['name']} ({met.frames} frames, {met.device}, "
-          f"{met.dtype}), {len(met.samples_ms.get('total', []))} repeats, median ms")
+          f"{met.dtype}), {len(met.samples_ms.get('ttft', []))} repeats, median ms")
     print(f"  {'stage':<24}{'vanilla':>14}{met.method:>14}{'speedup':>9}")
     for key, label in _stage_rows(van, met):
-        a, b = van.stages_ms.get(key), met.stages_ms.get(key)
+        a, b = (van.ttft_ms, met.ttft_ms) if key == "ttft" else (van.stages_ms.get(key), met.stages_ms.get(key))
         if a is None and b is None:
             continue
         ratio = f"{a / b:.2f}×" if a and b else ""
@@ -91,21 +92,25 @@ def print_table(comparison: Any, store: str | None) -> None:
           f"{mib(met.peak_memory_bytes):>14}")
     if met.peak_increase_bytes is not None:
         print(f"  {'  above the weights':<24}{mib(van.peak_increase_bytes):>14}{mib(met.peak_increase_bytes):>14}")
-    print(f"  {'LLM FLOPs (exact)':<24}{format_flops(van.flops['exact']):>14}{format_flops(met.flops['exact']):>14}"
-          f"{comparison.flops_speedup:>8.2f}×")
-    tflops_a, tflops_b = achieved_tflops(van), achieved_tflops(met)
+    print(f"  {'LLM FLOPs (exact)':<24}{format_flops(van.flops['llm_prefill']):>14}"
+          f"{format_flops(met.flops['llm_prefill']):>14}{_times(compared['flops_speedup']):>9}")
+    tflops_a, tflops_b = achieved_tflops(van.to_dict()), achieved_tflops(met.to_dict())
     print(f"  {'achieved TFLOP/s (LLM)':<24}{_num(tflops_a):>14}{_num(tflops_b):>14}")
     if met.energy_j is not None:
         print(f"  {'energy / prefill (J)':<24}{_num(van.energy_j):>14}{_num(met.energy_j):>14}")
-    print(f"measured speedup {comparison.speedup:.2f}× total, {comparison.llm_prefill_speedup:.2f}× LLM prefill; "
-          f"FLOPs-predicted {comparison.flops_speedup:.2f}× LLM prefill, {comparison.total_flops_speedup:.2f}× "
-          "with the vision tower")
+    print(f"measured speedup {_times(compared['speedup'])} TTFT, {_times(compared['llm_prefill_speedup'])} LLM "
+          f"prefill; FLOPs-predicted {_times(compared['flops_speedup'])} LLM prefill, "
+          f"{_times(compared['ttft_flops_speedup'])} with the vision tower and LM head")
     from vidcost.schedule import Schedule
 
     print(f"planned  {Schedule.from_dict(met.planned_schedule)}")
     print(f"executed {Schedule.from_dict(met.executed_schedule)}")
     if store:
         print(f"stored in {store} (run_id {met.run_id})")
+
+
+def _times(value: float | None) -> str:
+    return f"{value:.2f}×" if value is not None else "n/a"
 
 
 def _stage_rows(*records: Any) -> list[tuple[str, str]]:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # torch is imported only where tensors are touched
     from vidcost.spec import ModelSpec
 
 AttentionNeed = Literal["none", "last", "question"]
+AttentionSource = Literal["previous", "current"]
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,17 @@ class SelectionResult:
         positions: [K] int64 original flat index in T·P of each kept / representative token, unique and
             ascending; the runtime gives each token the RoPE position of this original index.
         segments: (first_frame, last_frame) inclusive, for methods that segment the video; else empty.
+            The runtime hands them to the method's in-LLM stages (`LayerContext.segments`).
+        groups: [K] int64 group id of each kept token, for a method whose in-LLM stage works per group
+            (PruneVid: one group per segment's static tokens and per frame's dynamic tokens); None
+            otherwise. The runtime keeps it aligned with the tokens still in the sequence
+            (`LayerContext.groups`).
     """
 
     tokens: "torch.Tensor"
     positions: "torch.Tensor"
     segments: tuple[tuple[int, int], ...] = ()
+    groups: "torch.Tensor | None" = None
 
     def __str__(self) -> str:
         return f"SelectionResult({self.tokens.shape[0]} tokens, {len(self.segments)} segments)"
@@ -66,6 +73,10 @@ class LayerContext:
         num_frames: T.
         tokens_per_frame: P.
         seed: the run's seed, for methods with a random choice.
+        segments: the segments the method's pre-LLM selection reported (`SelectionResult.segments`), or
+            empty. They travel with the run, never on the method instance.
+        groups: [N] int64 group id of each current visual token (`SelectionResult.groups`, restricted
+            to the tokens still present), or None.
     """
 
     layer: int
@@ -75,6 +86,8 @@ class LayerContext:
     num_frames: int
     tokens_per_frame: int
     seed: int = 0
+    segments: tuple[tuple[int, int], ...] = ()
+    groups: "torch.Tensor | None" = None
 
 
 @dataclass(frozen=True)
@@ -99,11 +112,16 @@ class Method:
         name: registry name.
         defaults: the method's parameters and their defaults (documented in the subclass docstring).
         attention_need: which query rows an in-LLM stage needs ("none", "last", "question").
+        attention_source: whose q/k projections give that attention for a stage before layer K:
+            "previous" — layer K−1's, on its input (FastV ranks by the attention map of the layer before
+            the prune); "current" — layer K's own, on the states entering it, before it runs
+            (PyramidDrop ranks inside the layer that drops).
     """
 
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
     attention_need: ClassVar[AttentionNeed] = "none"
+    attention_source: ClassVar[AttentionSource] = "previous"
     params: dict[str, Any] = field(default_factory=dict)
 
     def resolved_params(self, **overrides: Any) -> dict[str, Any]:
@@ -121,7 +139,8 @@ class Method:
 
     def select_visual(self, features: "torch.Tensor", budget: float, query: "torch.Tensor | None" = None,
                       seed: int = 0, **params: Any) -> SelectionResult:
-        """Pre-LLM selection on [T, P, D] features; `query` is [Q, D] question embeddings if any.
+        """Pre-LLM selection on [T, P, D] features; `query` is [Q, D] embeddings of the question's own
+        tokens (the user's question, without the chat template around it), or None.
 
         This default is for methods that work only inside the LLM: every token enters it (positions
         0..T·P−1). The runtime skips the call for such methods rather than timing a copy.

@@ -6,10 +6,11 @@ Main entry: `profile_method` → `ProfileComparison` (vanilla and method `Profil
 """
 
 from vidcost.profiling.record import ProfileRecord
-from vidcost.profiling.session import ProfileComparison, achieved_tflops, profile_method
+from vidcost.profiling.record import achieved_tflops, compare_records, upgrade_record
+from vidcost.profiling.session import ProfileComparison, profile_method
 from vidcost.profiling.stats import NoisyMeasurementWarning, SampleStats, summarize
 from vidcost.profiling.timer import CudaEventBackend, PerfCounterBackend, StageTimer, make_timer
 
 __all__ = ["CudaEventBackend", "NoisyMeasurementWarning", "PerfCounterBackend", "ProfileComparison",
-           "ProfileRecord", "SampleStats", "StageTimer", "achieved_tflops", "make_timer", "profile_method",
-           "summarize"]
+           "ProfileRecord", "SampleStats", "StageTimer", "achieved_tflops", "compare_records", "make_timer",
+           "profile_method", "summarize", "upgrade_record"]

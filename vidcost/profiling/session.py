@@ -22,15 +22,15 @@ from vidcost.methods import Method, check_budget, get_method
 from vidcost.profiling.environment import capture_environment
 from vidcost.profiling.memory import make_peak_memory
 from vidcost.profiling.nvml import pooled_energy_j
-from vidcost.profiling.record import ProfileRecord, new_run_id
+from vidcost.profiling.record import (STAGES, TTFT, ProfileRecord, achieved_tflops, compare_records,
+                                      new_run_id)
 from vidcost.profiling.stats import NOISY_IQR_FRACTION, NoisyMeasurementWarning, summarize
 from vidcost.profiling.timer import StageTimer, make_timer
-from vidcost.runtime.prefill import STAGES
 from vidcost.spec import ModelSpec
 from vidcost.store import append_record, check_writable
 
 Progress = Callable[[str], None]
-STAGE_KEYS = (*STAGES, "total")
+STAGE_KEYS = (*STAGES, TTFT)
 
 
 @dataclass(frozen=True)
@@ -46,59 +46,52 @@ class ProfileComparison:
     method: ProfileRecord
 
     @property
-    def speedup(self) -> float:
-        """Measured prefill (vision through first token) speedup over vanilla."""
-        return _ratio(self.vanilla.prefill_ms, self.method.prefill_ms)
+    def compared(self) -> dict[str, Any]:
+        """`compare_records` of the two: every vanilla_* value and every ratio (DESIGN §8)."""
+        return compare_records(self.vanilla.to_dict(), self.method.to_dict())
 
     @property
-    def llm_prefill_speedup(self) -> float:
+    def speedup(self) -> float | None:
+        """Measured TTFT speedup over vanilla (vision encoder through first token)."""
+        return self.compared["speedup"]
+
+    @property
+    def llm_prefill_speedup(self) -> float | None:
         """Measured speedup of the LLM prefill stage alone (decoder layers)."""
-        return _ratio(self.vanilla.stages_ms.get("llm_prefill"), self.method.stages_ms.get("llm_prefill"))
+        return self.compared["llm_prefill_speedup"]
 
     @property
-    def flops_speedup(self) -> float:
-        """Exact-FLOPs ratio of the LLM prefill: vanilla over the executed method schedule."""
-        return _ratio(self.vanilla.flops.get("exact"), self.method.flops.get("exact"))
+    def flops_speedup(self) -> float | None:
+        """Exact decoder-layer FLOPs of the executed schedules: vanilla over method (what `llm_prefill` times)."""
+        return self.compared["flops_speedup"]
 
     @property
-    def total_flops_speedup(self) -> float:
-        """Exact-FLOPs ratio including the vision tower: what the total speedup could be at best."""
-        return _ratio(self.vanilla.flops.get("exact_with_vision"), self.method.flops.get("exact_with_vision"))
+    def ttft_flops_speedup(self) -> float | None:
+        """Exact FLOPs with the vision tower and LM head: the best TTFT speedup the FLOPs allow."""
+        return self.compared["ttft_flops_speedup"]
 
     def to_dict(self) -> dict[str, Any]:
         """The `--json` object of `vidcost profile`."""
         m = self.method
         return {
             "run_id": m.run_id, "method": m.method, "params": m.params, "budget": m.budget, "model": m.model["name"],
-            "frames": m.frames, "device": m.device, "dtype": m.dtype,
-            "prefill_ms": m.prefill_ms, "vanilla_prefill_ms": self.vanilla.prefill_ms, "speedup": self.speedup,
-            "llm_prefill_speedup": self.llm_prefill_speedup, "flops_speedup": self.flops_speedup,
-            "total_flops_speedup": self.total_flops_speedup,
-            "samples_ms": m.samples_ms.get("total", []), "stages_ms": m.stages_ms,
-            "vanilla_stages_ms": self.vanilla.stages_ms,
-            "peak_memory_bytes": m.peak_memory_bytes, "vanilla_peak_memory_bytes": self.vanilla.peak_memory_bytes,
-            "peak_increase_bytes": m.peak_increase_bytes,
-            "vanilla_peak_increase_bytes": self.vanilla.peak_increase_bytes,
-            "memory_source": m.memory_source, "energy_j": m.energy_j, "avg_power_w": m.avg_power_w,
+            "frames": m.frames, "device": m.device, "dtype": m.dtype, **self.compared,
+            "decode_tokens": m.decode_tokens, "samples_ms": m.samples_ms.get(TTFT, []),
+            "memory_source": m.memory_source, "power_source": m.power_source,
             "flops": m.flops, "vanilla_flops": self.vanilla.flops,
-            "achieved_tflops": achieved_tflops(m), "vanilla_achieved_tflops": achieved_tflops(self.vanilla),
+            "achieved_tflops": achieved_tflops(m.to_dict()),
+            "vanilla_achieved_tflops": achieved_tflops(self.vanilla.to_dict()),
             "planned_schedule": m.planned_schedule, "executed_schedule": m.executed_schedule,
+            "inputs": m.inputs,
         }
 
     def __str__(self) -> str:
-        return (f"{self.method.method} @ {self.method.budget}: {self.speedup:.2f}× measured vs "
-                f"{self.flops_speedup:.2f}× FLOPs (LLM prefill {self.llm_prefill_speedup:.2f}×)")
+        return (f"{self.method.method} @ {self.method.budget}: {_times(self.speedup)} measured vs "
+                f"{_times(self.flops_speedup)} FLOPs (LLM prefill {_times(self.llm_prefill_speedup)})")
 
 
-def achieved_tflops(record: ProfileRecord) -> float | None:
-    """Exact LLM-prefill FLOPs over the measured LLM-prefill median, in TFLOP/s."""
-    ms = record.stages_ms.get("llm_prefill")
-    flops = record.flops.get("exact")
-    return flops / (ms * 1e-3) / 1e12 if ms and flops else None
-
-
-def _ratio(numerator: float | None, denominator: float | None) -> float:
-    return float(numerator) / float(denominator) if numerator and denominator else float("nan")
+def _times(value: float | None) -> str:
+    return f"{value:.2f}×" if value is not None else "n/a"
 
 
 @dataclass
@@ -216,19 +209,21 @@ def _record(config: _Config, base: dict[str, Any], spec: ModelSpec, environment:
                       NoisyMeasurementWarning, stacklevel=3)
     executed = config.result.executed
     flops = {"paper": estimate_cost(spec, executed, convention="paper").prefill_flops,
-             "exact": estimate_cost(spec, executed, convention="exact").prefill_flops,
-             "exact_with_vision": estimate_cost(spec, executed, convention="exact", include_vision=True).prefill_flops}
+             "llm_prefill": estimate_cost(spec, executed, convention="exact").layer_flops,
+             "ttft": estimate_cost(spec, executed, convention="exact", include_vision=True).prefill_flops}
     summaries = [s for s in config.energy if s is not None]
     powers = [s.avg_power_w for s in summaries if s.avg_power_w is not None]
     return ProfileRecord(
         **base, method=config.method.name, params=config.method.resolved_params(), budget=config.budget,
         planned_schedule=config.result.planned.to_dict(), executed_schedule=executed.to_dict(),
-        stages_ms={k: v.median for k, v in stats.items()}, samples_ms={k: list(v) for k, v in samples.items()},
-        stats_ms={k: v.to_dict() for k, v in stats.items()}, prefill_ms=stats["total"].median,
+        ttft_ms=stats[TTFT].median, llm_prefill_ms=stats["llm_prefill"].median,
+        stages_ms={k: v.median for k, v in stats.items() if k != TTFT},
+        samples_ms={k: list(v) for k, v in samples.items()},
+        stats_ms={k: v.to_dict() for k, v in stats.items()},
         peak_memory_bytes=max(config.peaks), memory_source=config.memory_source,
         peak_increase_bytes=None if None in config.increases else max(config.increases),
         energy_j=pooled_energy_j(summaries),  # per prefill, pooled over repeats: one prefill may be too short
-        avg_power_w=sum(powers) / len(powers) if powers else None,
+        power_w=sum(powers) / len(powers) if powers else None,
         nvml_peak_used_bytes=max((s.peak_used_bytes for s in summaries), default=None),
         flops=flops, environment=environment)
 

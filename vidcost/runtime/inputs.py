@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
 DEFAULT_QUESTION = "What happens in this video, and in what order?"
 PREFIX_TEMPLATE = "<|im_start|>user\n"
-QUESTION_TEMPLATE = "\n{question}<|im_end|>\n<|im_start|>assistant\n"
+# The text after the video: QUESTION_HEAD, the user's question, QUESTION_TAIL (Qwen2 chat template).
+QUESTION_HEAD = "\n"
+QUESTION_TAIL = "<|im_end|>\n<|im_start|>assistant\n"
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,11 @@ class PromptInputs:
     Attributes:
         pixel_values: [T, 3, S, S] normalised frames.
         prefix_ids: [p] token ids before the video.
-        question_ids: [q] token ids after the video's newline token.
+        question_ids: [q] token ids after the video's newline token (template head, question, template tail).
         spec: the model spec with `frames` and `text_tokens` (= p + 1 + q) of these inputs.
         video_token_id: the placeholder id of a video token in `input_ids()`.
+        question_rows: (start, stop) of the user's question itself within `question_ids`, without the
+            chat template around it: what query-dependent methods read as the instruction.
     """
 
     pixel_values: "torch.Tensor"
@@ -47,6 +51,7 @@ class PromptInputs:
     question_ids: "torch.Tensor"
     spec: "ModelSpec"
     video_token_id: int
+    question_rows: tuple[int, int] = (0, 0)
 
     @property
     def num_frames(self) -> int:
@@ -97,19 +102,24 @@ def build_inputs(loaded: "LoadedModel", *, frames: int | None = None, video: "st
     pixels = preprocess(raw, size, load_normalisation(model_path), device=loaded.device, dtype=dtype)
     config = loaded.model.config
     if loaded.tokenizer is not None:
-        prefix, after = _tokenise(loaded.tokenizer, question or DEFAULT_QUESTION)
+        prefix, after, rows = _tokenise(loaded.tokenizer, question or DEFAULT_QUESTION)
     else:
         prefix, after = _random_ids(spec, config, seed)
+        rows = (0, len(after))  # seeded ids have no template: all of them stand for the question
     spec = spec.with_overrides(text_tokens=len(prefix) + 1 + len(after))
     as_tensor = lambda ids: torch.tensor(ids, dtype=torch.long, device=loaded.device)  # noqa: E731
     return PromptInputs(pixel_values=pixels, prefix_ids=as_tensor(prefix), question_ids=as_tensor(after),
-                        spec=spec, video_token_id=int(config.video_token_id))
+                        spec=spec, video_token_id=int(config.video_token_id), question_rows=rows)
 
 
-def _tokenise(tokenizer: Any, question: str) -> tuple[list[int], list[int]]:
-    prefix = tokenizer.encode(PREFIX_TEMPLATE, add_special_tokens=False)
-    after = tokenizer.encode(QUESTION_TEMPLATE.format(question=question), add_special_tokens=False)
-    return list(prefix), list(after)
+def _tokenise(tokenizer: Any, question: str) -> tuple[list[int], list[int], tuple[int, int]]:
+    """Prefix ids, the ids after the video, and where the question itself lies among the latter.
+
+    The three parts after the video are tokenised apart so that the question's rows are known exactly.
+    """
+    encode = lambda text: list(tokenizer.encode(text, add_special_tokens=False))  # noqa: E731
+    head, body, tail = encode(QUESTION_HEAD), encode(question), encode(QUESTION_TAIL)
+    return encode(PREFIX_TEMPLATE), head + body + tail, (len(head), len(head) + len(body))
 
 
 def check_text_tokens(text_tokens: int) -> None:

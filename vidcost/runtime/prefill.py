@@ -9,7 +9,7 @@ follows the sequence order, which is ascending in position. Text tokens (and the
 `image_newline` token, see `vidcost.runtime.inputs`) are never dropped. With `vanilla`, or any method
 whose plan keeps everything, the logits equal the stock `model(...)` forward.
 
-Each stage runs inside `timer.window(name)`; the names are `STAGES`, `total` around them all
+Each stage runs inside `timer.window(name)`; the names are `STAGES`, `ttft` around them all
 (+ `layer_NN` on request).
 `selection` covers every method call — the pre-LLM `select_visual` and each in-LLM stage, including
 the query-attention rows the runtime computes for it — so the pruning step's own cost is visible.
@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vidcost.errors import ConfigError, ProfilingError
-from vidcost.methods.base import LayerContext, Method
+from vidcost.methods.base import LayerContext, Method, SelectionResult
+from vidcost.profiling.record import STAGES, TTFT
 from vidcost.runtime.attention import query_attention
 from vidcost.schedule import Schedule
 
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from vidcost.runtime.inputs import PromptInputs
     from vidcost.runtime.model import LoadedModel
 
-STAGES = ("vision", "projector", "selection", "llm_prefill", "first_token")
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,9 @@ class _Sequence:
     visual_positions: "torch.Tensor"  # [Nv] original flat index in T·P of each visual token
     prefix_len: int
     rope: tuple["torch.Tensor", "torch.Tensor"] | None = None  # (cos, sin) [1, N, hd], cached
+    question_rows: tuple[int, int] = (0, 0)  # the question itself among the rows after the newline
+    segments: tuple[tuple[int, int], ...] = ()  # from the pre-LLM selection, for the in-LLM stages
+    groups: "torch.Tensor | None" = None  # [Nv] group id of each visual token (SelectionResult.groups)
 
     @property
     def num_visual(self) -> int:
@@ -138,7 +141,7 @@ class StagedRuntime:
         spec = inputs.spec
         planned = method.plan(spec, budget)
         _check_plan(planned, spec, method.name)
-        with torch.inference_mode(), timer.window("total"):
+        with torch.inference_mode(), timer.window(TTFT):
             features, newline = encoded if encoded is not None else self.encode_video(inputs.pixel_values, timer)
             if features.shape[1] != spec.tokens_per_frame:
                 raise ConfigError(
@@ -147,9 +150,13 @@ class StagedRuntime:
             with timer.window("llm_prefill"):
                 embed = self.lm.embed_tokens
                 prefix, question = embed(inputs.prefix_ids), embed(inputs.question_ids)  # [p, D], [q, D]
-            tokens, positions, segments = self._select(method, features, question, budget, planned, seed, timer)
+            start, stop = inputs.question_rows
+            tokens, positions, selection = self._select(method, features, question[start:stop], budget, planned,
+                                                        seed, timer)
             with timer.window("llm_prefill"):
                 seq = self._assemble(prefix, tokens, positions, newline, question, spec.num_visual_tokens)
+                seq.question_rows = (start, stop)
+                seq.segments, seq.groups = selection.segments, selection.groups
             executed, seq = self._decode(seq, method, planned, spec, seed, timer, per_layer)
             with timer.window("first_token"):
                 last = self.lm.norm(seq.hidden[:, -1:])  # [1, 1, D]
@@ -157,18 +164,22 @@ class StagedRuntime:
                 first_token = int(torch.argmax(logits))
         executed_schedule = Schedule(tuple(executed), planned.text_tokens, planned.initial_visual_tokens)
         return PrefillResult(logits=logits, first_token=first_token, planned=planned,
-                             executed=executed_schedule, segments=segments)
+                             executed=executed_schedule, segments=tuple(seq.segments))
 
     def _select(self, method: Method, features: "torch.Tensor", question: "torch.Tensor", budget: float,
-                planned: Schedule, seed: int, timer: Any) -> tuple[Any, Any, tuple]:
-        """Pre-LLM selection when the plan drops tokens at layer 0 or the method selects before the LLM."""
+                planned: Schedule, seed: int, timer: Any) -> tuple[Any, Any, SelectionResult]:
+        """Pre-LLM selection when the plan drops tokens at layer 0 or the method selects before the LLM.
+
+        `question` is [Q, D]: the embeddings of the question's own tokens (no chat template).
+        """
         import torch
 
         frames, per_frame, dim = features.shape
         total = frames * per_frame
         overrides = method.selects_before_llm()
         if planned.visual_tokens[0] >= total and not overrides:
-            return features.reshape(total, dim), torch.arange(total, device=features.device), ()
+            everything = torch.arange(total, device=features.device)
+            return features.reshape(total, dim), everything, SelectionResult(features.reshape(total, dim), everything)
         if not overrides:
             raise ProfilingError(
                 f"method '{method.name}' plans {planned.visual_tokens[0]} of {total} tokens at layer 0 but has "
@@ -182,7 +193,10 @@ class StagedRuntime:
                 f"method '{method.name}' selected {kept} tokens shaped {tuple(tokens.shape)} before the LLM; "
                 f"its plan says {planned.visual_tokens[0]} × {dim}")
         _check_indices(positions, total, method.name, "positions")
-        return tokens.to(features.dtype), positions, tuple(result.segments)
+        if result.groups is not None and result.groups.shape != (kept,):
+            raise ProfilingError(f"method '{method.name}' returned groups shaped {tuple(result.groups.shape)} "
+                                 f"for {kept} tokens")
+        return tokens.to(features.dtype), positions, result
 
     def _assemble(self, prefix: "torch.Tensor", tokens: "torch.Tensor", positions: "torch.Tensor",
                   newline: "torch.Tensor", question: "torch.Tensor", num_visual: int) -> _Sequence:
@@ -206,7 +220,9 @@ class StagedRuntime:
             target = planned.visual_tokens[index]
             if target < seq.num_visual:
                 with timer.window("selection"):
-                    seq = self._reduce(seq, method, index, target, previous, spec, seed)
+                    # "current": the dropping layer's own q/k on the states entering it (PyramidDrop).
+                    source = (layer, seq.hidden) if method.attention_source == "current" else previous
+                    seq = self._reduce(seq, method, index, target, source, spec, seed)
             executed.append(seq.num_visual)
             layer_window = timer.window(f"layer_{index:02d}") if per_layer else contextlib.nullcontext()
             with timer.window("llm_prefill"), layer_window:
@@ -227,14 +243,18 @@ class StagedRuntime:
             if previous is None:
                 raise ProfilingError(
                     f"method '{method.name}' drops tokens at layer 0 using attention; there is no earlier layer")
+            if seq.rope is None:  # a "current"-source drop before layer 0 runs
+                seq.rope = self.lm.rotary_emb(seq.hidden, seq.position_ids)
             n = seq.hidden.shape[1]
             question_start = seq.visual_slice.stop + 1  # after the newline token
-            rows = (torch.arange(question_start, n, device=seq.hidden.device) if method.attention_need == "question"
-                    else torch.tensor([n - 1], device=seq.hidden.device))
+            first, last = seq.question_rows
+            rows = (torch.arange(question_start + first, question_start + last, device=seq.hidden.device)
+                    if method.attention_need == "question" else torch.tensor([n - 1], device=seq.hidden.device))
             attention = query_attention(previous[0], previous[1], seq.rope, rows, seq.visual_slice)
         visual = seq.hidden[0, seq.visual_slice]  # [Nv, D]
         context = LayerContext(layer=index, hidden=visual, positions=seq.visual_positions, attention=attention,
-                               num_frames=spec.frames, tokens_per_frame=spec.tokens_per_frame, seed=seed)
+                               num_frames=spec.frames, tokens_per_frame=spec.tokens_per_frame, seed=seed,
+                               segments=seq.segments, groups=seq.groups)
         reduction = method.reduce_in_llm(context, keep=target)
         keep = reduction.keep.to(visual.device).long()
         if keep.numel() != target:
@@ -249,7 +269,8 @@ class StagedRuntime:
         position_ids = torch.cat([seq.position_ids[:, :s.start], seq.position_ids[:, s][:, keep],
                                   seq.position_ids[:, s.stop:]], dim=1)
         return _Sequence(hidden=hidden, position_ids=position_ids, visual_positions=seq.visual_positions[keep],
-                         prefix_len=seq.prefix_len)
+                         prefix_len=seq.prefix_len, question_rows=seq.question_rows, segments=seq.segments,
+                         groups=None if seq.groups is None else seq.groups[keep])
 
     def _mask(self, seq: _Sequence) -> "torch.Tensor | None":
         """None lets SDPA apply its causal kernel; eager attention needs an explicit additive mask."""

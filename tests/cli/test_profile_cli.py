@@ -73,7 +73,7 @@ def test_per_layer_times_are_printed(tmp_path):
     (["--method", "uniform", "--frames", "0"], "frames must be at least 1, got 0"),
     (["--method", "fastv", "--param", "layer"], "malformed --param 'layer'"),
     (["--method", "fastv", "--param", "layer=9"], "fastv parameter layer=9 is outside [1, 5]"),
-    (["--method", "uniform", "--threads", "0"], "--threads must be at least 1, got 0"),
+    (["--method", "uniform", "--threads", "0"], "--threads must be a whole number ≥ 1, got 0"),
 ])
 def test_bad_input_is_one_line_and_leaves_the_store_alone(tmp_path, args, message):
     store = tmp_path / "runs.jsonl"

@@ -1,73 +1,90 @@
-"""Peak memory probes: RSS high-water mark (resettable on Linux) and the CUDA allocator peak."""
+"""Memory probes: a run's own peak allocation above its start, overall and per stage, on CPU and GPU.
+
+The CPU probe is the real thing (torch.profiler's allocator events). The CUDA probe's bookkeeping is
+driven with a fake `torch.cuda` module: it stands in for the caching allocator's counters; that a real
+allocation moves them is the `gpu` test's part.
+"""
 
 from __future__ import annotations
 
-import sys
-
-import numpy as np
 import pytest
+import torch
 
-from vidcost.profiling.memory import CudaPeakMemory, RssPeakMemory, make_peak_memory
+from vidcost.profiling.memory import CpuAllocatorEvents, CudaAllocatorMemory, allocation_peaks, make_memory_probe
 
-
-def test_rss_from_a_fake_proc_directory(tmp_path):
-    (tmp_path / "status").write_text("Name:\tpython\nVmHWM:\t  204800 kB\nVmRSS:\t  100000 kB\n")
-    (tmp_path / "clear_refs").write_text("")
-    probe = RssPeakMemory(proc=tmp_path)
-    assert probe.source == "rss"
-    assert probe.peak_bytes() == 204800 * 1024
-    probe.reset()
-    assert (tmp_path / "clear_refs").read_text() == "5"
-    assert probe.increase_bytes() is None  # RSS cannot tell what the run itself added
+MIB = 2**20
 
 
-def test_rss_falls_back_to_the_lifetime_peak(tmp_path):
-    probe = RssPeakMemory(proc=tmp_path / "missing")
-    assert probe.source == "rss_lifetime" and probe.peak_bytes() > 10 * 2**20
+def test_allocation_peaks_overall_and_per_stage():
+    events = [(1, 100), (2, 50), (3, -100), (5, 30), (6, 200), (7, -230), (9, 10)]
+    peak, stages = allocation_peaks(events, [("vision", 0, 3), ("llm_prefill", 4, 7), ("llm_prefill", 8, 10)])
+    assert peak == 280                      # 50 left, + 30, + 200
+    assert stages == {"vision": 150, "llm_prefill": 230}  # above the 50 allocated when it began
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM is Linux-only")
-def test_real_rss_peak_sees_an_allocation_and_resets():
-    probe = make_peak_memory("cpu")
-    probe.reset()
-    before = probe.peak_bytes()
-    block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
-    during = probe.peak_bytes()
-    del block
-    assert during - before > 48 * 2**20
-    if probe.source == "rss":
-        probe.reset()
-        assert probe.peak_bytes() < during - 32 * 2**20
+def test_cpu_probe_sees_a_run_allocate_and_stages_apart():
+    probe = CpuAllocatorEvents(resident_bytes=1000)
+    with probe.run():
+        with probe.window("vision"):
+            a = torch.empty(8 * MIB, dtype=torch.uint8)
+            a.fill_(1)
+        with probe.window("llm_prefill"):
+            b = torch.empty(2 * MIB, dtype=torch.uint8)
+            del b
+        with probe.window("layer_00"):  # nested windows are not measured apart
+            pass
+    result = probe.result
+    assert result.source == "cpu_allocator_events"
+    assert result.stage_peak_increase_bytes == {"vision": 8 * MIB, "llm_prefill": 2 * MIB}
+    assert result.peak_increase_bytes == 10 * MIB and result.peak_memory_bytes == 1000 + 10 * MIB
+    del a
 
 
-def test_cuda_peak_through_a_fake_cuda_module():
-    calls = []
-
+def test_cuda_probe_bookkeeping_with_a_fake_allocator():
     class FakeCuda:
+        """allocated / peak counters of a caching allocator, moved by the test."""
+
+        def __init__(self):
+            self.allocated, self.peak, self.resets = 1000, 1000, []
+
         def reset_peak_memory_stats(self, device):
-            calls.append(("reset", device))
+            self.resets.append(device)
+            self.peak = self.allocated
 
         def memory_allocated(self, device):
-            calls.append(("now", device))
-            return 100000000
+            return self.allocated
 
         def max_memory_allocated(self, device):
-            calls.append(("peak", device))
-            return 123456789
+            return self.peak
 
-    probe = CudaPeakMemory("cuda:1", cuda=FakeCuda())
-    probe.reset()
-    assert probe.peak_bytes() == 123456789 and probe.source == "cuda_max_allocated"
-    assert probe.increase_bytes() == 23456789
-    assert calls[:3] == [("reset", "cuda:1"), ("now", "cuda:1"), ("peak", "cuda:1")]
+        def allocate(self, n):
+            self.allocated += n
+            self.peak = max(self.peak, self.allocated)
+
+    cuda = FakeCuda()
+    probe = CudaAllocatorMemory("cuda:1", cuda=cuda)
+    with probe.run():
+        with probe.window("vision"):
+            cuda.allocate(500)
+            cuda.allocate(-500)
+        with probe.window("llm_prefill"):
+            cuda.allocate(300)
+    result = probe.result
+    assert result.stage_peak_increase_bytes == {"vision": 500, "llm_prefill": 300}
+    assert result.peak_increase_bytes == 500 and result.peak_memory_bytes == 1500  # the run's peak survives resets
+    assert set(cuda.resets) == {"cuda:1"} and result.source == "cuda_allocator"
+
+
+def test_probe_for_a_device():
+    assert isinstance(make_memory_probe("cpu"), CpuAllocatorEvents)
 
 
 @pytest.mark.gpu
-def test_real_cuda_peak():
-    import torch
-
-    probe = make_peak_memory("cuda:0")
-    probe.reset()
-    x = torch.empty(256 * 2**20, dtype=torch.uint8, device="cuda")
-    assert probe.peak_bytes() >= 256 * 2**20
-    del x
+def test_real_cuda_probe_sees_an_allocation():
+    probe = make_memory_probe("cuda:0")
+    with probe.run():
+        with probe.window("llm_prefill"):
+            x = torch.empty(256 * MIB, dtype=torch.uint8, device="cuda")
+            del x
+    assert probe.result.stage_peak_increase_bytes["llm_prefill"] >= 256 * MIB
+    assert probe.result.peak_increase_bytes >= 256 * MIB

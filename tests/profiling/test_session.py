@@ -44,7 +44,9 @@ def test_two_records_share_a_run_id_and_follow_the_schema(stored):
         assert all(len(v) == 3 for v in record["samples_ms"].values())
         assert record["ttft_ms"] == record["stats_ms"]["ttft"]["median"] and "ttft" not in record["stages_ms"]
         assert record["llm_prefill_ms"] == record["stages_ms"]["llm_prefill"]
-        assert record["peak_memory_bytes"] > 50 * 2**20 and record["memory_source"] in ("rss", "rss_lifetime")
+        assert record["memory_source"] == "cpu_allocator_events" and record["peak_increase_bytes"] > 0
+        assert record["peak_memory_bytes"] > record["peak_increase_bytes"]  # + the resident weights
+        assert record["kv_cache_bytes"] > 0 and record["decode_ms_per_token"] is None
         assert record["frames"] == 2 and record["device"] == "cpu" and record["dtype"] == "float32"
         assert ProfileRecord.from_dict(record).to_dict() == record
     assert records[1]["params"] == {"layer": 3} and "selection" in records[1]["stages_ms"]
@@ -69,7 +71,7 @@ def test_json_summary_and_progress(stored):
                 "peak_memory_bytes", "planned_schedule", "executed_schedule", "stages_ms", "device"):
         assert key in payload
     assert payload["achieved_tflops"] > 0
-    assert messages[0].startswith("building tiny") and messages[-1] == "repeat 3/3"
+    assert messages[0].startswith("building tiny") and messages[-2:] == ["repeat 3/3", "memory runs"]
 
 
 def test_bad_arguments_are_config_errors(tmp_path):
@@ -140,7 +142,7 @@ def test_unwritable_store_fails_before_measuring(tmp_path, monkeypatch):
 
 
 class _FakeNvml:
-    """pynvml's units: bytes, milliwatts, millijoules."""
+    """pynvml's units: bytes, milliwatts, millijoules; stands in for a GPU's NVML on the CPU."""
 
     energy_mj = 0.0
 
@@ -161,27 +163,33 @@ class _FakeNvml:
         return _FakeNvml.energy_mj
 
 
-def test_nvml_sampling_reaches_the_record(tmp_path, monkeypatch):
-    """The GPU-only NVML path of a session, driven on the CPU through a fake NVML module."""
+def test_nvml_and_energy_blocks_reach_the_record(monkeypatch):
+    """The GPU-only NVML path of a session, driven on the CPU through a fake NVML module.
+
+    Each counter read adds 1.5 J, so a block of n runs reads 1.5 J in all (start and stop reads):
+    joules per prefill = 1.5 / n; the blocks alternate vanilla, method, vanilla, method.
+    """
     from vidcost.profiling import nvml, session
 
-    monkeypatch.setattr(session, "_nvml_sampler",
-                        lambda device: nvml.NvmlSampler(nvml=_FakeNvml(), min_energy_window_s=0.0))
-    comparison = profile_method(spec=SPEC, method="uniform", budget=0.5, repeats=2, warmup=0, store=None)
+    monkeypatch.setattr(session, "_nvml_sampler", lambda device: nvml.NvmlSampler(nvml=_FakeNvml()))
+    monkeypatch.setattr(session.ProfileSession, "_energy", _cpu_energy_blocks)
+    comparison = profile_method(spec=SPEC, method="uniform", budget=0.5, repeats=2, warmup=0, energy_blocks=2,
+                                store=None)
     for record in (comparison.vanilla, comparison.method):
-        assert record.power_w == pytest.approx(300.0)   # mW → W
-        assert record.energy_j == pytest.approx(1.5)        # mJ → J, per prefill
         assert record.nvml_peak_used_bytes == 3 * 2**30
+        assert [b["runs"] for b in record.energy_blocks] == [1, 1]       # min block 0 s: one run each
+        assert record.energy_j == pytest.approx(1.5)                     # mJ → J, per prefill
+        assert record.power_source == "energy/time" and record.power_w > 0
 
 
-def test_energy_of_short_prefills_is_pooled_over_repeats(monkeypatch, step_clock):
-    """Each fake prefill window lasts 0.03 s, under the 0.1 s NVML needs; 4 repeats reach it together."""
-    from vidcost.profiling import nvml, session
+def _cpu_energy_blocks(self, configs, runs, blocks):
+    """`ProfileSession._energy` without torch.cuda.synchronize (the only CUDA call in it)."""
+    from vidcost.profiling.energy import measure_energy_blocks
 
-    monkeypatch.setattr(session, "_nvml_sampler",
-                        lambda device: nvml.NvmlSampler(nvml=_FakeNvml(), interval_s=10.0, clock=step_clock(0.01)))
-    comparison = profile_method(spec=SPEC, method="uniform", budget=0.5, repeats=4, warmup=0, store=None)
-    assert comparison.method.energy_j == pytest.approx(1.5) and comparison.vanilla.energy_j == pytest.approx(1.5)
+    summaries = measure_energy_blocks([(c.method.name, lambda c=c: self._prefill(c, runs, None)) for c in configs],
+                                      self.sampler, blocks=blocks, min_block_s=0.0)
+    for config in configs:
+        config.energy = summaries.get(config.method.name)
 
 
 def test_nvml_sampler_stops_when_the_prefill_runs_out_of_memory(monkeypatch):
@@ -190,7 +198,7 @@ def test_nvml_sampler_stops_when_the_prefill_runs_out_of_memory(monkeypatch):
     samplers = []
 
     def sampler(device):
-        samplers.append(nvml.NvmlSampler(nvml=_FakeNvml(), interval_s=0.001))
+        samplers.append(nvml.NvmlSampler(nvml=_FakeNvml()))
         return samplers[-1]
 
     def exhausted(self, *args, **kwargs):
@@ -231,5 +239,5 @@ def test_profile_on_cuda(tmp_path):
                                 store=tmp_path / "runs.jsonl")
     record = comparison.method
     assert record.device == "cuda:0" and record.dtype == "bfloat16"
-    assert record.memory_source == "cuda_max_allocated" and record.peak_memory_bytes > 0
+    assert record.memory_source == "cuda_allocator" and record.peak_increase_bytes > 0
     assert record.executed_schedule == record.planned_schedule

@@ -74,13 +74,13 @@ def test_cuda_event_backend_bookkeeping_with_fake_events():
     FakeEvent.gpu_ms = 0.0
     syncs = []
     timer = StageTimer(CudaEventBackend(event_factory=FakeEvent, synchronize=lambda: syncs.append(1)))
-    with timer.window("total"):           # event at 2.5 … 10.0
+    with timer.window("ttft"):            # event at 2.5 … 10.0
         with timer.window("vision"):      # 5.0 → 7.5
             pass
-    assert len(syncs) == 4                # one synchronise per window edge
+    assert syncs == []                    # no synchronise at a window edge
     run = timer.finish_run()
-    assert run == {"vision": 2.5, "total": 7.5}  # milliseconds straight from elapsed_time
-    assert len(syncs) == 5                # and one before reading the events
+    assert run == {"vision": 2.5, "ttft": 7.5}  # milliseconds straight from elapsed_time
+    assert len(syncs) == 1                # one, before reading the events
 
 
 def test_make_timer_picks_the_backend():
@@ -112,7 +112,7 @@ def test_cuda_timer_syncs_and_records_on_the_profiled_device(monkeypatch):
     with timer.window("vision"):
         pass
     assert timer.finish_run()["vision"] == pytest.approx(2.5)
-    assert calls == [("sync", "cuda:1"), ("record", "stream of cuda:1")] * 2 + [("sync", "cuda:1")]
+    assert calls == [("record", "stream of cuda:1")] * 2 + [("sync", "cuda:1")]
 
 
 @pytest.mark.gpu
@@ -126,3 +126,16 @@ def test_real_cuda_events_time_a_matmul():
         for _ in range(10):
             x = x @ x / 2048
     assert timer.finish_run()["matmul"] > 0
+
+
+def test_per_step_stages_keep_one_sample_per_window(step_clock):
+    """A decode step is a sample of its own: three steps in a run are three samples, not their sum."""
+    timer = StageTimer(PerfCounterBackend(clock=step_clock(1_000_000)))  # 1 ms per read
+    with timer.window("ttft"):
+        pass
+    for _ in range(3):
+        with timer.window("decode"):
+            pass
+    run = timer.finish_run()
+    assert timer.samples_ms["decode"] == [1.0, 1.0, 1.0] and run["decode"] == 3.0
+    assert timer.samples_ms["ttft"] == [1.0]

@@ -1,16 +1,23 @@
 """NvmlSampler: device memory, power and energy from NVML (nvidia-ml-py), sampled on a background thread.
 
 NVML reports memory in bytes, power in milliwatts and the total-energy counter in millijoules; the
-sampler converts to bytes, watts and joules. Energy comes from the counter difference over the window
-when the device has one (Volta and newer), else from integrating the power samples. NVML's counter
-updates about every 10 ms and power is sampled only part of the time (DESIGN §6), so a window's
-`energy_j` is only reported when it lasts at least `min_energy_window_s`; shorter windows (a fast
-prefill) keep their reading in `window_energy_j`, and `pooled_energy_j` averages those over repeats
-once the repeats together are long enough.
+sampler converts to bytes, watts and joules. Sampling is capped at 50 Hz (`MAX_SAMPLE_HZ`): a faster
+poller would compete with the host thread that launches the timed kernels.
+
+Power: recent drivers expose the instantaneous board power as the field `NVML_FI_DEV_POWER_INSTANT`;
+`nvmlDeviceGetPowerUsage` on recent GPUs is an average over about a second, too slow for a prefill
+(DESIGN §6). The sampler uses the instantaneous field where the driver has it (`power_source`
+"instant"), and otherwise reports power as energy over time from the counter ("energy/time"), or, on
+GPUs without the counter (before Volta), the mean of the averaged readings ("average").
+
+Energy: the counter steps every 10–100 ms, so one fast prefill's window says little; per-prefill
+energy is measured over blocks of back-to-back runs (`vidcost.profiling.energy`), each block one
+sampler window of a second or more.
 
 NVML numbers every GPU of the machine by PCI bus; torch numbers only the GPUs it can see
 (CUDA_VISIBLE_DEVICES, CUDA's fastest-first order). So a torch device is found in NVML by its UUID
-(`device_uuid`), not by its index: `cuda:0` of a job pinned to GPU 3 is NVML device 3.
+(`device_uuid`), not by its index: `cuda:0` of a job pinned to GPU 3 is NVML device 3. A MIG instance
+has a `MIG-` UUID (NVML has no energy counter for it: energy is then None).
 
 The NVML module is injectable (`nvml=`): tests drive the same class with a fake module on a CPU.
 """
@@ -24,7 +31,8 @@ from typing import Any, Callable
 
 from vidcost.errors import ProfilingError
 
-MIN_ENERGY_WINDOW_S = 0.1
+MAX_SAMPLE_HZ = 50.0
+NVML_FI_DEV_POWER_INSTANT = 186  # nvml.h: instantaneous power usage in mW (driver R535 and newer)
 
 
 @dataclass(frozen=True)
@@ -33,58 +41,44 @@ class NvmlSummary:
 
     Attributes:
         peak_used_bytes: highest device memory in use (all processes).
-        avg_power_w: mean of the power samples, watts.
-        energy_j: joules over the window, or None when the window is too short to trust.
+        power_w: board power over the window, watts (see `power_source`), or None.
+        power_source: "instant" (mean of instantaneous samples), "energy/time" (counter over the window)
+            or "average" (mean of NVML's averaged readings); None without any.
+        energy_j: joules over the window from the counter (trapezoidal ∫P dt without one), or None.
         duration_s: window length.
         samples: number of samples taken.
-        window_energy_j: joules over the window whatever its length (None without counter or samples);
-            trust it only pooled over repeats (`pooled_energy_j`).
-        min_window_s: the shortest window whose energy is trusted.
     """
 
     peak_used_bytes: int
-    avg_power_w: float | None
+    power_w: float | None
+    power_source: str | None
     energy_j: float | None
     duration_s: float
     samples: int
-    window_energy_j: float | None = None
-    min_window_s: float = MIN_ENERGY_WINDOW_S
 
     def __str__(self) -> str:
         energy = f"{self.energy_j:.2f} J" if self.energy_j is not None else "n/a"
-        power = f"{self.avg_power_w:.1f} W" if self.avg_power_w is not None else "n/a"
+        power = f"{self.power_w:.1f} W ({self.power_source})" if self.power_w is not None else "n/a"
         return f"NVML: peak {self.peak_used_bytes / 2**20:.0f} MiB, {power}, {energy} over {self.duration_s:.2f} s"
-
-
-def pooled_energy_j(summaries: list[NvmlSummary]) -> float | None:
-    """Joules per window, averaged over repeated windows that together last long enough (DESIGN §6).
-
-    None when there are no windows, any lacks a reading, or together they are shorter than the
-    longest `min_window_s` among them.
-    """
-    if not summaries or any(s.window_energy_j is None for s in summaries):
-        return None
-    if sum(s.duration_s for s in summaries) < max(s.min_window_s for s in summaries):
-        return None
-    return sum(s.window_energy_j for s in summaries) / len(summaries)  # type: ignore[misc]
 
 
 @dataclass
 class NvmlSampler:
-    """Samples one device's used memory and power every `interval_s` on a daemon thread.
+    """Samples one device's used memory and power every `interval_s` (≥ 1/50 s) on a daemon thread.
 
     Use as a context manager (the summary is then in `.summary`) or call `start()` / `stop()`; `stop()`
     returns an `NvmlSummary`. `device_uuid` (torch's `get_device_properties(i).uuid`, with or without
-    the "GPU-" prefix) picks the device when given; `device_index` is NVML's own index otherwise.
+    its "GPU-"/"MIG-" prefix) picks the device when given; `device_index` is NVML's own index otherwise.
     """
 
     device_index: int = 0
     device_uuid: str | None = None
-    interval_s: float = 0.005
+    interval_s: float = 1.0 / MAX_SAMPLE_HZ
     nvml: Any = None
     clock: Callable[[], float] = time.monotonic
-    min_energy_window_s: float = MIN_ENERGY_WINDOW_S
     _handle: Any = None
+    _instant: bool = False
+    _counter: bool = False
     _thread: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _power_mw: list[float] = field(default_factory=list)
@@ -95,28 +89,49 @@ class NvmlSampler:
     summary: NvmlSummary | None = None
 
     def __post_init__(self) -> None:
+        self.interval_s = max(self.interval_s, 1.0 / MAX_SAMPLE_HZ)
         if self.nvml is None:
             try:
                 import pynvml
             except ImportError as err:
                 raise ProfilingError("NVML sampling needs nvidia-ml-py; pip install nvidia-ml-py") from err
             self.nvml = pynvml
-        which = f"GPU-{self.device_uuid.removeprefix('GPU-')}" if self.device_uuid else self.device_index
         try:
             self.nvml.nvmlInit()
-            if self.device_uuid:
-                self._handle = self.nvml.nvmlDeviceGetHandleByUUID(which)
-            else:
-                self._handle = self.nvml.nvmlDeviceGetHandleByIndex(self.device_index)
+            self._handle = self._find_handle()
+        except ProfilingError:
+            raise
         except Exception as err:  # pynvml raises NVMLError subclasses; a fake may raise anything
-            raise ProfilingError(f"NVML is not usable on device {which}: {err}") from err
+            raise ProfilingError(f"NVML is not usable on device {self.device_uuid or self.device_index}: {err}") from err
+        self._instant = self._read_instant_mw() is not None
+        self._counter = self.read_energy_mj() is not None
+
+    def _find_handle(self) -> Any:
+        if not self.device_uuid:
+            return self.nvml.nvmlDeviceGetHandleByIndex(self.device_index)
+        bare = self.device_uuid.removeprefix("GPU-").removeprefix("MIG-")
+        prefixes = ("MIG-",) if self.device_uuid.startswith("MIG-") else ("GPU-", "MIG-")
+        errors = []
+        for prefix in prefixes:  # torch's UUID has no prefix; a MIG instance's is "MIG-…"
+            try:
+                return self.nvml.nvmlDeviceGetHandleByUUID(prefix + bare)
+            except Exception as err:  # noqa: BLE001 - try the next form
+                errors.append(f"{prefix}{bare}: {err}")
+        raise ProfilingError(f"NVML has no device with UUID {bare} ({'; '.join(errors)})")
+
+    @property
+    def power_source(self) -> str:
+        """How this device's power is reported (see the module docstring)."""
+        if self._instant:
+            return "instant"
+        return "energy/time" if self._counter else "average"
 
     def start(self) -> "NvmlSampler":
         self._stop.clear()
         self._power_mw.clear()
         self._times.clear()
         self._peak_used = 0
-        self._energy_start_mj = self._read_energy_mj()
+        self._energy_start_mj = self.read_energy_mj()
         self._start_time = self.clock()
         self._sample()
         self._thread = threading.Thread(target=self._run, name="vidcost-nvml", daemon=True)
@@ -129,16 +144,19 @@ class NvmlSampler:
             self._thread.join()
         self._sample()
         duration = self.clock() - self._start_time
-        energy_end = self._read_energy_mj()
+        energy_end = self.read_energy_mj()
         if self._energy_start_mj is not None and energy_end is not None:
-            window_j = (energy_end - self._energy_start_mj) / 1000.0  # mJ → J
+            energy = (energy_end - self._energy_start_mj) / 1000.0  # mJ → J
         else:
-            window_j = self._integrate_power_j()
-        avg_power = sum(self._power_mw) / len(self._power_mw) / 1000.0 if self._power_mw else None  # mW → W
-        return NvmlSummary(peak_used_bytes=self._peak_used, avg_power_w=avg_power,
-                           energy_j=window_j if duration >= self.min_energy_window_s else None,
-                           duration_s=duration, samples=len(self._power_mw), window_energy_j=window_j,
-                           min_window_s=self.min_energy_window_s)
+            energy = self._integrate_power_j()
+        source = self.power_source
+        mean_mw = sum(self._power_mw) / len(self._power_mw) if self._power_mw else None
+        if source == "energy/time":
+            power = energy / duration if energy is not None and duration > 0 else None
+        else:
+            power = mean_mw / 1000.0 if mean_mw is not None else None  # mW → W
+        return NvmlSummary(peak_used_bytes=self._peak_used, power_w=power, power_source=source if power else None,
+                           energy_j=energy, duration_s=duration, samples=len(self._power_mw))
 
     def __enter__(self) -> "NvmlSampler":
         return self.start()
@@ -153,17 +171,29 @@ class NvmlSampler:
     def _sample(self) -> None:
         try:
             used = int(self.nvml.nvmlDeviceGetMemoryInfo(self._handle).used)  # bytes
-            power = float(self.nvml.nvmlDeviceGetPowerUsage(self._handle))  # milliwatts
+            power = self._read_instant_mw() if self._instant else float(self.nvml.nvmlDeviceGetPowerUsage(self._handle))
         except Exception:  # a failed sample is skipped, the window goes on  # noqa: BLE001
             return
         self._peak_used = max(self._peak_used, used)
-        self._power_mw.append(power)
-        self._times.append(self.clock())
+        if power is not None:
+            self._power_mw.append(power)
+            self._times.append(self.clock())
 
-    def _read_energy_mj(self) -> float | None:
+    def _read_instant_mw(self) -> float | None:
+        """NVML_FI_DEV_POWER_INSTANT in milliwatts, or None where the driver lacks the field."""
         try:
-            return float(self.nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle))  # millijoules
-        except Exception:  # not supported before Volta  # noqa: BLE001
+            (value,) = self.nvml.nvmlDeviceGetFieldValues(self._handle, [NVML_FI_DEV_POWER_INSTANT])
+        except Exception:  # noqa: BLE001 - old driver or bindings: no such field
+            return None
+        if getattr(value, "nvmlReturn", 1) != 0:
+            return None
+        return float(value.value.uiVal)
+
+    def read_energy_mj(self) -> float | None:
+        """The device's total-energy counter in millijoules, or None (before Volta; MIG instances)."""
+        try:
+            return float(self.nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle))
+        except Exception:  # noqa: BLE001 - not supported
             return None
 
     def _integrate_power_j(self) -> float | None:

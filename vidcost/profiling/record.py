@@ -228,3 +228,64 @@ def achieved_tflops(record: Mapping[str, Any]) -> float | None:
     """Exact decoder-layer FLOPs over the measured LLM-prefill median, in TFLOP/s."""
     ms, flops = record.get("llm_prefill_ms"), (record.get("flops") or {}).get("llm_prefill")
     return flops / (ms * 1e-3) / 1e12 if ms and flops else None
+
+
+@dataclass(frozen=True)
+class ProfileComparison:
+    """Vanilla and method records of one invocation, and the ratios between them.
+
+    Attributes:
+        vanilla: the vanilla record (the same object as `method` when the method is vanilla).
+        method: the method's record.
+    """
+
+    vanilla: ProfileRecord
+    method: ProfileRecord
+
+    @property
+    def compared(self) -> dict[str, Any]:
+        """`compare_records` of the two: every vanilla_* value and every ratio (DESIGN §8)."""
+        return compare_records(self.vanilla.to_dict(), self.method.to_dict())
+
+    @property
+    def speedup(self) -> float | None:
+        """Measured TTFT speedup over vanilla (vision encoder through first token)."""
+        return self.compared["speedup"]
+
+    @property
+    def llm_prefill_speedup(self) -> float | None:
+        """Measured speedup of the LLM prefill stage alone (decoder layers)."""
+        return self.compared["llm_prefill_speedup"]
+
+    @property
+    def flops_speedup(self) -> float | None:
+        """Exact decoder-layer FLOPs of the executed schedules: vanilla over method (what `llm_prefill` times)."""
+        return self.compared["flops_speedup"]
+
+    @property
+    def ttft_flops_speedup(self) -> float | None:
+        """Exact FLOPs with the vision tower and LM head: the best TTFT speedup the FLOPs allow."""
+        return self.compared["ttft_flops_speedup"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `--json` object of `vidcost profile`."""
+        m = self.method
+        return {
+            "run_id": m.run_id, "method": m.method, "params": m.params, "budget": m.budget, "model": m.model["name"],
+            "frames": m.frames, "device": m.device, "dtype": m.dtype, **self.compared,
+            "decode_tokens": m.decode_tokens, "samples_ms": m.samples_ms.get(TTFT, []),
+            "memory_source": m.memory_source, "power_source": m.power_source,
+            "flops": m.flops, "vanilla_flops": self.vanilla.flops,
+            "achieved_tflops": achieved_tflops(m.to_dict()),
+            "vanilla_achieved_tflops": achieved_tflops(self.vanilla.to_dict()),
+            "planned_schedule": m.planned_schedule, "executed_schedule": m.executed_schedule,
+            "inputs": m.inputs,
+        }
+
+    def __str__(self) -> str:
+        return (f"{self.method.method} @ {self.method.budget}: {_times(self.speedup)} measured vs "
+                f"{_times(self.flops_speedup)} FLOPs (LLM prefill {_times(self.llm_prefill_speedup)})")
+
+
+def _times(value: float | None) -> str:
+    return f"{value:.2f}×" if value is not None else "n/a"

@@ -1,10 +1,16 @@
 """StageTimer: named timing windows per run, with a CUDA-events backend (GPU) and a perf_counter_ns one (CPU).
 
 One interface, two backends. A backend makes *marks* and measures the milliseconds between two marks;
-the timer does the bookkeeping: windows may nest (`total` around everything, `layer_03` inside
+the timer does the bookkeeping: windows may nest (`ttft` around everything, `layer_03` inside
 `llm_prefill`) and may repeat within a run (`selection` before the LLM and again inside it); a stage's
-sample for a run is the sum of its windows. On GPU, CUDA events are recorded on the stream, the
-device is synchronised at window edges, and elapsed times are read once the run is finished.
+sample for a run is the sum of its windows, except for per-step stages (`decode`), where every window
+is a sample of its own.
+
+On GPU, CUDA events are recorded on the stream and the host never waits at a window edge: a
+synchronise inside a prefill would drain the GPU while the host launches the next kernels, letting
+launch latency into the result (worst for short, pruned runs). The device is synchronised once per
+run, when the windows are read (`finish_run`), so the number of synchronisations does not grow with
+the number of windows or layers (DESIGN §6).
 
 The clock, the event class and the synchronise function are injectable, so the bookkeeping and unit
 handling of the GPU path are tested on a CPU through the very same classes.
@@ -43,12 +49,13 @@ class PerfCounterBackend:
 
 
 class CudaEventBackend:
-    """CUDA events recorded on the timed device's current stream; `elapsed_time` is read after a final synchronise.
+    """CUDA events recorded on the timed device's current stream; `elapsed_time` is read after one synchronise.
 
     Args:
         event_factory: builds an event with `record(stream)` and `elapsed_time(other) -> ms`
             (default `torch.cuda.Event(enable_timing=True)`).
-        synchronize: waits for the device (default `torch.cuda.synchronize(device)`); called at window edges.
+        synchronize: waits for the device (default `torch.cuda.synchronize(device)`); called once per run,
+            in `flush`, never at a window edge.
         device: the device being timed ("cuda:1"); events go on its current stream. None: the current
             device, which is only right for "cuda:1" after `torch.cuda.set_device`.
     """
@@ -71,7 +78,8 @@ class CudaEventBackend:
         self.synchronize = synchronize
 
     def mark(self) -> Any:
-        self.synchronize()  # window edge: earlier work must not leak into (or out of) the window
+        # No synchronise: the event is ordered on the stream after the work launched before it, so
+        # earlier work cannot leak into the window, and the host runs ahead as it does in deployment.
         event = self.event_factory()
         event.record(self.stream())
         return event
@@ -89,10 +97,12 @@ class StageTimer:
 
     Attributes:
         backend: a `PerfCounterBackend` or `CudaEventBackend`.
+        per_step: stages whose every window is one sample (a decode step), not summed per run.
         samples_ms: every finished run's per-stage milliseconds, stage → list (raw samples kept).
     """
 
     backend: Any
+    per_step: tuple[str, ...] = ("decode",)
     samples_ms: dict[str, list[float]] = field(default_factory=dict)
     _windows: list[tuple[str, Any, Any]] = field(default_factory=list)
     _open: list[str] = field(default_factory=list)
@@ -119,10 +129,14 @@ class StageTimer:
         self.backend.flush()
         run: dict[str, float] = {}
         for stage, start, end in self._windows:
-            run[stage] = run.get(stage, 0.0) + self.backend.elapsed_ms(start, end)
+            elapsed = self.backend.elapsed_ms(start, end)
+            if stage in self.per_step:
+                self.samples_ms.setdefault(stage, []).append(elapsed)
+            run[stage] = run.get(stage, 0.0) + elapsed
         self._windows.clear()
         for stage, value in run.items():
-            self.samples_ms.setdefault(stage, []).append(value)
+            if stage not in self.per_step:
+                self.samples_ms.setdefault(stage, []).append(value)
         return run
 
     def discard_run(self) -> None:

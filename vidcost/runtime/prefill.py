@@ -2,28 +2,36 @@
 
 vision tower → projector → LLaVA-OV video pooling → the method's pre-LLM selection → decoder layers one at
 a time (before a layer where the plan drops visual tokens, the method's in-LLM stage keeps or merges
-them) → final norm → LM head on the last position → first token.
+them) → final norm → LM head on the last position → first token → greedy decode steps on the cache.
 
-Kept tokens keep their original RoPE positions (a gap where tokens were dropped); the causal mask
-follows the sequence order, which is ascending in position. Text tokens (and the video's
-`image_newline` token, see `vidcost.runtime.inputs`) are never dropped. With `vanilla`, or any method
-whose plan keeps everything, the logits equal the stock `model(...)` forward.
+The prefill fills a transformers `DynamicCache`, as a deployment keeps it: each layer caches the keys and
+values of the tokens that entered it (fewer after a prune; merged states for a merging method), and a
+method whose plan trims earlier layers' caches (`Schedule.cached_visual_tokens`) has them trimmed at
+its prune. Decode steps attend over that cache. Kept tokens keep their original RoPE positions (a gap
+where tokens were dropped); the causal mask follows the sequence order, which is ascending in position.
+Text tokens (and the video's `image_newline` token, see `vidcost.runtime.inputs`) are never dropped.
+With `vanilla`, or any method whose plan keeps everything, the logits equal the stock `model(...)`
+forward, and decode steps equal the stock forward on its own cache.
 
-Each stage runs inside `timer.window(name)`; the names are `STAGES`, `ttft` around them all
-(+ `layer_NN` on request).
-`selection` covers every method call — the pre-LLM `select_visual` and each in-LLM stage, including
-the query-attention rows the runtime computes for it — so the pruning step's own cost is visible.
+Each stage runs inside `timer.window(name)`: the names are `STAGES`, `ttft` around them all, `decode`
+per decode step, and `layer_NN` on request. A stage opens a window per contiguous piece of work, never
+one per layer (unless asked): `llm_prefill` is split only where an in-LLM selection interrupts it.
+`selection` covers every method call — the pre-LLM `select_visual` and each in-LLM stage, including the
+query-attention rows the runtime computes for it and the trimming of caches — so the pruning step's own
+cost is visible. Inside the timed windows the runtime never reads a device value on the host (its
+checks of a method's indices run after the `ttft` window), so CUDA timing needs no synchronisation.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+import inspect
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
 
 from vidcost.errors import ConfigError, ProfilingError
 from vidcost.methods.base import LayerContext, Method, SelectionResult
-from vidcost.profiling.record import STAGES, TTFT
+from vidcost.profiling.record import DECODE, STAGES, TTFT
 from vidcost.runtime.attention import query_attention
 from vidcost.schedule import Schedule
 
@@ -33,18 +41,22 @@ if TYPE_CHECKING:
     from vidcost.runtime.inputs import PromptInputs
     from vidcost.runtime.model import LoadedModel
 
+__all__ = ["DECODE", "STAGES", "TTFT", "PrefillResult", "StagedRuntime"]
 
 
 @dataclass(frozen=True)
 class PrefillResult:
-    """What one staged prefill produced.
+    """What one staged prefill (and its decode steps) produced.
 
     Attributes:
-        logits: [V] float32 logits of the last position.
+        logits: [V] float32 logits of the last prompt position.
         first_token: argmax of `logits` (greedy first generated token).
         planned: the method's planned schedule.
-        executed: visual tokens that actually entered each layer.
+        executed: visual tokens that actually entered each layer, and those each layer's cache holds
+            after the prefill (`cached_visual_tokens`, when fewer).
         segments: the pre-LLM selection's segments, if it reported any.
+        kv_cache_bytes: bytes of the keys and values the cache object held after the prefill.
+        generated: the greedy tokens of the decode steps (the first token, then one per step).
     """
 
     logits: "torch.Tensor"
@@ -52,6 +64,8 @@ class PrefillResult:
     planned: Schedule
     executed: Schedule
     segments: tuple[tuple[int, int], ...] = ()
+    kv_cache_bytes: int = 0
+    generated: tuple[int, ...] = ()
 
     def __str__(self) -> str:
         return f"PrefillResult(first token {self.first_token}, executed {self.executed})"
@@ -79,8 +93,29 @@ class _Sequence:
         return slice(self.prefix_len, self.prefix_len + self.num_visual)
 
 
+@dataclass
+class _Run:
+    """Book-keeping of one prefill: the cache, what each layer cached, and checks deferred past the timing."""
+
+    cache: Any
+    on_gpu: bool
+    entered: list["torch.Tensor"] = field(default_factory=list)  # visual positions each layer cached
+    checks: list[Callable[[], None]] = field(default_factory=list)
+
+    def check(self, check: Callable[[], None]) -> None:
+        """Run a check of a method's indices: at once on the CPU, after the timed windows on a GPU.
+
+        The check reads device values on the host; on a GPU that would synchronise inside the
+        prefill. There, an index out of range shows first as torch's device-side assertion.
+        """
+        if self.on_gpu:
+            self.checks.append(check)
+        else:
+            check()
+
+
 class StagedRuntime:
-    """Runs prefill of a loaded LLaVA-OneVision model with a pruning method plugged in.
+    """Runs prefill (and decode) of a loaded LLaVA-OneVision model with a pruning method plugged in.
 
     Args:
         loaded: the model (see `vidcost.runtime.model.build_model`).
@@ -92,6 +127,7 @@ class StagedRuntime:
         self.llava = loaded.model.model  # LlavaOnevisionModel
         self.lm = self.llava.language_model  # Qwen2Model
         self.config = loaded.model.config
+        self._cache_keyword = _cache_keyword(self.lm.layers[0])
 
     def encode_video(self, pixel_values: "torch.Tensor", timer: Any = None) -> tuple["torch.Tensor", "torch.Tensor"]:
         """Pixels [T, 3, S, S] → pooled visual features [T, P, D] and the newline embedding [D].
@@ -117,17 +153,18 @@ class StagedRuntime:
         return features, self.llava.image_newline
 
     def prefill(self, inputs: "PromptInputs", method: Method, budget: float, *, seed: int = 0,
-                timer: Any = None, per_layer: bool = False,
+                timer: Any = None, per_layer: bool = False, decode_tokens: int = 0,
                 encoded: tuple["torch.Tensor", "torch.Tensor"] | None = None) -> PrefillResult:
-        """One staged prefill with `method` at `budget`.
+        """One staged prefill with `method` at `budget`, then `decode_tokens` greedy decode steps.
 
         Args:
             inputs: pixels and token ids.
             method: the pruning method (driven only through the `Method` interface).
             budget: kept fraction of visual tokens.
             seed: passed to the method's selections.
-            timer: anything with `window(name)` (a `StageTimer`); None measures nothing.
+            timer: anything with `window(name)` (a `StageTimer`, a memory probe); None measures nothing.
             per_layer: also time every decoder layer as `layer_NN`.
+            decode_tokens: greedy decode steps on the prefill's cache, each in a `decode` window.
             encoded: `encode_video` output to reuse (skips the vision and projector stages), for
                 measuring the LLM side alone when the vision tower is the same for every run.
 
@@ -136,38 +173,44 @@ class StagedRuntime:
             ProfilingError: the method's plan or its selections do not fit the model (a method bug).
         """
         import torch
+        from transformers import DynamicCache
 
         timer = timer or _NullTimer()
         spec = inputs.spec
         planned = method.plan(spec, budget)
         _check_plan(planned, spec, method.name)
-        with torch.inference_mode(), timer.window(TTFT):
-            features, newline = encoded if encoded is not None else self.encode_video(inputs.pixel_values, timer)
-            if features.shape[1] != spec.tokens_per_frame:
-                raise ConfigError(
-                    f"the model pools each frame to {features.shape[1]} tokens but the spec says "
-                    f"{spec.tokens_per_frame}; drop --tokens-per-frame")
-            with timer.window("llm_prefill"):
-                embed = self.lm.embed_tokens
-                prefix, question = embed(inputs.prefix_ids), embed(inputs.question_ids)  # [p, D], [q, D]
-            start, stop = inputs.question_rows
-            tokens, positions, selection = self._select(method, features, question[start:stop], budget, planned,
-                                                        seed, timer)
-            with timer.window("llm_prefill"):
+        run = _Run(cache=DynamicCache(config=self.lm.config), on_gpu=str(self.loaded.device).startswith("cuda"))
+        with torch.inference_mode():
+            with timer.window(TTFT):
+                features, newline = encoded if encoded is not None else self.encode_video(inputs.pixel_values, timer)
+                if features.shape[1] != spec.tokens_per_frame:
+                    raise ConfigError(
+                        f"the model pools each frame to {features.shape[1]} tokens but the spec says "
+                        f"{spec.tokens_per_frame}; drop --tokens-per-frame")
+                with timer.window("llm_prefill"):
+                    embed = self.lm.embed_tokens
+                    prefix, question = embed(inputs.prefix_ids), embed(inputs.question_ids)  # [p, D], [q, D]
+                start, stop = inputs.question_rows
+                tokens, positions, selection = self._select(method, features, question[start:stop], budget,
+                                                            planned, seed, timer, run)
                 seq = self._assemble(prefix, tokens, positions, newline, question, spec.num_visual_tokens)
-                seq.question_rows = (start, stop)
-                seq.segments, seq.groups = selection.segments, selection.groups
-            executed, seq = self._decode(seq, method, planned, spec, seed, timer, per_layer)
-            with timer.window("first_token"):
-                last = self.lm.norm(seq.hidden[:, -1:])  # [1, 1, D]
-                logits = self.model.lm_head(last)[0, -1].float()  # [V]
-                first_token = int(torch.argmax(logits))
-        executed_schedule = Schedule(tuple(executed), planned.text_tokens, planned.initial_visual_tokens)
-        return PrefillResult(logits=logits, first_token=first_token, planned=planned,
-                             executed=executed_schedule, segments=tuple(seq.segments))
+                seq.question_rows, seq.segments, seq.groups = (start, stop), selection.segments, selection.groups
+                executed, seq = self._decoder_layers(seq, method, planned, spec, seed, timer, per_layer, run)
+                with timer.window("first_token"):
+                    token, logits = self._next_token(seq.hidden[:, -1:])
+            # Shapes and sizes are host metadata: reading them costs no synchronisation.
+            cached = tuple(int(layer.keys.shape[-2]) - planned.text_tokens for layer in run.cache.layers)
+            cache_bytes = sum(layer.keys.nbytes + layer.values.nbytes for layer in run.cache.layers)
+            generated = self._decode_steps(run.cache, token, inputs, decode_tokens, timer)
+        for check in run.checks:  # after the timed windows: these read device values on the host
+            check()
+        executed_schedule = Schedule(tuple(executed), planned.text_tokens, planned.initial_visual_tokens, cached)
+        return PrefillResult(logits=logits, first_token=int(generated[0]), planned=planned,
+                             executed=executed_schedule, segments=tuple(seq.segments), kv_cache_bytes=cache_bytes,
+                             generated=tuple(int(t) for t in generated))
 
     def _select(self, method: Method, features: "torch.Tensor", question: "torch.Tensor", budget: float,
-                planned: Schedule, seed: int, timer: Any) -> tuple[Any, Any, SelectionResult]:
+                planned: Schedule, seed: int, timer: Any, run: _Run) -> tuple[Any, Any, SelectionResult]:
         """Pre-LLM selection when the plan drops tokens at layer 0 or the method selects before the LLM.
 
         `question` is [Q, D]: the embeddings of the question's own tokens (no chat template).
@@ -179,7 +222,8 @@ class StagedRuntime:
         overrides = method.selects_before_llm()
         if planned.visual_tokens[0] >= total and not overrides:
             everything = torch.arange(total, device=features.device)
-            return features.reshape(total, dim), everything, SelectionResult(features.reshape(total, dim), everything)
+            flat = features.reshape(total, dim)
+            return flat, everything, SelectionResult(flat, everything)
         if not overrides:
             raise ProfilingError(
                 f"method '{method.name}' plans {planned.visual_tokens[0]} of {total} tokens at layer 0 but has "
@@ -192,7 +236,7 @@ class StagedRuntime:
             raise ProfilingError(
                 f"method '{method.name}' selected {kept} tokens shaped {tuple(tokens.shape)} before the LLM; "
                 f"its plan says {planned.visual_tokens[0]} × {dim}")
-        _check_indices(positions, total, method.name, "positions")
+        run.check(lambda: _check_indices(positions, total, method.name, "positions"))
         if result.groups is not None and result.groups.shape != (kept,):
             raise ProfilingError(f"method '{method.name}' returned groups shaped {tuple(result.groups.shape)} "
                                  f"for {kept} tokens")
@@ -211,36 +255,49 @@ class StagedRuntime:
             p + num_visual + torch.arange(1 + question.shape[0], device=device)])[None]
         return _Sequence(hidden=hidden, position_ids=position_ids, visual_positions=positions, prefix_len=p)
 
-    def _decode(self, seq: _Sequence, method: Method, planned: Schedule, spec: Any, seed: int, timer: Any,
-                per_layer: bool) -> tuple[list[int], _Sequence]:
-        """The decoder layers one at a time, applying the method's in-LLM stage where the plan drops."""
+    def _decoder_layers(self, seq: _Sequence, method: Method, planned: Schedule, spec: Any, seed: int,
+                        timer: Any, per_layer: bool, run: _Run) -> tuple[list[int], _Sequence]:
+        """The decoder layers one at a time, applying the method's in-LLM stage where the plan drops.
+
+        `llm_prefill` is one window from the sequence's assembly to the last layer, interrupted only by
+        the in-LLM selections (each in its own `selection` window).
+        """
         executed: list[int] = []
         previous: tuple[Any, Any] | None = None  # (layer, its input) for the attention of the next drop
+        prefill_window = contextlib.ExitStack()
+        prefill_window.enter_context(timer.window("llm_prefill"))
         for index, layer in enumerate(self.lm.layers):
             target = planned.visual_tokens[index]
             if target < seq.num_visual:
+                prefill_window.close()
                 with timer.window("selection"):
                     # "current": the dropping layer's own q/k on the states entering it (PyramidDrop).
                     source = (layer, seq.hidden) if method.attention_source == "current" else previous
-                    seq = self._reduce(seq, method, index, target, source, spec, seed)
+                    seq = self._reduce(seq, method, index, target, source, spec, seed, run)
+                    self._trim_caches(run, seq, planned)
+                prefill_window = contextlib.ExitStack()
+                prefill_window.enter_context(timer.window("llm_prefill"))
             executed.append(seq.num_visual)
+            run.entered.append(seq.visual_positions)
             layer_window = timer.window(f"layer_{index:02d}") if per_layer else contextlib.nullcontext()
-            with timer.window("llm_prefill"), layer_window:
+            with layer_window:
                 if seq.rope is None:
                     seq.rope = self.lm.rotary_emb(seq.hidden, seq.position_ids)
                 previous = (layer, seq.hidden)
                 seq.hidden = layer(seq.hidden, attention_mask=self._mask(seq), position_ids=seq.position_ids,
-                                   position_embeddings=seq.rope)
+                                   position_embeddings=seq.rope, use_cache=True,
+                                   **{self._cache_keyword: run.cache})
+        prefill_window.close()
         return executed, seq
 
-    def _reduce(self, seq: _Sequence, method: Method, index: int, target: int, previous: Any, spec: Any,
-                seed: int) -> _Sequence:
+    def _reduce(self, seq: _Sequence, method: Method, index: int, target: int, source: Any, spec: Any,
+                seed: int, run: _Run) -> _Sequence:
         """Build the LayerContext, run the method's in-LLM stage, and rebuild the sequence."""
         import torch
 
         attention = None
         if method.attention_need != "none":
-            if previous is None:
+            if source is None:
                 raise ProfilingError(
                     f"method '{method.name}' drops tokens at layer 0 using attention; there is no earlier layer")
             if seq.rope is None:  # a "current"-source drop before layer 0 runs
@@ -250,7 +307,7 @@ class StagedRuntime:
             first, last = seq.question_rows
             rows = (torch.arange(question_start + first, question_start + last, device=seq.hidden.device)
                     if method.attention_need == "question" else torch.tensor([n - 1], device=seq.hidden.device))
-            attention = query_attention(previous[0], previous[1], seq.rope, rows, seq.visual_slice)
+            attention = query_attention(source[0], source[1], seq.rope, rows, seq.visual_slice)
         visual = seq.hidden[0, seq.visual_slice]  # [Nv, D]
         context = LayerContext(layer=index, hidden=visual, positions=seq.visual_positions, attention=attention,
                                num_frames=spec.frames, tokens_per_frame=spec.tokens_per_frame, seed=seed,
@@ -260,7 +317,8 @@ class StagedRuntime:
         if keep.numel() != target:
             raise ProfilingError(
                 f"method '{method.name}' kept {keep.numel()} tokens before layer {index}; its plan says {target}")
-        _check_indices(keep, seq.num_visual, method.name, f"keep indices before layer {index}")
+        size = seq.num_visual
+        run.check(lambda: _check_indices(keep, size, method.name, f"keep indices before layer {index}"))
         kept = visual[keep] if reduction.hidden is None else reduction.hidden.to(visual.dtype)
         if kept.shape != (target, visual.shape[1]):
             raise ProfilingError(f"method '{method.name}' returned merged states shaped {tuple(kept.shape)}")
@@ -272,6 +330,61 @@ class StagedRuntime:
                          prefix_len=seq.prefix_len, question_rows=seq.question_rows, segments=seq.segments,
                          groups=None if seq.groups is None else seq.groups[keep])
 
+    def _trim_caches(self, run: _Run, seq: _Sequence, planned: Schedule) -> None:
+        """Trim earlier layers' caches to the visual tokens still present, where the plan says so.
+
+        Layer i's cache rows are [prefix | the visual tokens that entered it | newline + question]; its
+        visual rows whose token did not survive this prune are dropped (`Schedule.cached_visual_tokens`).
+        """
+        import torch
+
+        for layer, entered in enumerate(run.entered):
+            if planned.kv_visual_tokens[layer] >= planned.visual_tokens[layer]:
+                continue
+            cached = run.cache.layers[layer]
+            rows_entered = cached.keys.shape[-2]
+            present = torch.isin(entered, seq.visual_positions)  # [n_i] bool
+            keep = torch.cat([torch.ones(seq.prefix_len, dtype=torch.bool, device=present.device), present,
+                              torch.ones(rows_entered - seq.prefix_len - entered.numel(), dtype=torch.bool,
+                                         device=present.device)])
+            rows = torch.nonzero(keep).flatten()
+            cached.keys, cached.values = cached.keys[:, :, rows], cached.values[:, :, rows]
+            run.entered[layer] = entered[present]
+
+    def _next_token(self, last_hidden: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+        """Final norm and LM head on one position [1, 1, D] → (greedy token, a 0-dim tensor; logits [V])."""
+        import torch
+
+        logits = self.model.lm_head(self.lm.norm(last_hidden))[0, -1].float()  # [V]
+        return torch.argmax(logits), logits
+
+    def _decode_steps(self, cache: Any, token: "torch.Tensor", inputs: "PromptInputs", steps: int,
+                      timer: Any) -> list["torch.Tensor"]:
+        """Greedy decode on the prefill's cache, one `decode` window per step; the token never leaves the device.
+
+        A generated token takes the position after the full (unpruned) prompt layout, as the stock
+        forward numbers it; each layer attends over whatever its cache holds.
+        """
+        import torch
+
+        generated = [token]
+        if steps == 0:
+            return generated
+        device = token.device
+        start = inputs.prefix_ids.numel() + inputs.spec.num_visual_tokens + 1 + inputs.question_ids.numel()
+        positions = torch.arange(start, start + steps, device=device)[None]  # [1, steps]
+        for step in range(steps):
+            with timer.window(DECODE):
+                position_ids = positions[:, step:step + 1]
+                hidden = self.lm.embed_tokens(token.view(1, 1))  # [1, 1, D]
+                rope = self.lm.rotary_emb(hidden, position_ids)
+                for layer in self.lm.layers:
+                    hidden = layer(hidden, attention_mask=None, position_ids=position_ids, position_embeddings=rope,
+                                   use_cache=True, **{self._cache_keyword: cache})
+                token, _ = self._next_token(hidden)
+            generated.append(token)
+        return generated
+
     def _mask(self, seq: _Sequence) -> "torch.Tensor | None":
         """None lets SDPA apply its causal kernel; eager attention needs an explicit additive mask."""
         import torch
@@ -281,6 +394,12 @@ class StagedRuntime:
         n = seq.hidden.shape[1]
         mask = torch.full((n, n), torch.finfo(seq.hidden.dtype).min, dtype=seq.hidden.dtype, device=seq.hidden.device)
         return torch.triu(mask, diagonal=1)[None, None]  # [1, 1, N, N], 0 on and below the diagonal
+
+
+def _cache_keyword(layer: Any) -> str:
+    """The decoder layer's keyword for the KV cache: `cache` (transformers ≥ 5.24) or `past_key_values`."""
+    parameters = inspect.signature(layer.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
 
 
 def _check_plan(planned: Schedule, spec: Any, name: str) -> None:

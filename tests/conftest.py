@@ -1,25 +1,40 @@
-"""Shared test set-up: `gpu` tests skip without CUDA."""
+"""Shared test set-up: `gpu` tests skip without CUDA — or fail, with VIDCOST_REQUIRE_GPU=1."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+REQUIRE_GPU = "VIDCOST_REQUIRE_GPU"
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def _gpu_required() -> bool:
+    return os.environ.get(REQUIRE_GPU, "") not in ("", "0")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not any("gpu" in item.keywords for item in items):
+    if _gpu_required() or not any("gpu" in item.keywords for item in items) or _has_cuda():
         return
-    try:
-        import torch
-
-        has_cuda = torch.cuda.is_available()
-    except ImportError:
-        has_cuda = False
-    if has_cuda:
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA device")
+    skip = pytest.mark.skip(reason=f"needs a CUDA device (set {REQUIRE_GPU}=1 to fail instead)")
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """With VIDCOST_REQUIRE_GPU=1 a `gpu` test without CUDA fails: a GPU check that skips proves nothing."""
+    if "gpu" in item.keywords and _gpu_required() and not _has_cuda():
+        pytest.fail(f"{REQUIRE_GPU}=1 but CUDA is not available: this `gpu` test cannot run here; run it on a "
+                    "machine with a CUDA device, or unset the variable to skip it", pytrace=False)
 
 
 @pytest.fixture(autouse=True, scope="session")

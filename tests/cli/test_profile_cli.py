@@ -50,11 +50,13 @@ def test_table_output_with_uniform_and_params(tmp_path):
     done = vidcost("--method", "uniform", "--frames", "2", "--repeats", "1", "--warmup", "0", "--no-store",
                    cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    for text in ("vision encoder", "LLM prefill", "TTFT (total)", "peak memory", "achieved TFLOP/s",
-                 "measured speedup", "FLOPs-predicted", "executed Schedule(L0-5:32 of 128"):
+    for text in ("vision encoder", "LLM prefill", "TTFT (total)", "KV cache", "peak above weights: LLM",
+                 "achieved TFLOP/s", "measured speedup", "FLOPs-predicted", "executed Schedule(L0-5:32 of 128",
+                 "input: synthetic clip (seed 0); shape-only: random weights (seed 0); memory from "
+                 "cpu_allocator_events"):
         assert text in done.stdout, text
     assert not (tmp_path / "profiles").exists()
-    assert "layer 00" not in done.stdout
+    assert "layer 00" not in done.stdout and "decode / token" not in done.stdout  # no decode asked for
 
 
 def test_per_layer_times_are_printed(tmp_path):
@@ -74,6 +76,7 @@ def test_per_layer_times_are_printed(tmp_path):
     (["--method", "fastv", "--param", "layer"], "malformed --param 'layer'"),
     (["--method", "fastv", "--param", "layer=9"], "fastv parameter layer=9 is outside [1, 5]"),
     (["--method", "uniform", "--threads", "0"], "--threads must be a whole number ≥ 1, got 0"),
+    (["--method", "uniform", "--decode-tokens", "-1"], "--decode-tokens must be a whole number ≥ 0, got -1"),
 ])
 def test_bad_input_is_one_line_and_leaves_the_store_alone(tmp_path, args, message):
     store = tmp_path / "runs.jsonl"
@@ -116,3 +119,25 @@ def test_cuda_without_cuda(tmp_path):
     assert done.returncode == 2
     assert "CUDA is not available" in done.stderr and "--device cpu" in done.stderr
     assert not (tmp_path / "runs.jsonl").exists()
+
+
+def test_decode_keys_and_a_kv_cache_in_proportion_to_the_kept_tokens(tmp_path):
+    """`vidcost profile --method fastv --decode-tokens 8 --json` on the default model (issue #8)."""
+    done = vidcost("--method", "fastv", "--decode-tokens", "8", "--json", "--frames", "4", "--repeats", "1",
+                   "--warmup", "0", "--no-store", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert payload["decode_tokens"] == 8
+    assert payload["decode_ms_per_token"] > 0 and payload["vanilla_decode_ms_per_token"] > 0
+    assert payload["decode_speedup"] == pytest.approx(
+        payload["vanilla_decode_ms_per_token"] / payload["decode_ms_per_token"])
+    text = 32  # the tiny preset's text tokens enter and stay in every layer's cache
+    kept = sum(payload["executed_schedule"]["visual_tokens"]) + text * 6
+    full = 4 * 64 * 6 + text * 6
+    assert payload["kv_cache_bytes"] / payload["vanilla_kv_cache_bytes"] == pytest.approx(kept / full)
+
+
+def test_decode_tokens_must_be_a_whole_number(tmp_path):
+    done = vidcost("--method", "fastv", "--decode-tokens", "2.5", "--no-store", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "--decode-tokens" in done.stderr and "invalid int value" in done.stderr

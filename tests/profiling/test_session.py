@@ -241,3 +241,36 @@ def test_profile_on_cuda(tmp_path):
     assert record.device == "cuda:0" and record.dtype == "bfloat16"
     assert record.memory_source == "cuda_allocator" and record.peak_increase_bytes > 0
     assert record.executed_schedule == record.planned_schedule
+
+
+def test_a_decode_that_runs_out_of_memory_is_a_failed_record(tmp_path, monkeypatch):
+    store = tmp_path / "runs.jsonl"
+
+    def exhausted(self, cache, token, inputs, steps, timer):
+        if steps:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return [token]
+
+    monkeypatch.setattr(StagedRuntime, "_decode_steps", exhausted)
+    with pytest.raises(ProfilingError, match="out of memory profiling fastv .* lower --frames"):
+        profile_method(spec=SPEC, method="fastv", budget=0.5, repeats=1, warmup=0, decode_tokens=4, store=store)
+    records = read_records(store)
+    assert [(r["method"], r["status"], r["decode_tokens"]) for r in records] == [("vanilla", "failed", 4),
+                                                                                 ("fastv", "failed", 4)]
+
+
+def test_a_session_measures_several_configurations_on_one_model(tmp_path):
+    """A sweep's worker: one model, cells of different methods and frame counts, vanilla in each run."""
+    from vidcost.profiling import ProfileSession
+
+    session = ProfileSession(SPEC)
+    built = session.loaded.model
+    store = tmp_path / "runs.jsonl"
+    first = session.measure("uniform", 0.5, repeats=1, warmup=0, store=store, config_hash="a")
+    second = session.measure("fastv", 0.5, frames=1, repeats=1, warmup=0, store=store, config_hash="b")
+    assert session.loaded.model is built
+    assert first.method.frames == 2 and second.method.frames == 1 and second.vanilla.frames == 1
+    records = read_records(store)
+    assert [(r["method"], r["config_hash"]) for r in records] == [("vanilla", "a"), ("uniform", "a"),
+                                                                  ("vanilla", "b"), ("fastv", "b")]
+    assert records[0]["run_id"] == records[1]["run_id"] != records[2]["run_id"] == records[3]["run_id"]

@@ -116,26 +116,27 @@ def test_cuda_timer_syncs_and_records_on_the_profiled_device(monkeypatch):
 
 
 @pytest.mark.gpu
-def test_real_cuda_events_time_a_matmul():
+def test_cuda_event_window_agrees_with_a_synchronised_wall_clock():
+    """Over the same >= 50 ms of GPU work, the event window and a host clock around a synchronise agree (10 %)."""
+    import time
+
     import torch
 
     timer = make_timer("cuda:0")
     assert isinstance(timer.backend, CudaEventBackend)
-    x = torch.randn(2048, 2048, device="cuda")
-    with timer.window("matmul"):
-        for _ in range(10):
-            x = x @ x / 2048
-    assert timer.finish_run()["matmul"] > 0
-
-
-def test_per_step_stages_keep_one_sample_per_window(step_clock):
-    """A decode step is a sample of its own: three steps in a run are three samples, not their sum."""
-    timer = StageTimer(PerfCounterBackend(clock=step_clock(1_000_000)))  # 1 ms per read
-    with timer.window("ttft"):
-        pass
-    for _ in range(3):
-        with timer.window("decode"):
-            pass
-    run = timer.finish_run()
-    assert timer.samples_ms["decode"] == [1.0, 1.0, 1.0] and run["decode"] == 3.0
-    assert timer.samples_ms["ttft"] == [1.0]
+    x = torch.randn(4096, 4096, device="cuda")
+    steps = 1
+    while True:  # grow the work until the wall clock sees at least 50 ms
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        with timer.window("matmul"):
+            for _ in range(steps):
+                y = x @ x
+        torch.cuda.synchronize()
+        wall_ms = (time.perf_counter() - start) * 1e3
+        event_ms = timer.finish_run()["matmul"]
+        if wall_ms >= 50:
+            break
+        steps *= 2
+    del y
+    assert event_ms == pytest.approx(wall_ms, rel=0.10)

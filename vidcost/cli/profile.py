@@ -41,6 +41,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--video", help="a video file (decoded with PyAV); default: a seeded synthetic clip")
     parser.add_argument("--question", help="question text (tokenised when the model directory has a tokenizer)")
     parser.add_argument("--per-layer", action="store_true", help="also time every decoder layer")
+    parser.add_argument("--decode-tokens", type=int, default=0, metavar="N",
+                        help="greedy decode steps on the pruned KV cache after each prefill, timed per step "
+                             "(default 0: prefill only)")
+    parser.add_argument("--energy-blocks", type=int, default=3, metavar="N",
+                        help="GPU: blocks of >= 1 s of back-to-back runs per configuration for energy per prefill "
+                             "(default 3; 0 skips energy)")
     parser.add_argument("--store", default=str(DEFAULT_STORE), help=f"records file (default {DEFAULT_STORE})")
     parser.add_argument("--no-store", action="store_true", help="do not append records")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -61,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
             spec=spec, method=args.method, budget=args.budget, params=parse_params(args.param),
             repeats=args.repeats, warmup=args.warmup, seed=args.seed, device=args.device, dtype=args.dtype,
             model_path=args.model_path, video=args.video, question=args.question, per_layer=args.per_layer,
-            store=store, threads=args.threads, progress=progress)
+            decode_tokens=args.decode_tokens, energy_blocks=args.energy_blocks, store=store, threads=args.threads,
+            progress=progress)
     for warning in caught:
         print(f"vidcost profile: warning: {warning.message}", file=sys.stderr)
     if args.json:
@@ -73,40 +80,60 @@ def run(args: argparse.Namespace) -> int:
 
 def print_table(comparison: Any, store: str | None) -> None:
     """The human-readable comparison: every speedup beside the two values it divides."""
-    from vidcost.cost import format_flops
-    from vidcost.profiling import achieved_tflops
+    from vidcost.schedule import Schedule
 
     van, met = comparison.vanilla, comparison.method
-    compared = comparison.compared
     print(f"{met.method} @ budget {met.budget} on {met.model['name']} ({met.frames} frames, {met.device}, "
           f"{met.dtype}), {len(met.samples_ms.get('ttft', []))} repeats, median ms")
-    print(f"  {'stage':<24}{'vanilla':>14}{met.method:>14}{'speedup':>9}")
-    for key, label in _stage_rows(van, met):
-        a, b = (van.ttft_ms, met.ttft_ms) if key == "ttft" else (van.stages_ms.get(key), met.stages_ms.get(key))
+    print(f"input: {met.inputs.get('video', '?')}; {met.inputs.get('weights', '?')}; memory from "
+          f"{met.memory_source}")
+    print(f"  {'':<30}{'vanilla':>14}{met.method:>14}{'speedup':>9}")
+    for label, a, b, fmt in _table_rows(comparison):
         if a is None and b is None:
             continue
-        ratio = f"{a / b:.2f}×" if a and b else ""
-        print(f"  {label:<24}{_ms(a):>14}{_ms(b):>14}{ratio:>9}")
-    mib = lambda n: f"{n / 2**20:.0f} MiB" if n is not None else "n/a"  # noqa: E731
-    print(f"  {'peak memory (' + str(met.memory_source) + ')':<24}{mib(van.peak_memory_bytes):>14}"
-          f"{mib(met.peak_memory_bytes):>14}")
-    if met.peak_increase_bytes is not None:
-        print(f"  {'  above the weights':<24}{mib(van.peak_increase_bytes):>14}{mib(met.peak_increase_bytes):>14}")
-    print(f"  {'LLM FLOPs (exact)':<24}{format_flops(van.flops['llm_prefill']):>14}"
-          f"{format_flops(met.flops['llm_prefill']):>14}{_times(compared['flops_speedup']):>9}")
-    tflops_a, tflops_b = achieved_tflops(van.to_dict()), achieved_tflops(met.to_dict())
-    print(f"  {'achieved TFLOP/s (LLM)':<24}{_num(tflops_a):>14}{_num(tflops_b):>14}")
-    if met.energy_j is not None:
-        print(f"  {'energy / prefill (J)':<24}{_num(van.energy_j):>14}{_num(met.energy_j):>14}")
+        ratio = f"{a / b:.2f}×" if fmt == "ms" and a and b else ""
+        print(f"  {label:<30}{_cell(a, fmt):>14}{_cell(b, fmt):>14}{ratio:>9}")
+    compared = comparison.compared
     print(f"measured speedup {_times(compared['speedup'])} TTFT, {_times(compared['llm_prefill_speedup'])} LLM "
           f"prefill; FLOPs-predicted {_times(compared['flops_speedup'])} LLM prefill, "
           f"{_times(compared['ttft_flops_speedup'])} with the vision tower and LM head")
-    from vidcost.schedule import Schedule
-
     print(f"planned  {Schedule.from_dict(met.planned_schedule)}")
     print(f"executed {Schedule.from_dict(met.executed_schedule)}")
     if store:
         print(f"stored in {store} (run_id {met.run_id})")
+
+
+def _table_rows(comparison: Any) -> list[tuple[str, Any, Any, str]]:
+    """(label, vanilla value, method value, format) of every row: stages, decode, memory, FLOPs, energy."""
+    from vidcost.profiling import achieved_tflops
+
+    van, met = comparison.vanilla, comparison.method
+    rows = []
+    for key, label in _stage_rows(van, met):
+        a, b = (van.ttft_ms, met.ttft_ms) if key == "ttft" else (van.stages_ms.get(key), met.stages_ms.get(key))
+        rows.append((label, a, b, "ms"))
+    if met.decode_tokens:
+        rows.append((f"decode / token ({met.decode_tokens} steps)", van.decode_ms_per_token,
+                     met.decode_ms_per_token, "ms"))
+    peaks = lambda r, stage: r.stage_peak_increase_bytes.get(stage)  # noqa: E731
+    rows += [("KV cache", van.kv_cache_bytes, met.kv_cache_bytes, "bytes"),
+             ("peak above weights: run", van.peak_increase_bytes, met.peak_increase_bytes, "bytes"),
+             ("peak above weights: LLM", peaks(van, "llm_prefill"), peaks(met, "llm_prefill"), "bytes"),
+             ("LLM FLOPs (exact)", van.flops.get("llm_prefill"), met.flops.get("llm_prefill"), "flops"),
+             ("achieved TFLOP/s (LLM)", achieved_tflops(van.to_dict()), achieved_tflops(met.to_dict()), "number")]
+    if met.energy_j is not None:
+        rows.append(("energy / prefill (J)", van.energy_j, met.energy_j, "number"))
+        rows.append((f"power (W, {met.power_source})", van.power_w, met.power_w, "number"))
+    return rows
+
+
+def _cell(value: Any, fmt: str) -> str:
+    from vidcost.cost import format_bytes, format_flops
+
+    if value is None:
+        return "-" if fmt == "ms" else "n/a"
+    return {"ms": f"{value:.2f}", "bytes": format_bytes(value), "flops": format_flops(value),
+            "number": f"{value:.3f}"}[fmt]
 
 
 def _times(value: float | None) -> str:
@@ -122,11 +149,3 @@ def _stage_rows(*records: Any) -> list[tuple[str, str]]:
         if key == "llm_prefill":
             rows += [(layer, f"  layer {layer.removeprefix('layer_')}") for layer in layers]
     return rows
-
-
-def _ms(value: float | None) -> str:
-    return f"{value:.2f}" if value is not None else "-"
-
-
-def _num(value: float | None) -> str:
-    return f"{value:.3f}" if value is not None else "n/a"

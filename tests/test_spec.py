@@ -17,7 +17,7 @@ DESIGN_TABLE = {
     "llava-video-7b": (3584, 18944, 28, 28, 4, 152064, 169, 64),
     "llava-onevision-0.5b": (896, 4864, 24, 14, 2, 151936, 196, 32),
     "llava-onevision-72b": (8192, 29568, 80, 64, 8, 152064, 196, 32),
-    "qwen2-vl-7b": (3584, 18944, 28, 28, 4, 152064, 128, 32),  # 256 per 2 frames at 448 px
+    "qwen2-vl-7b": (3584, 18944, 28, 28, 4, 152064, 256, 32),  # 256 per 2-frame temporal patch at 448 px
 }
 
 
@@ -162,3 +162,73 @@ def test_bad_qwen2_vl_vision_values_are_named() -> None:
         config = {"model_type": "qwen2_vl", **text, "vision_config": {key: value}}
         with pytest.raises(ConfigError, match=f"'{key}' must be a positive"):
             spec_from_config(config, name="bad")
+
+
+# Published config.json dims (see the comments on the presets): d, m, L, heads, KV heads, vocab, tied,
+# vision width, vision MLP, vision layers.
+QWEN2_5_VL_TABLE = {
+    "qwen2.5-vl-3b": (2048, 11008, 36, 16, 2, 151936, True, 1280, 3420, 32),
+    "qwen2.5-vl-7b": (3584, 18944, 28, 28, 4, 152064, False, 1280, 3420, 32),
+    "qwen2.5-vl-72b": (8192, 29568, 80, 64, 8, 152064, False, 1280, 3456, 32),
+}
+
+
+@pytest.mark.parametrize("name", sorted(QWEN2_5_VL_TABLE))
+def test_qwen2_5_vl_presets_match_their_published_configs(name: str) -> None:
+    spec = load_spec(name)
+    assert (spec.hidden_size, spec.intermediate_size, spec.num_layers, spec.num_heads, spec.num_kv_heads,
+            spec.vocab_size, spec.tie_word_embeddings, spec.vision_hidden_size, spec.vision_intermediate_size,
+            spec.vision_layers) == QWEN2_5_VL_TABLE[name]
+    assert spec.architecture == "qwen2_5_vl" and spec.head_dim == 128
+    assert (spec.vision_window_size, spec.vision_full_attention_layers) == (112, (7, 15, 23, 31))
+    assert (spec.temporal_patch_size, spec.tokens_per_frame, spec.frames) == (2, 256, 32)
+    assert spec.num_visual_tokens == 16 * 256
+
+
+def test_temporal_patches_pad_a_partial_last_patch_and_methods_see_patches() -> None:
+    spec = load_spec("tiny-qwen2.5-vl", frames=7)
+    assert (spec.temporal_patches, spec.num_visual_tokens) == (4, 4 * 64)
+    view = spec.method_view()
+    assert (view.frames, view.tokens_per_frame, view.num_visual_tokens) == (4, 64, 256)
+    assert view.method_view() == view and load_spec("tiny").method_view() == load_spec("tiny")
+    assert "7 frames in 4 patches of 2" in str(spec)
+
+
+def test_resolution_sets_the_tokens_per_patch() -> None:
+    spec = load_spec("qwen2.5-vl-7b", resolution=(336, 588))
+    assert spec.tokens_per_frame == 12 * 21 and spec.frame_shape == (336, 588)
+    assert spec.patches_per_frame == 24 * 42
+    assert load_spec("qwen2-vl-7b", resolution=(224, 224)).tokens_per_frame == 64
+
+
+@pytest.mark.parametrize("resolution, fragment", [
+    ((300, 300), "resolution 300x300 is not a multiple of the 28 px patch grid .* --resolution 308"),
+    ((448, 14), "448x14 is not a multiple"),
+])
+def test_bad_resolution_is_named(resolution: tuple[int, int], fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        load_spec("qwen2.5-vl-3b", resolution=resolution)
+
+
+def test_resolution_of_a_fixed_size_family_is_refused() -> None:
+    with pytest.raises(ConfigError, match="takes 384 px frames; --resolution applies to .*qwen2_5_vl"):
+        load_spec("llava-onevision-7b", resolution=(448, 448))
+
+
+def test_qwen2_5_vl_config_is_read_with_transformers_defaults() -> None:
+    # The 72B's published config.json lists only the vision keys that differ from transformers' defaults.
+    config = {"model_type": "qwen2_5_vl", "hidden_size": 8192, "intermediate_size": 29568, "num_hidden_layers": 80,
+              "num_attention_heads": 64, "num_key_value_heads": 8, "vocab_size": 152064,
+              "vision_config": {"hidden_size": 1280, "intermediate_size": 3456, "model_type": "qwen2_5_vl",
+                                "out_hidden_size": 8192, "spatial_patch_size": 14, "tokens_per_second": 2}}
+    spec = spec_from_config(config, name="72b")
+    preset = load_spec("qwen2.5-vl-72b")
+    assert dataclasses.replace(spec, name=preset.name) == preset
+    config["vision_config"]["fullatt_block_indexes"] = "7"
+    with pytest.raises(ConfigError, match="'fullatt_block_indexes' must be a list"):
+        spec_from_config(config, name="bad")
+
+
+def test_another_multimodal_family_keeps_its_model_type() -> None:
+    config = {**LLAVA_CONFIG, "model_type": "idefics3"}
+    assert spec_from_config(config, name="other").architecture == "idefics3"

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"built {spec} in {time.perf_counter() - start:.1f} s; torch threads {torch.get_num_threads()}",
           file=sys.stderr)
     start = time.perf_counter()
-    encoded = runtime.encode_video(inputs.pixel_values)
+    encoded = runtime.encode_video(inputs.pixel_values, inputs=inputs)
     print(f"vision tower + projector once: {time.perf_counter() - start:.1f} s", file=sys.stderr)
 
     configs = [("vanilla", get_method("vanilla"), 1.0), (args.method, get_method(args.method), args.budget)]

@@ -66,8 +66,8 @@ def llava_onevision_config(spec: "ModelSpec") -> "PretrainedConfig":
 
     if spec.architecture not in ("llava_onevision",):
         raise ConfigError(
-            f"model '{spec.name}' is a '{spec.architecture}' model; the runtime builds LLaVA-OneVision "
-            "models — pick a llava-onevision preset or config")
+            f"model '{spec.name}' is a '{spec.architecture}' model, not LLaVA-OneVision; its family "
+            "(vidcost.runtime.families) builds its config")
     if spec.config_path:
         return LlavaOnevisionConfig(**read_config_json(Path(spec.config_path)))
     small_vocab = spec.vocab_size <= QWEN2_VIDEO_TOKEN

@@ -64,7 +64,7 @@ def check_request(spec: ModelSpec, method: str | Method, budget: float, *, param
     """
     budget = check_budget(budget)
     chosen = method if isinstance(method, Method) else get_method(method, **(params or {}))
-    chosen.plan(spec, budget)  # bad parameters fail here, before minutes of model building
+    chosen.plan(spec.method_view(), budget)  # bad parameters fail here, before minutes of model building
     for name, value, low in (("--repeats", repeats, 1), ("--warmup", warmup, 0), ("--decode-tokens", decode_tokens, 0),
                              ("--energy-blocks", energy_blocks, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -122,7 +122,7 @@ class ProfileSession:
         if self.video is None:
             return None
         if frames not in self._frames:
-            self._frames[frames] = decode_video(self.video, frames, self.spec.image_size)
+            self._frames[frames] = decode_video(self.video, frames, self.spec.frame_shape)
         return self._frames[frames]
 
     def inputs(self, frames: int | None = None) -> Any:

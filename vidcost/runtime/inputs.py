@@ -1,35 +1,36 @@
 """PromptInputs: the token layout of one video question, and the pixels that go with it.
 
-Layout of the LLM sequence (the stock LLaVA-OneVision video layout):
+Layout of the LLM sequence, whatever the family:
 
-    [prefix text p] [video T·P] [image_newline 1] [question q]
+    [prefix text p] [video: visual tokens, then the family's separator rows] [question q]
 
-The stock HF video path appends one `image_newline` embedding after all T·P video tokens. vidcost keeps
-it and does not treat it as a visual token: it is never pruned and it counts as one of the spec's text
-tokens, so p + 1 + q = `spec.text_tokens` and the sequence length is exactly what a Schedule prices.
-The question follows the video, so the last token (FastV) and the question rows (PruneVid) attend to it.
+The separator rows (LLaVA-OneVision's `image_newline`; none for Qwen-VL) belong to the video but are not
+visual tokens: they are never pruned and count as text tokens, so p + separators + q = `spec.text_tokens`
+and the sequence length is exactly what a Schedule prices. The question follows the video, so the last
+token (FastV) and the question rows (PruneVid) attend to it. Each family lays out its own template and
+position ids (`vidcost.runtime.families`); the full, unpruned layout's ids are kept here, and a pruned
+sequence takes its tokens' columns from them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vidcost.errors import ConfigError
-from vidcost.runtime.video import decode_video, load_normalisation, preprocess, synthetic_video
+from vidcost.runtime.families import get_family
+from vidcost.runtime.video import decode_video, load_normalisation, synthetic_video
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
+    from vidcost.runtime.families import Family, PromptTemplate
     from vidcost.runtime.model import LoadedModel
     from vidcost.spec import ModelSpec
 
 DEFAULT_QUESTION = "What happens in this video, and in what order?"
-PREFIX_TEMPLATE = "<|im_start|>user\n"
-# The text after the video: QUESTION_HEAD, the user's question, QUESTION_TAIL (Qwen2 chat template).
-QUESTION_HEAD = "\n"
-QUESTION_TAIL = "<|im_end|>\n<|im_start|>assistant\n"
 
 
 @dataclass(frozen=True)
@@ -37,13 +38,19 @@ class PromptInputs:
     """One video question, ready for the staged runtime and for the stock forward.
 
     Attributes:
-        pixel_values: [T, 3, S, S] normalised frames.
+        pixel_values: what the vision tower takes (LLaVA-OV: [T, 3, S, S] frames; Qwen-VL: patch rows).
         prefix_ids: [p] token ids before the video.
-        question_ids: [q] token ids after the video's newline token (template head, question, template tail).
-        spec: the model spec with `frames` and `text_tokens` (= p + 1 + q) of these inputs.
+        question_ids: [q] token ids after the video (template head, question, template tail).
+        spec: the model spec with `frames` and `text_tokens` (= p + separators + q) of these inputs.
         video_token_id: the placeholder id of a video token in `input_ids()`.
         question_rows: (start, stop) of the user's question itself within `question_ids`, without the
             chat template around it: what query-dependent methods read as the instruction.
+        position_ids: the full layout's position ids, [1, N] (RoPE) or [3, 1, N] (M-RoPE); None means
+            0 … N−1.
+        next_position: the position of the first generated token (after the largest of the layout's).
+        separator_tokens: the video's rows after its visual tokens that are not visual tokens.
+        grid_thw: (temporal patches, patch rows, patch columns) for Qwen-VL; None otherwise.
+        vision_kwargs: the vision tower's grid-derived tensors (see `families.VideoPixels`).
     """
 
     pixel_values: "torch.Tensor"
@@ -52,27 +59,40 @@ class PromptInputs:
     spec: "ModelSpec"
     video_token_id: int
     question_rows: tuple[int, int] = (0, 0)
+    position_ids: "torch.Tensor | None" = None
+    next_position: int = 0
+    separator_tokens: int = 1
+    grid_thw: tuple[int, int, int] | None = None
+    vision_kwargs: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def num_frames(self) -> int:
-        return int(self.pixel_values.shape[0])
+        return int(self.spec.frames)
 
     def input_ids(self) -> "torch.Tensor":
-        """[1, p + T·P + 1 + q] ids with T·P + 1 video placeholders, as the stock forward expects."""
+        """[1, p + T·P + separators + q] ids with a video placeholder per video row, as the stock forward expects."""
         import torch
 
-        placeholders = self.spec.num_visual_tokens + 1  # + the image_newline token
+        placeholders = self.spec.num_visual_tokens + self.separator_tokens
         video = torch.full((placeholders,), self.video_token_id, dtype=torch.long, device=self.prefix_ids.device)
         return torch.cat([self.prefix_ids, video, self.question_ids])[None]
 
+    def layout_positions(self) -> "torch.Tensor":
+        """`position_ids`, or 0 … N−1 when none were laid out."""
+        import torch
+
+        if self.position_ids is not None:
+            return self.position_ids
+        return torch.arange(self.input_ids().shape[1], device=self.prefix_ids.device)[None]
+
     def __str__(self) -> str:
-        return (f"PromptInputs({self.num_frames} frames, {self.prefix_ids.numel()} prefix + 1 newline + "
-                f"{self.question_ids.numel()} question tokens)")
+        return (f"PromptInputs({self.num_frames} frames, {self.prefix_ids.numel()} prefix + "
+                f"{self.separator_tokens} separator + {self.question_ids.numel()} question tokens)")
 
 
 def build_inputs(loaded: "LoadedModel", *, frames: int | None = None, video: "str | np.ndarray | None" = None,
                  question: str | None = None, seed: int = 0, model_path: str | None = None) -> PromptInputs:
-    """Pixels (synthetic or decoded) and token ids for one question.
+    """Pixels (synthetic or decoded) and token ids for one question, laid out as the model's family does.
 
     Args:
         loaded: the model (its spec gives the frame size, frames and text tokens; its tokenizer, if
@@ -85,45 +105,62 @@ def build_inputs(loaded: "LoadedModel", *, frames: int | None = None, video: "st
         model_path: a model directory whose preprocessor_config.json gives the normalisation.
 
     Raises:
-        ConfigError: frames < 1, or fewer than 2 text tokens (a newline and one question token).
+        ConfigError: frames < 1, or fewer than 2 text tokens (a separator or prefix and one question token).
         ProfilingError: an undecodable video.
     """
     import torch
 
+    family = get_family(loaded.spec.architecture)
     spec = loaded.spec.with_overrides(frames=frames)
-    size = spec.image_size
+    size = spec.frame_shape
     if video is None:
         raw = synthetic_video(spec.frames, size, seed)
     elif isinstance(video, str):
         raw = decode_video(video, spec.frames, size)
     else:
         raw = video
-    dtype = next(loaded.model.parameters()).dtype
-    pixels = preprocess(raw, size, load_normalisation(model_path), device=loaded.device, dtype=dtype)
+    pixels = family.video_pixels(loaded.model, raw, spec, load_normalisation(model_path, family.normalisation),
+                                 loaded.device)
     config = loaded.model.config
     if loaded.tokenizer is not None:
-        prefix, after, rows = _tokenise(loaded.tokenizer, question or DEFAULT_QUESTION)
+        prefix, after, rows = _tokenise(loaded.tokenizer, question or DEFAULT_QUESTION, family.template)
     else:
-        prefix, after = _random_ids(spec, config, seed)
+        prefix, after = _random_ids(spec, config, seed, family.separator_tokens)
         rows = (0, len(after))  # seeded ids have no template: all of them stand for the question
-    spec = spec.with_overrides(text_tokens=len(prefix) + 1 + len(after))
+    spec = spec.with_overrides(text_tokens=len(prefix) + family.separator_tokens + len(after))
     as_tensor = lambda ids: torch.tensor(ids, dtype=torch.long, device=loaded.device)  # noqa: E731
-    return PromptInputs(pixel_values=pixels, prefix_ids=as_tensor(prefix), question_ids=as_tensor(after),
-                        spec=spec, video_token_id=int(config.video_token_id), question_rows=rows)
+    inputs = PromptInputs(pixel_values=pixels.pixel_values, prefix_ids=as_tensor(prefix),
+                          question_ids=as_tensor(after), spec=spec, video_token_id=int(config.video_token_id),
+                          question_rows=rows, separator_tokens=family.separator_tokens, grid_thw=pixels.grid_thw,
+                          vision_kwargs=pixels.vision_kwargs)
+    return _with_layout(inputs, family, loaded.model, pixels)
 
 
-def _tokenise(tokenizer: Any, question: str) -> tuple[list[int], list[int], tuple[int, int]]:
+def _with_layout(inputs: PromptInputs, family: "Family", model: Any, pixels: Any) -> PromptInputs:
+    """The inputs with their full layout's position ids and the first generated token's position.
+
+    Computed once, here: the positions depend only on the layout, and reading their maximum is a
+    host read that must not happen inside a timed prefill.
+    """
+    import torch
+
+    with torch.inference_mode():
+        positions = family.layout_positions(model, inputs.input_ids(), pixels)
+    return dataclasses.replace(inputs, position_ids=positions, next_position=int(positions.max()) + 1)
+
+
+def _tokenise(tokenizer: Any, question: str, template: "PromptTemplate") -> tuple[list[int], list[int], tuple[int, int]]:
     """Prefix ids, the ids after the video, and where the question itself lies among the latter.
 
     The three parts after the video are tokenised apart so that the question's rows are known exactly.
     """
     encode = lambda text: list(tokenizer.encode(text, add_special_tokens=False))  # noqa: E731
-    head, body, tail = encode(QUESTION_HEAD), encode(question), encode(QUESTION_TAIL)
-    return encode(PREFIX_TEMPLATE), head + body + tail, (len(head), len(head) + len(body))
+    head, body, tail = encode(template.question_head), encode(question), encode(template.question_tail)
+    return encode(template.prefix), head + body + tail, (len(head), len(head) + len(body))
 
 
 def check_text_tokens(text_tokens: int) -> None:
-    """Seeded prompts need the video's newline token and at least one question token after it.
+    """Seeded prompts need room for the video's separator (or a prefix token) and one question token.
 
     Raises:
         ConfigError: fewer than 2 text tokens.
@@ -134,15 +171,17 @@ def check_text_tokens(text_tokens: int) -> None:
             "pass --text-tokens 2 or more")
 
 
-def _random_ids(spec: "ModelSpec", config: Any, seed: int) -> tuple[list[int], list[int]]:
-    """Seeded ids: a quarter of the text tokens before the video, the rest (minus the newline) after it."""
+def _random_ids(spec: "ModelSpec", config: Any, seed: int, separators: int = 1) -> tuple[list[int], list[int]]:
+    """Seeded ids: a quarter of the text tokens before the video, the rest (minus the separators) after it."""
     import torch
 
     check_text_tokens(spec.text_tokens)
     prefix_len = spec.text_tokens // 4
-    question_len = spec.text_tokens - prefix_len - 1
-    # Stay below the special ids (image / video placeholders sit at the top of the vocabulary).
-    high = min(int(config.image_token_id), int(config.video_token_id), spec.vocab_size)
+    question_len = spec.text_tokens - prefix_len - separators
+    # Stay below the special ids (image / video placeholders, vision start / end sit at the top).
+    special = [int(getattr(config, name)) for name in ("image_token_id", "video_token_id", "vision_start_token_id",
+                                                        "vision_end_token_id") if getattr(config, name, None) is not None]
+    high = min(*special, spec.vocab_size)
     generator = torch.Generator().manual_seed(seed + 1)
     ids = torch.randint(0, high, (prefix_len + question_len,), generator=generator).tolist()
     return ids[:prefix_len], ids[prefix_len:]

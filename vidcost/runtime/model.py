@@ -1,4 +1,7 @@
-"""LoadedModel: a real transformers LLaVA-OneVision model, shape-only (seeded random weights) or local weights.
+"""LoadedModel: a real transformers Video-LLM, shape-only (seeded random weights) or local weights.
+
+The model class and its config come from the spec's family (`vidcost.runtime.families`:
+LLaVA-OneVision, Qwen2.5-VL, Qwen2-VL).
 
 Shape-only models are what cost profiling needs: a model's cost does not depend on its weights
 (DESIGN §6). They are built without transformers' per-module weight initialisation (minutes for 7B on a
@@ -31,7 +34,7 @@ class LoadedModel:
     """A model ready for the staged runtime.
 
     Attributes:
-        model: the `LlavaOnevisionForConditionalGeneration`, in eval mode.
+        model: the family's `...ForConditionalGeneration`, in eval mode.
         spec: the ModelSpec it was built from.
         device: torch device string ("cpu", "cuda:0").
         dtype: parameter dtype name ("float32", "bfloat16").
@@ -91,10 +94,10 @@ def resolve_dtype(dtype: str | None, device: str) -> str:
 
 def build_model(spec: "ModelSpec", *, model_path: str | None = None, device: str = "cpu",
                 dtype: str | None = None, seed: int = 0, attn_implementation: str = "sdpa") -> LoadedModel:
-    """Build the LLaVA-OneVision model of a spec (shape-only) or load it from a local directory.
+    """Build the model of a spec (shape-only) or load it from a local directory.
 
     Args:
-        spec: model dimensions; its `llava_onevision_config` is used for shape-only models.
+        spec: model dimensions; its family's config (`Family.hf_config`) is used for shape-only models.
         model_path: a local model directory with config.json and weights; None builds shape-only.
         device: "cpu", "cuda" or "cuda:N".
         dtype: "float32", "bfloat16" (or "float16" on GPU); default bfloat16 on GPU, float32 on CPU.
@@ -102,21 +105,25 @@ def build_model(spec: "ModelSpec", *, model_path: str | None = None, device: str
         attn_implementation: "sdpa" (default, fast) or "eager" (what FLOP counters can see).
 
     Raises:
-        ConfigError: bad dtype/device, a missing or unreadable model directory.
+        ConfigError: bad dtype/device, a family the runtime does not run, a missing or unreadable model
+            directory, or one of another family than the spec's.
         ProfilingError: CUDA requested without CUDA, or out of memory while building.
     """
     import torch
 
+    from vidcost.runtime.families import get_family
+
+    family = get_family(spec.architecture)
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
     torch_dtype = getattr(torch, dtype)
     try:
         if model_path is not None:
-            model, tokenizer = _load_local(model_path, torch_dtype, attn_implementation)
+            model, tokenizer = _load_local(model_path, family, torch_dtype, attn_implementation)
             model.to(device)
             source = str(model_path)
         else:
-            model = _build_shape_only(spec, torch_dtype, device, seed, attn_implementation)
+            model = _build_shape_only(spec, family, torch_dtype, device, seed, attn_implementation)
             tokenizer, source = None, "shape-only"
     except torch.OutOfMemoryError as err:
         raise ProfilingError(
@@ -126,15 +133,13 @@ def build_model(spec: "ModelSpec", *, model_path: str | None = None, device: str
     return LoadedModel(model=model, spec=spec, device=device, dtype=dtype, tokenizer=tokenizer, source=source)
 
 
-def _build_shape_only(spec: "ModelSpec", torch_dtype: "torch.dtype", device: str, seed: int,
+def _build_shape_only(spec: "ModelSpec", family: Any, torch_dtype: "torch.dtype", device: str, seed: int,
                       attn_implementation: str) -> Any:
     import torch
-    from transformers import LlavaOnevisionForConditionalGeneration
     from transformers.initialization import no_init_weights
 
-    from vidcost.hfconfig import llava_onevision_config
-
-    config = llava_onevision_config(spec)
+    config = family.hf_config(spec)
+    model_class = family.model_class()
     _set_attention(config, attn_implementation)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch_dtype if torch_dtype.is_floating_point else torch.float32)
@@ -142,7 +147,7 @@ def _build_shape_only(spec: "ModelSpec", torch_dtype: "torch.dtype", device: str
         # Skipping transformers' init saves minutes for 7B; the parameters are drawn below instead.
         # Constructing on the target device keeps the buffers (RoPE inv_freq, position ids) real.
         with no_init_weights(), torch.device(device):
-            model = LlavaOnevisionForConditionalGeneration(config)
+            model = model_class(config)
     finally:
         torch.set_default_dtype(previous)
     # No model.to(dtype): that would also round float32 buffers such as RoPE's inv_freq.
@@ -152,6 +157,9 @@ def _build_shape_only(spec: "ModelSpec", torch_dtype: "torch.dtype", device: str
 
 def materialise_weights(model: Any, seed: int) -> None:
     """Seeded random weights: norms 1, biases 0, everything else N(0, 0.02²) values.
+
+    Norms are found by name: `norm` (RMSNorm / LayerNorm of the decoder and SigLIP), and `ln_` (the
+    RMSNorm before Qwen-VL's patch merger).
 
     Drawing billions of normals takes minutes for a 7B model, so one pool of `POOL_SIZE` normals is drawn
     (a prime length, so matrix rows never line up with it) and each parameter is filled with the pool,
@@ -165,7 +173,7 @@ def materialise_weights(model: Any, seed: int) -> None:
     pools: dict[tuple[Any, Any], Any] = {}
     with torch.no_grad():
         for name, param in model.named_parameters():
-            if "norm" in name and name.endswith("weight"):
+            if ("norm" in name or ".ln_" in name) and name.endswith("weight"):
                 param.fill_(1.0)
             elif name.endswith("bias"):
                 param.zero_()
@@ -193,15 +201,20 @@ def _set_attention(config: Any, attn_implementation: str) -> None:
             sub._attn_implementation = attn_implementation
 
 
-def _load_local(model_path: str, torch_dtype: "torch.dtype", attn_implementation: str) -> tuple[Any, Any]:
-    from transformers import LlavaOnevisionForConditionalGeneration
+def _load_local(model_path: str, family: Any, torch_dtype: "torch.dtype", attn_implementation: str) -> tuple[Any, Any]:
+    from vidcost.spec import read_config_json
 
     directory = Path(model_path)
     if not (directory / "config.json").is_file():
         raise ConfigError(
-            f"--model-path '{model_path}' has no config.json; pass a local LLaVA-OneVision model directory")
+            f"--model-path '{model_path}' has no config.json; pass a local model directory of one of the "
+            "runtime's families")
+    model_type = read_config_json(directory / "config.json").get("model_type")
+    if model_type != family.name:
+        raise ConfigError(f"--model-path '{model_path}' holds a '{model_type}' model but the spec is "
+                          f"'{family.name}'; pass --model {model_path} so the spec is read from it")
     try:
-        model = LlavaOnevisionForConditionalGeneration.from_pretrained(
+        model = family.model_class().from_pretrained(
             str(directory), local_files_only=True, trust_remote_code=False, dtype=torch_dtype,
             attn_implementation=attn_implementation)
     except (OSError, ValueError) as err:

@@ -1,15 +1,19 @@
-"""StagedRuntime: a LLaVA-OneVision prefill run stage by stage, so a pruning method can act between stages.
+"""StagedRuntime: a Video-LLM prefill run stage by stage, so a pruning method can act between stages.
 
-vision tower → projector → LLaVA-OV video pooling → the method's pre-LLM selection → decoder layers one at
-a time (before a layer where the plan drops visual tokens, the method's in-LLM stage keeps or merges
-them) → final norm → LM head on the last position → first token → greedy decode steps on the cache.
+vision tower → projector (LLaVA-OV pooling, Qwen-VL patch merger) → the method's pre-LLM selection →
+decoder layers one at a time (before a layer where the plan drops visual tokens, the method's in-LLM
+stage keeps or merges them) → final norm → LM head on the last position → first token → greedy decode
+steps on the cache. One loop for every family; what differs (building, encoding the video to
+`[T', P, D]`, the sequence layout and its position ids) is the family's (`vidcost.runtime.families`).
 
 The prefill fills a transformers `DynamicCache`, as a deployment keeps it: each layer caches the keys and
 values of the tokens that entered it (fewer after a prune; merged states for a merging method), and a
 method whose plan trims earlier layers' caches (`Schedule.cached_visual_tokens`) has them trimmed at
-its prune. Decode steps attend over that cache. Kept tokens keep their original RoPE positions (a gap
-where tokens were dropped); the causal mask follows the sequence order, which is ascending in position.
-Text tokens (and the video's `image_newline` token, see `vidcost.runtime.inputs`) are never dropped.
+its prune. Decode steps attend over that cache. Kept tokens keep their original positions — their columns
+of the full layout's RoPE ids, or M-RoPE's (t, h, w) rows (a gap where tokens were dropped); the causal
+mask follows the sequence order. Text tokens (and the video's separator rows, LLaVA-OV's
+`image_newline`, see `vidcost.runtime.inputs`) are never dropped. Methods see the spec's `method_view()`:
+T' "frames" (temporal patches for Qwen-VL) of P tokens.
 With `vanilla`, or any method whose plan keeps everything, the logits equal the stock `model(...)`
 forward, and decode steps equal the stock forward on its own cache.
 
@@ -57,6 +61,8 @@ class PrefillResult:
         segments: the pre-LLM selection's segments, if it reported any.
         kv_cache_bytes: bytes of the keys and values the cache object held after the prefill.
         generated: the greedy tokens of the decode steps (the first token, then one per step).
+        position_ids: the position ids of the sequence the last layer ran on — [1, N'] RoPE or
+            [3, 1, N'] M-RoPE (t, h, w) — each token's column of the full layout's.
     """
 
     logits: "torch.Tensor"
@@ -66,6 +72,7 @@ class PrefillResult:
     segments: tuple[tuple[int, int], ...] = ()
     kv_cache_bytes: int = 0
     generated: tuple[int, ...] = ()
+    position_ids: "torch.Tensor | None" = None
 
     def __str__(self) -> str:
         return f"PrefillResult(first token {self.first_token}, executed {self.executed})"
@@ -73,14 +80,15 @@ class PrefillResult:
 
 @dataclass
 class _Sequence:
-    """The LLM sequence during the decoder loop: [prefix | visual | newline + question]."""
+    """The LLM sequence during the decoder loop: [prefix | visual | separators + question]."""
 
     hidden: "torch.Tensor"  # [1, N, D]
-    position_ids: "torch.Tensor"  # [1, N] original RoPE positions
+    position_ids: "torch.Tensor"  # [1, N] original RoPE positions, or [3, 1, N] M-RoPE (t, h, w)
     visual_positions: "torch.Tensor"  # [Nv] original flat index in T·P of each visual token
     prefix_len: int
+    separator_rows: int = 1  # the video's rows after the visual tokens (LLaVA-OV's newline)
     rope: tuple["torch.Tensor", "torch.Tensor"] | None = None  # (cos, sin) [1, N, hd], cached
-    question_rows: tuple[int, int] = (0, 0)  # the question itself among the rows after the newline
+    question_rows: tuple[int, int] = (0, 0)  # the question itself among the rows after the separators
     segments: tuple[tuple[int, int], ...] = ()  # from the pre-LLM selection, for the in-LLM stages
     groups: "torch.Tensor | None" = None  # [Nv] group id of each visual token (SelectionResult.groups)
 
@@ -115,42 +123,31 @@ class _Run:
 
 
 class StagedRuntime:
-    """Runs prefill (and decode) of a loaded LLaVA-OneVision model with a pruning method plugged in.
+    """Runs prefill (and decode) of a loaded Video-LLM with a pruning method plugged in.
 
     Args:
-        loaded: the model (see `vidcost.runtime.model.build_model`).
+        loaded: the model (see `vidcost.runtime.model.build_model`); its spec's `architecture` names
+            its family.
     """
 
     def __init__(self, loaded: "LoadedModel") -> None:
+        from vidcost.runtime.families import get_family
+
         self.loaded = loaded
         self.model = loaded.model
-        self.llava = loaded.model.model  # LlavaOnevisionModel
-        self.lm = self.llava.language_model  # Qwen2Model
+        self.family = get_family(loaded.spec.architecture)
+        self.lm = self.family.decoder(loaded.model)  # the Qwen2 text decoder of every family here
         self.config = loaded.model.config
         self._cache_keyword = _cache_keyword(self.lm.layers[0])
 
-    def encode_video(self, pixel_values: "torch.Tensor", timer: Any = None) -> tuple["torch.Tensor", "torch.Tensor"]:
-        """Pixels [T, 3, S, S] → pooled visual features [T, P, D] and the newline embedding [D].
+    def encode_video(self, pixel_values: "torch.Tensor", timer: Any = None, *,
+                     inputs: "PromptInputs | None" = None) -> tuple["torch.Tensor", "torch.Tensor | None"]:
+        """Pixels → visual features [T', P, D] and the separator embedding [D] (None without one).
 
-        The same computation as the stock `get_video_features`, split into two timed windows.
+        The family's encoder, in the timed windows `vision` and `projector`. `inputs` carries what a
+        family derives from the video's grid (Qwen-VL needs it; LLaVA-OV does not).
         """
-        import torch
-
-        timer = timer or _NullTimer()
-        with torch.inference_mode():
-            with timer.window("vision"):
-                out = self.llava.vision_tower(pixel_values, output_hidden_states=True, return_dict=True)
-                layer = self.config.vision_feature_layer
-                if isinstance(layer, int):
-                    selected = out.hidden_states[layer]  # [T, patches, Dv]
-                else:
-                    selected = torch.cat([out.hidden_states[i] for i in layer], dim=-1)
-                if self.config.vision_feature_select_strategy == "default":
-                    selected = selected[:, 1:]
-            with timer.window("projector"):
-                projected = self.llava.multi_modal_projector(selected)  # [T, patches, D]
-                features = self.llava.apply_pooling(projected)  # [T, P, D]: 2×2 bilinear (LLaVA-OV)
-        return features, self.llava.image_newline
+        return self.family.encode_video(self.model, pixel_values, timer or _NullTimer(), inputs)
 
     def prefill(self, inputs: "PromptInputs", method: Method, budget: float, *, seed: int = 0,
                 timer: Any = None, per_layer: bool = False, decode_tokens: int = 0,
@@ -176,24 +173,25 @@ class StagedRuntime:
         from transformers import DynamicCache
 
         timer = timer or _NullTimer()
-        spec = inputs.spec
+        spec = inputs.spec.method_view()  # T' frames of P tokens, as the method and its features see them
         planned = method.plan(spec, budget)
         _check_plan(planned, spec, method.name)
         run = _Run(cache=DynamicCache(config=self.lm.config), on_gpu=str(self.loaded.device).startswith("cuda"))
         with torch.inference_mode():
             with timer.window(TTFT):
-                features, newline = encoded if encoded is not None else self.encode_video(inputs.pixel_values, timer)
-                if features.shape[1] != spec.tokens_per_frame:
+                features, separator = (encoded if encoded is not None
+                                       else self.encode_video(inputs.pixel_values, timer, inputs=inputs))
+                if tuple(features.shape[:2]) != (spec.frames, spec.tokens_per_frame):
                     raise ConfigError(
-                        f"the model pools each frame to {features.shape[1]} tokens but the spec says "
-                        f"{spec.tokens_per_frame}; drop --tokens-per-frame")
+                        f"the model encodes the video to {features.shape[0]} × {features.shape[1]} tokens but the "
+                        f"spec says {spec.frames} × {spec.tokens_per_frame}; drop --tokens-per-frame")
                 with timer.window("llm_prefill"):
                     embed = self.lm.embed_tokens
                     prefix, question = embed(inputs.prefix_ids), embed(inputs.question_ids)  # [p, D], [q, D]
                 start, stop = inputs.question_rows
                 tokens, positions, selection = self._select(method, features, question[start:stop], budget,
                                                             planned, seed, timer, run)
-                seq = self._assemble(prefix, tokens, positions, newline, question, spec.num_visual_tokens)
+                seq = self._assemble(prefix, tokens, positions, separator, question, inputs)
                 seq.question_rows, seq.segments, seq.groups = (start, stop), selection.segments, selection.groups
                 executed, seq = self._decoder_layers(seq, method, planned, spec, seed, timer, per_layer, run)
                 with timer.window("first_token"):
@@ -207,7 +205,7 @@ class StagedRuntime:
         executed_schedule = Schedule(tuple(executed), planned.text_tokens, planned.initial_visual_tokens, cached)
         return PrefillResult(logits=logits, first_token=int(generated[0]), planned=planned,
                              executed=executed_schedule, segments=tuple(seq.segments), kv_cache_bytes=cache_bytes,
-                             generated=tuple(int(t) for t in generated))
+                             generated=tuple(int(t) for t in generated), position_ids=seq.position_ids)
 
     def _select(self, method: Method, features: "torch.Tensor", question: "torch.Tensor", budget: float,
                 planned: Schedule, seed: int, timer: Any, run: _Run) -> tuple[Any, Any, SelectionResult]:
@@ -243,17 +241,20 @@ class StagedRuntime:
         return tokens.to(features.dtype), positions, result
 
     def _assemble(self, prefix: "torch.Tensor", tokens: "torch.Tensor", positions: "torch.Tensor",
-                  newline: "torch.Tensor", question: "torch.Tensor", num_visual: int) -> _Sequence:
+                  separator: "torch.Tensor | None", question: "torch.Tensor", inputs: "PromptInputs") -> _Sequence:
+        """[prefix | kept visual | separator | question] and their columns of the full layout's position ids."""
         import torch
 
-        p = prefix.shape[0]
-        hidden = torch.cat([prefix, tokens, newline[None].to(tokens.dtype), question])[None]  # [1, N, D]
-        device = hidden.device
-        # Original RoPE positions: text around the video keeps the positions of the full layout.
-        position_ids = torch.cat([
-            torch.arange(p, device=device), p + positions,
-            p + num_visual + torch.arange(1 + question.shape[0], device=device)])[None]
-        return _Sequence(hidden=hidden, position_ids=position_ids, visual_positions=positions, prefix_len=p)
+        p, rows = prefix.shape[0], inputs.separator_tokens
+        parts = [prefix, tokens] + ([separator[None].to(tokens.dtype)] if separator is not None else []) + [question]
+        hidden = torch.cat(parts)[None]  # [1, N, D]
+        # Original positions: a kept token keeps its column (RoPE id or M-RoPE (t, h, w)); text around the
+        # video keeps the positions of the full layout.
+        layout = inputs.layout_positions()  # [..., N_full]
+        after = p + inputs.spec.num_visual_tokens
+        position_ids = torch.cat([layout[..., :p], layout[..., p + positions], layout[..., after:]], dim=-1)
+        return _Sequence(hidden=hidden, position_ids=position_ids, visual_positions=positions, prefix_len=p,
+                         separator_rows=rows)
 
     def _decoder_layers(self, seq: _Sequence, method: Method, planned: Schedule, spec: Any, seed: int,
                         timer: Any, per_layer: bool, run: _Run) -> tuple[list[int], _Sequence]:
@@ -284,9 +285,9 @@ class StagedRuntime:
                 if seq.rope is None:
                     seq.rope = self.lm.rotary_emb(seq.hidden, seq.position_ids)
                 previous = (layer, seq.hidden)
-                seq.hidden = layer(seq.hidden, attention_mask=self._mask(seq), position_ids=seq.position_ids,
-                                   position_embeddings=seq.rope, use_cache=True,
-                                   **{self._cache_keyword: run.cache})
+                seq.hidden = layer(seq.hidden, attention_mask=self._mask(seq),
+                                   position_ids=self._layer_positions(seq.position_ids),
+                                   position_embeddings=seq.rope, use_cache=True, **{self._cache_keyword: run.cache})
         prefill_window.close()
         return executed, seq
 
@@ -303,7 +304,7 @@ class StagedRuntime:
             if seq.rope is None:  # a "current"-source drop before layer 0 runs
                 seq.rope = self.lm.rotary_emb(seq.hidden, seq.position_ids)
             n = seq.hidden.shape[1]
-            question_start = seq.visual_slice.stop + 1  # after the newline token
+            question_start = seq.visual_slice.stop + seq.separator_rows
             first, last = seq.question_rows
             rows = (torch.arange(question_start + first, question_start + last, device=seq.hidden.device)
                     if method.attention_need == "question" else torch.tensor([n - 1], device=seq.hidden.device))
@@ -324,16 +325,16 @@ class StagedRuntime:
             raise ProfilingError(f"method '{method.name}' returned merged states shaped {tuple(kept.shape)}")
         s = seq.visual_slice
         hidden = torch.cat([seq.hidden[:, :s.start], kept[None], seq.hidden[:, s.stop:]], dim=1)
-        position_ids = torch.cat([seq.position_ids[:, :s.start], seq.position_ids[:, s][:, keep],
-                                  seq.position_ids[:, s.stop:]], dim=1)
+        position_ids = torch.cat([seq.position_ids[..., :s.start], seq.position_ids[..., s][..., keep],
+                                  seq.position_ids[..., s.stop:]], dim=-1)
         return _Sequence(hidden=hidden, position_ids=position_ids, visual_positions=seq.visual_positions[keep],
-                         prefix_len=seq.prefix_len, question_rows=seq.question_rows, segments=seq.segments,
-                         groups=None if seq.groups is None else seq.groups[keep])
+                         prefix_len=seq.prefix_len, separator_rows=seq.separator_rows, question_rows=seq.question_rows,
+                         segments=seq.segments, groups=None if seq.groups is None else seq.groups[keep])
 
     def _trim_caches(self, run: _Run, seq: _Sequence, planned: Schedule) -> None:
         """Trim earlier layers' caches to the visual tokens still present, where the plan says so.
 
-        Layer i's cache rows are [prefix | the visual tokens that entered it | newline + question]; its
+        Layer i's cache rows are [prefix | the visual tokens that entered it | separators + question]; its
         visual rows whose token did not survive this prune are dropped (`Schedule.cached_visual_tokens`).
         """
         import torch
@@ -363,7 +364,8 @@ class StagedRuntime:
         """Greedy decode on the prefill's cache, one `decode` window per step; the token never leaves the device.
 
         A generated token takes the position after the full (unpruned) prompt layout, as the stock
-        forward numbers it; each layer attends over whatever its cache holds.
+        forward numbers it (after its largest M-RoPE id: the stock `rope_deltas`); each layer attends over
+        whatever its cache holds.
         """
         import torch
 
@@ -371,19 +373,24 @@ class StagedRuntime:
         if steps == 0:
             return generated
         device = token.device
-        start = inputs.prefix_ids.numel() + inputs.spec.num_visual_tokens + 1 + inputs.question_ids.numel()
-        positions = torch.arange(start, start + steps, device=device)[None]  # [1, steps]
+        start = inputs.next_position
+        positions = torch.arange(start, start + steps, device=device)[None]  # [1, steps]; M-RoPE expands it to 3 rows
         for step in range(steps):
             with timer.window(DECODE):
                 position_ids = positions[:, step:step + 1]
                 hidden = self.lm.embed_tokens(token.view(1, 1))  # [1, 1, D]
                 rope = self.lm.rotary_emb(hidden, position_ids)
                 for layer in self.lm.layers:
-                    hidden = layer(hidden, attention_mask=None, position_ids=position_ids, position_embeddings=rope,
-                                   use_cache=True, **{self._cache_keyword: cache})
+                    hidden = layer(hidden, attention_mask=None, position_ids=self._layer_positions(position_ids),
+                                   position_embeddings=rope, use_cache=True, **{self._cache_keyword: cache})
                 token, _ = self._next_token(hidden)
             generated.append(token)
         return generated
+
+    def _layer_positions(self, position_ids: "torch.Tensor") -> "torch.Tensor | None":
+        """The ids a decoder layer is given beside its rotary embedding, as the stock text model does:
+        RoPE's ids; none for M-RoPE (the stock Qwen-VL text model passes its layers no text ids)."""
+        return None if self.family.mrope else position_ids
 
     def _mask(self, seq: _Sequence) -> "torch.Tensor | None":
         """None lets SDPA apply its causal kernel; eager attention needs an explicit additive mask."""

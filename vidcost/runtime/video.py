@@ -3,7 +3,8 @@
 The synthetic clip is procedural so that the redundancy pruning methods exploit is real: each scene has
 a static textured background and a few objects moving across it, and scene cuts switch to a new
 background and new objects. Frames are uint8 arrays [T, H, W, 3]; `preprocess` turns them into the
-normalised pixel tensor [T, 3, S, S] the vision tower takes.
+normalised pixel tensor [T, 3, H, W] the vision tower takes. A frame size is a side in pixels (square) or
+(height, width).
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ SIGLIP_STD = (0.5, 0.5, 0.5)
 FRAMES_PER_SCENE = 6  # a scene cut about every 6 sampled frames
 
 
+def frame_shape(size: "int | tuple[int, int]") -> tuple[int, int]:
+    """(height, width) of a frame size given as a side or as (height, width)."""
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
 @dataclass(frozen=True)
 class Normalisation:
     """Per-channel pixel normalisation: (x / 255 - mean) / std."""
@@ -36,34 +42,36 @@ class Normalisation:
         return f"Normalisation(mean={self.mean}, std={self.std})"
 
 
-def synthetic_video(frames: int, size: int, seed: int = 0) -> "np.ndarray":
+def synthetic_video(frames: int, size: "int | tuple[int, int]", seed: int = 0) -> "np.ndarray":
     """A procedural clip: static backgrounds, moving objects, scene cuts.
 
     Args:
         frames: T, at least 1.
-        size: frame side in pixels.
+        size: frame side in pixels, or (height, width).
         seed: same seed, same clip.
 
     Returns:
-        uint8 array [T, size, size, 3].
+        uint8 array [T, H, W, 3].
     """
     import numpy as np
 
     _check_frames(frames)
+    height, width = frame_shape(size)
+    side = max(height, width)  # objects are drawn on a square canvas, then cropped to the frame
     rng = np.random.default_rng(seed)
     scenes = max(1, round(frames / FRAMES_PER_SCENE))
     # Cut points: scene s covers frames [cuts[s], cuts[s+1]).
     cuts = np.linspace(0, frames, scenes + 1).round().astype(int)
-    video = np.empty((frames, size, size, 3), dtype=np.uint8)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    video = np.empty((frames, height, width, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32) / side
     for scene in range(scenes):
         background = _background(rng, yy, xx)
-        objects = _objects(rng, size)
+        objects = _objects(rng, side)
         for t in range(cuts[scene], cuts[scene + 1]):
             frame = background.copy()
             for obj in objects:
-                _draw(frame, obj, t - cuts[scene], size)
-            video[t] = frame
+                _draw(frame, obj, t - cuts[scene], side)
+            video[t] = frame[:height, :width]
     return video
 
 
@@ -97,8 +105,9 @@ def _draw(frame: "np.ndarray", obj: dict[str, Any], step: int, size: int) -> Non
     frame[y0:y1, x0:x1] = obj["colour"]
 
 
-def decode_video(path: str, frames: int, size: int) -> "np.ndarray":
-    """Decode a video file with PyAV, `frames` frames sampled uniformly, each resized to size × size.
+def decode_video(path: str, frames: int, size: "int | tuple[int, int]") -> "np.ndarray":
+    """Decode a video file with PyAV, `frames` frames sampled uniformly, each resized to `size`
+    (a side, or (height, width)).
 
     Raises:
         ProfilingError: the file is missing, is not a video, or has no decodable frames.
@@ -107,6 +116,7 @@ def decode_video(path: str, frames: int, size: int) -> "np.ndarray":
     import numpy as np
 
     _check_frames(frames)
+    height, width = frame_shape(size)
     if not Path(path).is_file():
         raise ProfilingError(f"video '{path}' does not exist; pass a readable video file to --video")
     try:
@@ -119,7 +129,7 @@ def decode_video(path: str, frames: int, size: int) -> "np.ndarray":
         with av.open(path) as container:
             for index, frame in enumerate(container.decode(video=0)):
                 if index in wanted:
-                    picked[index] = frame.to_ndarray(format="rgb24", width=size, height=size)
+                    picked[index] = frame.to_ndarray(format="rgb24", width=width, height=height)
                 if index >= wanted[-1]:
                     break
     except (av.error.FFmpegError, ValueError, IndexError, StopIteration) as err:
@@ -141,28 +151,31 @@ def _count_frames(path: str) -> int:
         return sum(1 for _ in container.decode(video=0))
 
 
-def load_normalisation(model_path: str | None) -> Normalisation:
-    """The image processor's mean/std from a model directory's preprocessor_config.json, else SigLIP's."""
+def load_normalisation(model_path: str | None, default: Normalisation = Normalisation()) -> Normalisation:
+    """The image processor's mean/std from a model directory's preprocessor_config.json, else `default`
+    (SigLIP's unless the family says otherwise)."""
     if model_path is None:
-        return Normalisation()
+        return default
     config = Path(model_path) / "preprocessor_config.json"
     if not config.is_file():
-        return Normalisation()
+        return default
     try:
         data = json.loads(config.read_text())
-        return Normalisation(tuple(data.get("image_mean", SIGLIP_MEAN)), tuple(data.get("image_std", SIGLIP_STD)))
+        return Normalisation(tuple(data.get("image_mean", default.mean)), tuple(data.get("image_std", default.std)))
     except (OSError, ValueError, TypeError) as err:
         raise ConfigError(f"cannot read '{config}': {err}; fix or remove it") from err
 
 
-def preprocess(frames: "np.ndarray", size: int, normalisation: Normalisation = Normalisation(),
+def preprocess(frames: "np.ndarray", size: "int | tuple[int, int]", normalisation: Normalisation = Normalisation(),
                *, device: str = "cpu", dtype: "torch.dtype | None" = None) -> "torch.Tensor":
-    """uint8 frames [T, H, W, 3] → normalised pixels [T, 3, size, size] (bilinear resize when needed)."""
+    """uint8 frames [T, H, W, 3] → normalised pixels [T, 3, height, width] of `size` (a side, or
+    (height, width)); bilinear resize when needed."""
     import torch
 
+    shape = frame_shape(size)
     pixels = torch.from_numpy(frames).to(device).permute(0, 3, 1, 2).float() / 255.0  # [T, 3, H, W]
-    if pixels.shape[-2:] != (size, size):
-        pixels = torch.nn.functional.interpolate(pixels, size=(size, size), mode="bilinear", align_corners=False)
+    if tuple(pixels.shape[-2:]) != shape:
+        pixels = torch.nn.functional.interpolate(pixels, size=shape, mode="bilinear", align_corners=False)
     mean = torch.tensor(normalisation.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(normalisation.std, device=device).view(1, 3, 1, 1)
     pixels = (pixels - mean) / std

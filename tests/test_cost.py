@@ -206,3 +206,32 @@ def test_results_serialise_and_print_on_one_line() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         estimate.prefill_flops = 0  # type: ignore[misc]
     assert format_flops(40.77e12) == "40.77 TFLOPs" and format_bytes(3 * 2**30) == "3.00 GiB"
+
+
+def test_qwen2_5_vl_windows_tile_the_merged_grid() -> None:
+    # 448 px: 16 × 16 merged tokens in 4 × 4 windows of 8 × 8 patches; 336 × 588: a 12 × 21 grid, windows
+    # of 4 merged tokens and a last column of 1.
+    from vidcost.cost import _window_scores
+
+    assert _window_scores(load_spec("qwen2.5-vl-7b")) == 16 * 64 ** 2
+    spec = load_spec("qwen2.5-vl-7b", resolution=(336, 588))
+    assert _window_scores(spec) == 2 ** 4 * (3 * 4 ** 2) * (5 * 4 ** 2 + 1)
+    full = dataclasses.replace(spec, vision_window_size=0)
+    assert vision_flops(full) > vision_flops(spec) > 0
+    assert vision_flops(load_spec("qwen2.5-vl-7b", frames=3)) == vision_flops(load_spec("qwen2.5-vl-7b", frames=4))
+
+
+@pytest.mark.parametrize("name", ["tiny-qwen2.5-vl", "qwen2-vl"])
+def test_qwen_vl_vision_parameters_match_the_real_tower(name: str) -> None:
+    torch = pytest.importorskip("torch")
+    from vidcost.cost import vision_parameters
+    from vidcost.runtime.families import get_family
+
+    spec = load_spec("tiny-qwen2.5-vl")
+    if name == "qwen2-vl":
+        spec = dataclasses.replace(spec, architecture="qwen2_vl", vision_intermediate_size=256)
+    family = get_family(spec.architecture)
+    with torch.device("meta"):
+        model = family.model_class()._from_config(family.hf_config(spec))
+    assert vision_parameters(spec) == sum(p.numel() for p in model.model.visual.parameters())
+    assert vision_parameters(spec) + llm_parameters(spec) == sum(p.numel() for p in model.parameters())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -144,3 +145,60 @@ def test_qwen2_vl_vision_tower_gives_the_spec_tokens_and_priced_flops() -> None:
     merged = out if isinstance(out, torch.Tensor) else out.pooler_output  # [tokens entering the LLM, d]
     assert merged.shape == (spec.num_visual_tokens, spec.hidden_size) == (512, 64)
     assert within_one_percent(vision_flops(spec), counter.get_total_flops())
+
+
+def stock_qwen_vl(spec: ModelSpec) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+    """The stock Qwen-VL model of a spec (eager attention) and a video prompt for its own forward."""
+    from vidcost.runtime.families import get_family
+
+    family = get_family(spec.architecture)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = family.model_class()._from_config(family.hf_config(spec), attn_implementation="eager").eval()
+    video = family.random_video(model, spec, "cpu")
+    ids = torch.tensor([[1, 2, 3] + [model.config.video_token_id] * spec.num_visual_tokens + [4, 5, 6, 7, 8]])
+    return model, dict(input_ids=ids, pixel_values_videos=video.pixel_values,
+                       video_grid_thw=torch.tensor([video.grid_thw]), mm_token_type_ids=(ids > 8).int() * 2)
+
+
+@pytest.mark.parametrize("resolution", [(224, 224), (336, 252)], ids=["224x224", "336x252-partial-windows"])
+def test_exact_with_vision_matches_the_stock_qwen2_5_vl_forward(resolution: tuple[int, int]) -> None:
+    """Windowed and full-attention ViT layers, the merger and the LLM, against FlopCounterMode on the stock
+    `Qwen2_5_VLForConditionalGeneration(...)` forward with a video (3 frames: one padded patch)."""
+    spec = load_spec("tiny-qwen2.5-vl", frames=3, resolution=resolution)
+    model, inputs = stock_qwen_vl(spec)
+    measured = counted(model, **inputs)
+    schedule = Schedule.constant(spec.num_layers, spec.num_visual_tokens, 8)
+    analytic = estimate_cost(spec, schedule, convention="exact", include_vision=True)
+    assert within_one_percent(analytic.prefill_flops, measured), (analytic.prefill_flops, measured)
+    assert analytic.vision_flops > 0.2 * measured  # the vision term really is part of the match
+    # Pricing every vision layer as full attention (Qwen2-VL's) would miss the windows.
+    unwindowed = dataclasses.replace(spec, vision_window_size=0)
+    assert vision_flops(unwindowed) > vision_flops(spec)
+
+
+def test_exact_with_vision_matches_the_stock_qwen2_vl_forward() -> None:
+    tiny = load_spec("tiny-qwen2.5-vl", frames=2)
+    spec = dataclasses.replace(tiny, architecture="qwen2_vl", vision_intermediate_size=256, vision_window_size=0,
+                               vision_full_attention_layers=())
+    model, inputs = stock_qwen_vl(spec)
+    analytic = estimate_cost(spec, Schedule.constant(spec.num_layers, spec.num_visual_tokens, 8), convention="exact",
+                             include_vision=True)
+    assert within_one_percent(analytic.prefill_flops, counted(model, **inputs))
+
+
+def test_qwen2_5_vl_3b_counts_on_meta_within_one_percent() -> None:
+    """The real 3B tower (32 layers, 4 of them full) and LLM, on the meta device, as `vidcost flops --count`;
+    at 336 × 588 the 12 × 21 merged grid leaves partial windows in both directions."""
+    spec = load_spec("qwen2.5-vl-3b", frames=2, resolution=(336, 588))
+    result = count_flops(spec, vanilla_schedule(spec), include_vision=True, with_fvcore=False)
+    assert abs(result.relative_difference) < 0.01, result
+    assert result.vision_flops > 0 and result.llm_flops > result.vision_flops
+    assert within_one_percent(vision_flops(spec), result.vision_flops)
+
+
+def test_qwen_meta_count_equals_real_cpu_count() -> None:
+    spec = load_spec("tiny-qwen2.5-vl", frames=2)
+    meta = count_flops(spec, vanilla_schedule(spec), include_vision=True, with_fvcore=False)
+    cpu = count_flops(spec, vanilla_schedule(spec), include_vision=True, device="cpu", with_fvcore=False)
+    assert meta.vision_flops == cpu.vision_flops and meta.flop_counter_flops == cpu.flop_counter_flops

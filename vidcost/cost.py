@@ -306,24 +306,61 @@ def vision_flops(spec: ModelSpec) -> int:
 
     LLaVA family (SigLIP): per frame, a patch-embedding convolution, `vision_layers` encoder layers
     (four d_v×d_v projections, full attention over the patches, a two-matrix GELU MLP) and the
-    two-layer projector (d_v→d→d) on every patch, before 2×2 pooling. Qwen2-VL: the same encoder per
-    two-frame temporal patch, then the 2×2 patch merger (4·d_v → 4·d_v → d).
+    two-layer projector (d_v→d→d) on every patch, before 2×2 pooling. Qwen-VL: per temporal patch (two
+    frames), see `_qwen_vl_tower_flops`.
     """
     if not spec.vision_layers or not spec.patch_size:
         return 0
+    if spec.architecture in QWEN_VL_FAMILIES:
+        return spec.temporal_patches * _qwen_vl_tower_flops(spec)
     dv, mv, d = spec.vision_hidden_size, spec.vision_intermediate_size, spec.hidden_size
     patches = spec.patches_per_frame
-    if spec.architecture == "qwen2_vl":
-        groups, channels = -(-spec.frames // 2), 3 * 2 * spec.patch_size ** 2   # temporal patch of 2
-        merged = patches // 4
-        projector = 2 * merged * (4 * dv * 4 * dv + 4 * dv * d)
-    else:
-        groups, channels = spec.frames, 3 * spec.patch_size ** 2
-        projector = 2 * patches * (dv * d + d * d)
-    embed = 2 * patches * channels * dv
+    embed = 2 * patches * 3 * spec.patch_size ** 2 * dv
     # Per encoder layer: Q, K, V, O (8·P·d_v²), QKᵀ + P·V (4·P²·d_v), MLP (4·P·d_v·m_v).
     encoder = spec.vision_layers * (8 * patches * dv * dv + 4 * patches * patches * dv + 4 * patches * dv * mv)
-    return groups * (embed + encoder + projector)
+    projector = 2 * patches * (dv * d + d * d)
+    return spec.frames * (embed + encoder + projector)
+
+
+QWEN_VL_FAMILIES = ("qwen2_5_vl", "qwen2_vl")
+
+
+def _qwen_vl_tower_flops(spec: ModelSpec) -> int:
+    """One temporal patch of a Qwen-VL tower: P = (H/14)·(W/14) patches of 2 frames each.
+
+    Conv3d patch embedding (3·2·14² → d_v), then per layer: the fused QKV and the output projection
+    (8·P·d_v²), QKᵀ + P·V over each attention sequence (4·Σ n²·d_v: n = P in a full-attention layer, a
+    window's patches in a windowed one), the MLP (SwiGLU's three d_v×m_v matrices for Qwen2.5-VL, two for
+    Qwen2-VL); then the patch merger on P/4 groups of 4: (4·d_v → 4·d_v → d).
+    """
+    dv, mv, d, merge = spec.vision_hidden_size, spec.vision_intermediate_size, spec.hidden_size, spec.pool_stride
+    patches = spec.patches_per_frame
+    embed = 2 * patches * 3 * spec.temporal_patch_size * spec.patch_size ** 2 * dv
+    mlp_matrices = 3 if spec.architecture == "qwen2_5_vl" else 2
+    full_scores = patches * patches
+    window_scores = _window_scores(spec) if spec.vision_window_size else full_scores
+    encoder = 0
+    for layer in range(spec.vision_layers):
+        windowed = spec.vision_window_size and layer not in spec.vision_full_attention_layers
+        scores = window_scores if windowed else full_scores
+        encoder += 8 * patches * dv * dv + 4 * scores * dv + 2 * mlp_matrices * patches * dv * mv
+    group = merge * merge * dv
+    merger = 2 * (patches // (merge * merge)) * (group * group + group * d)
+    return embed + encoder + merger
+
+
+def _window_scores(spec: ModelSpec) -> int:
+    """Σ n² over the attention windows of one temporal patch (transformers' `get_vision_window_index`).
+
+    Windows tile the grid of merged tokens in squares of window_size / (merge · patch) per side (4 for
+    112 px); the last row and column of windows are cut to what is left of the grid.
+    """
+    merge, patch = spec.pool_stride, spec.patch_size
+    side = max(1, spec.vision_window_size // merge // patch)
+    runs = lambda cells: [side] * (cells // side) + ([cells % side] if cells % side else [])  # noqa: E731
+    height, width = (pixels // patch // merge for pixels in spec.frame_shape)
+    # A window of a × b merged tokens holds (a·merge)·(b·merge) patches.
+    return merge ** 4 * sum(a * a for a in runs(height)) * sum(b * b for b in runs(width))
 
 
 def llm_parameters(spec: ModelSpec) -> int:
@@ -336,18 +373,25 @@ def llm_parameters(spec: ModelSpec) -> int:
 
 
 def vision_parameters(spec: ModelSpec) -> int:
-    """Parameters of the vision tower and projector (0 without one); LLaVA-OneVision layout for SigLIP."""
+    """Parameters of the vision tower and projector (0 without one): SigLIP + LLaVA-OV projector, or a
+    Qwen-VL tower and its patch merger."""
     if not spec.vision_layers or not spec.patch_size:
         return 0
     dv, mv, d = spec.vision_hidden_size, spec.vision_intermediate_size, spec.hidden_size
-    if spec.architecture == "qwen2_vl":
-        embed = 3 * 2 * spec.patch_size ** 2 * dv
-        projector = 2 * dv + 4 * dv * 4 * dv + 4 * dv + 4 * dv * d + d
-    else:
-        embed = 3 * spec.patch_size ** 2 * dv + dv + spec.patches_per_frame * dv  # conv + position table
-        # Projector Linear(d_v→d) + Linear(d→d), and the image-newline vector.
-        projector = dv * d + d + d * d + d + d
-    layer = 4 * (dv * dv + dv) + 2 * dv * mv + mv + dv + 4 * dv  # attention, MLP, two LayerNorms
+    attention = 4 * (dv * dv + dv)  # Q, K, V (Qwen-VL: one fused qkv) and the output projection, with biases
+    if spec.architecture in QWEN_VL_FAMILIES:
+        group = spec.pool_stride ** 2 * dv
+        embed = 3 * spec.temporal_patch_size * spec.patch_size ** 2 * dv  # Conv3d, no bias
+        if spec.architecture == "qwen2_5_vl":  # RMSNorms (weight only), SwiGLU MLP with biases
+            norms, mlp, merger_norm = 2 * dv, 3 * dv * mv + 2 * mv + dv, dv
+        else:  # LayerNorms, fc1 / fc2
+            norms, mlp, merger_norm = 4 * dv, 2 * dv * mv + mv + dv, 2 * dv
+        merger = merger_norm + group * group + group + group * d + d
+        return embed + spec.vision_layers * (attention + norms + mlp) + merger
+    embed = 3 * spec.patch_size ** 2 * dv + dv + spec.patches_per_frame * dv  # conv + position table
+    # Projector Linear(d_v→d) + Linear(d→d), and the image-newline vector.
+    projector = dv * d + d + d * d + d + d
+    layer = attention + 2 * dv * mv + mv + dv + 4 * dv  # attention, MLP, two LayerNorms
     return embed + spec.vision_layers * layer + 2 * dv + projector  # + post LayerNorm
 
 

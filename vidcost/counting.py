@@ -93,26 +93,33 @@ def build_model(spec: ModelSpec, *, device: str = "meta", include_vision: bool =
     """The transformers model of `spec` with eager attention, built on `device` (random init).
 
     A LLaVA-OneVision spec read from a config.json, or any LLaVA-OneVision spec with `include_vision`, gives
-    `LlavaOnevisionForConditionalGeneration` (from that config.json when there is one); any other spec a
-    `Qwen2ForCausalLM` of the LLM dimensions.
+    `LlavaOnevisionForConditionalGeneration` (from that config.json when there is one); a Qwen-VL spec its
+    family's model (`Qwen2_5_VLForConditionalGeneration`, `Qwen2VLForConditionalGeneration`); any other spec
+    a `Qwen2ForCausalLM` of the LLM dimensions.
     For presets the SigLIP pooling head is left out (`vidcost.hfconfig.vision_config`), as in the released
     LLaVA-OneVision checkpoints.
 
     Raises:
-        ConfigError: `include_vision` for a spec whose vision tower is not LLaVA-OneVision's.
+        ConfigError: `include_vision` for a spec whose vision tower is not one of the runtime's families.
     """
     LlavaOnevisionForConditionalGeneration, Qwen2ForCausalLM = _model_classes()
+    from vidcost.cost import QWEN_VL_FAMILIES
     from vidcost.hfconfig import llava_onevision_config, text_config
 
     with warnings.catch_warnings(), torch.device(device):
         warnings.simplefilter("ignore")
+        if spec.architecture in QWEN_VL_FAMILIES:
+            from vidcost.runtime.families import get_family
+
+            family = get_family(spec.architecture)
+            return family.model_class()._from_config(family.hf_config(spec), attn_implementation="eager")
         if spec.architecture == "llava_onevision" and (include_vision or spec.config_path):
             return LlavaOnevisionForConditionalGeneration._from_config(llava_onevision_config(spec),
                                                                        attn_implementation="eager")
         if include_vision:
             raise ConfigError(
                 f"counting the vision tower of a '{spec.architecture}' model is not supported; drop "
-                "--include-vision or use a llava-onevision model")
+                "--include-vision or use a llava-onevision or Qwen-VL model")
         return Qwen2ForCausalLM._from_config(text_config(spec), attn_implementation="eager")
 
 
@@ -168,6 +175,40 @@ class VideoFeatures(torch.nn.Module):
             vision_feature_select_strategy=self.select_strategy).pooler_output
 
 
+class QwenVideoFeatures(torch.nn.Module):
+    """The real vision path of Qwen-VL as the runtime stages it: patch rows → ViT (windowed and full
+    layers) → patch merger → [T', P, d] features (`vidcost.runtime.families.qwen_vl`)."""
+
+    def __init__(self, model: torch.nn.Module, video: Any) -> None:
+        super().__init__()
+        from vidcost.runtime.families import get_family
+
+        self.model, self.video = model, video
+        self.family = get_family(model.config.model_type)
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        import contextlib
+
+        class _NoTimer:
+            def window(self, name: str) -> contextlib.AbstractContextManager:
+                return contextlib.nullcontext()
+
+        return self.family.encode_video(self.model, rows, _NoTimer(), self.video)[0]
+
+
+def _vision_part(model: torch.nn.Module, spec: ModelSpec, device: str) -> tuple[torch.nn.Module, torch.Tensor]:
+    """The vision path of the model and a random video input of the spec's shape."""
+    from vidcost.cost import QWEN_VL_FAMILIES
+
+    if spec.architecture in QWEN_VL_FAMILIES:
+        from vidcost.runtime.families import get_family
+
+        video = get_family(spec.architecture).random_video(model, spec, device)
+        return QwenVideoFeatures(model, video), video.pixel_values  # [T'·h·w, 3·2·14·14]
+    size = model.config.vision_config.image_size
+    return VideoFeatures(model), torch.randn(1, spec.frames, 3, size, size, device=device)  # [1, T, 3, H, W]
+
+
 def count_flops(spec: ModelSpec, schedule: Schedule, *, include_vision: bool = False, device: str = "meta",
                 with_fvcore: bool = True, fvcore_depth: int = 2) -> FlopCount:
     """Count the FLOPs of the real model of `spec` running `schedule` (eager attention, no mask).
@@ -175,7 +216,8 @@ def count_flops(spec: ModelSpec, schedule: Schedule, *, include_vision: bool = F
     Args:
         spec: the model.
         schedule: tokens entering each layer (text tokens included as they are).
-        include_vision: also run the vision tower, projector and pooling on `spec.frames` frames.
+        include_vision: also run the vision tower, projector and pooling (Qwen-VL: the patch merger) on
+            `spec.frames` frames.
         device: "meta" (default: no memory) or "cpu" (real random tensors; small models only).
         with_fvcore: also trace with fvcore for the per-module table.
         fvcore_depth: module depth of the fvcore table.
@@ -198,9 +240,7 @@ def count_flops(spec: ModelSpec, schedule: Schedule, *, include_vision: bool = F
     llm = counter.get_total_flops()
     vision, fvcore_parts = 0, [(decoder, embeds, "LLM decoder + LM head")]
     if include_vision:
-        features = VideoFeatures(model)
-        size = model.config.vision_config.image_size
-        frames = torch.randn(1, spec.frames, 3, size, size, device=device)  # [1, T, 3, H, W]
+        features, frames = _vision_part(model, spec, device)
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             features(frames)
         vision = counter.get_total_flops()

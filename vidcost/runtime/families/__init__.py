@@ -97,15 +97,21 @@ class Family:
         """uint8 frames [T, H, W, 3] → what the vision tower takes (see `VideoPixels`)."""
         raise NotImplementedError
 
+    def random_video(self, model: Any, spec: "ModelSpec", device: str) -> VideoPixels:
+        """Random pixels of the spec's video shape on any device (the meta device included), for counting
+        FLOPs on the real model."""
+        raise NotImplementedError
+
     def layout_positions(self, model: Any, input_ids: "torch.Tensor", video: VideoPixels) -> "torch.Tensor":
         """Position ids of the full prompt `input_ids` [1, N], as the stock forward computes them:
         [1, N] for RoPE, [3, 1, N] for M-RoPE."""
         raise NotImplementedError
 
     def encode_video(self, model: Any, pixel_values: "torch.Tensor", timer: Any,
-                     inputs: "PromptInputs | None") -> tuple["torch.Tensor", "torch.Tensor | None"]:
+                     video: "PromptInputs | VideoPixels | None") -> tuple["torch.Tensor", "torch.Tensor | None"]:
         """Pixels → visual features [T', P, D] and the separator embedding [D] (or None), in the timed
-        windows `vision` and `projector`."""
+        windows `vision` and `projector`; `video` gives the grid-derived tensors (`grid_thw`,
+        `vision_kwargs`) where the family needs them."""
         raise NotImplementedError
 
     def stock_inputs(self, inputs: "PromptInputs") -> dict[str, Any]:

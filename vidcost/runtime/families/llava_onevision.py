@@ -50,13 +50,19 @@ class LlavaOnevision(Family):
         dtype = next(model.parameters()).dtype
         return VideoPixels(preprocess(frames, spec.image_size, normalisation, device=device, dtype=dtype))
 
+    def random_video(self, model: Any, spec: "ModelSpec", device: str) -> VideoPixels:
+        import torch
+
+        size = model.config.vision_config.image_size
+        return VideoPixels(torch.randn(spec.frames, 3, size, size, device=device))  # [T, 3, S, S]
+
     def layout_positions(self, model: Any, input_ids: "torch.Tensor", video: VideoPixels) -> "torch.Tensor":
         import torch
 
         return torch.arange(input_ids.shape[1], device=input_ids.device)[None]  # [1, N]
 
     def encode_video(self, model: Any, pixel_values: "torch.Tensor", timer: Any,
-                     inputs: "PromptInputs | None") -> tuple["torch.Tensor", "torch.Tensor"]:
+                     video: "PromptInputs | VideoPixels | None") -> tuple["torch.Tensor", "torch.Tensor"]:
         """Pixels [T, 3, S, S] → pooled visual features [T, P, D] and the newline embedding [D].
 
         The same computation as the stock `LlavaOnevisionModel.get_video_features`, split into two timed

@@ -106,6 +106,16 @@ class QwenVL(Family):
         grid_thw = (grid_t, grid_h, grid_w)
         return VideoPixels(rows.to(dtype), grid_thw, _vision_kwargs(model.model.visual, grid_thw, device))
 
+    def random_video(self, model: Any, spec: "ModelSpec", device: str) -> VideoPixels:
+        import torch
+
+        visual = model.model.visual.config
+        patch, temporal = visual.patch_size, visual.temporal_patch_size
+        height, width = spec.frame_shape
+        grid_thw = (spec.temporal_patches, height // patch, width // patch)
+        rows = torch.randn(grid_thw[0] * grid_thw[1] * grid_thw[2], 3 * temporal * patch * patch, device=device)
+        return VideoPixels(rows, grid_thw, _vision_kwargs(model.model.visual, grid_thw, device))
+
     def layout_positions(self, model: Any, input_ids: "torch.Tensor", video: VideoPixels) -> "torch.Tensor":
         """The stock `get_rope_index` on the full prompt: [3, 1, N] (time, height, width) ids.
 
@@ -120,7 +130,7 @@ class QwenVL(Family):
         return positions
 
     def encode_video(self, model: Any, pixel_values: "torch.Tensor", timer: Any,
-                     inputs: "PromptInputs | None") -> tuple["torch.Tensor", None]:
+                     video: "PromptInputs | VideoPixels | None") -> tuple["torch.Tensor", None]:
         """Patch rows → merged visual features [T', P, D]; no separator.
 
         The stock `Qwen2_5_VisionTransformerPretrainedModel.forward` (and Qwen2-VL's, without windows),
@@ -130,10 +140,10 @@ class QwenVL(Family):
         """
         import torch
 
-        if inputs is None or inputs.grid_thw is None:
+        if video is None or video.grid_thw is None:
             raise ProfilingError(f"encoding a {self.name} video needs its grid; pass inputs= (from build_inputs)")
-        visual, grid_t = model.model.visual, inputs.grid_thw[0]
-        extra = inputs.vision_kwargs
+        visual, grid_t = model.model.visual, video.grid_thw[0]
+        extra = video.vision_kwargs
         windowed = "window_index" in extra
         with torch.inference_mode():
             with timer.window("vision"):

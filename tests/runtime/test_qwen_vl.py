@@ -216,3 +216,28 @@ def test_local_weights_round_trip(tmp_path):
     torch.testing.assert_close(a.logits, b.logits)
     with pytest.raises(ConfigError, match="holds a 'qwen2_5_vl' model but the spec is 'llava_onevision'"):
         build_model(load_spec("tiny"), model_path=str(tmp_path))
+
+
+def test_a_video_file_sets_the_frame_size_as_the_processor_would(tmp_path):
+    """64 × 96 px is below the video processor's 128 merged tokens a frame: resized up, aspect ratio kept."""
+    import av
+
+    from vidcost.runtime.video import synthetic_video
+
+    path = tmp_path / "clip.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=4)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        for frame in synthetic_video(4, (64, 96), seed=1):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    spec = get_family("qwen2_5_vl").fit_to_video(load_spec("tiny-qwen2.5-vl", frames=2), str(path))
+    assert spec.frame_shape == (280, 392) and spec.tokens_per_frame == 10 * 14
+    assert get_family("llava_onevision").fit_to_video(load_spec("tiny"), str(path)) == load_spec("tiny")
+    loaded = build_model(spec, seed=0)
+    inputs = build_inputs(loaded, video=str(path))
+    assert inputs.grid_thw == (1, 20, 28)
+    result = StagedRuntime(loaded).prefill(inputs, get_method("uniform"), 0.5)
+    assert result.executed == result.planned

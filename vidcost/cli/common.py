@@ -12,20 +12,38 @@ from vidcost.spec import DEFAULT_PRESET, PRESETS, ModelSpec, load_spec
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --frames, --tokens-per-frame, --text-tokens."""
+    """--model, --frames, --tokens-per-frame, --text-tokens, --resolution."""
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=DEFAULT_PRESET,
                        help=f"preset ({', '.join(sorted(PRESETS))}), a config.json, or a local model "
                             f"directory holding one (default: {DEFAULT_PRESET})")
     group.add_argument("--frames", type=int, help="frames per video (default: the model's)")
-    group.add_argument("--tokens-per-frame", type=int, help="visual tokens per frame entering the LLM")
+    group.add_argument("--tokens-per-frame", type=int,
+                       help="visual tokens per frame (Qwen-VL: per 2-frame temporal patch) entering the LLM")
     group.add_argument("--text-tokens", type=int, help="text tokens (prompt + question)")
+    group.add_argument("--resolution", metavar="N|HxW",
+                       help="frame size in pixels for Qwen-VL models (multiples of 28); sets the tokens per "
+                            "frame (default: the model's, or the --video's own size)")
 
 
 def spec_from_args(args: argparse.Namespace) -> ModelSpec:
     """The ModelSpec that --model and its overrides describe."""
+    resolution = parse_resolution(args.resolution) if getattr(args, "resolution", None) else None
     return load_spec(args.model, frames=args.frames, tokens_per_frame=args.tokens_per_frame,
-                     text_tokens=args.text_tokens)
+                     text_tokens=args.text_tokens, resolution=resolution)
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """`--resolution 448` or `--resolution 336x588` (height x width) → (height, width).
+
+    Raises:
+        ConfigError: anything but one or two positive whole numbers.
+    """
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) in (1, 2) and all(part.strip().isdigit() and int(part) > 0 for part in parts):
+        height, width = int(parts[0]), int(parts[-1])
+        return height, width
+    raise ConfigError(f"malformed --resolution '{text}'; write N or HxW in pixels, e.g. --resolution 448 or 336x588")
 
 
 def print_json(payload: Any) -> None:

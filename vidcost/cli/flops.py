@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def plan_from_args(args: argparse.Namespace, spec: ModelSpec) -> tuple[Schedule, dict[str, Any]]:
-    """The schedule to price: `--schedule`, or `get_method(name, **params).plan(spec, budget)`."""
+    """The schedule to price: `--schedule`, or `get_method(name, **params).plan(spec.method_view(), budget)`."""
     if args.schedule is not None:
         if args.budget is not None or args.param or args.layer is not None or args.keep is not None:
             raise ConfigError("--schedule gives the token counts itself; drop --budget/--param/--layer/--keep")
@@ -99,7 +99,7 @@ def plan_from_args(args: argparse.Namespace, spec: ModelSpec) -> tuple[Schedule,
         budget = 1.0
     check_budget(budget)
     method = get_method(name, **params)
-    schedule = method.plan(spec, budget)
+    schedule = method.plan(spec.method_view(), budget)  # Qwen-VL: the method plans on temporal patches
     return schedule, {"method": name, "schedule": None, "budget": budget, "params": method.resolved_params()}
 
 

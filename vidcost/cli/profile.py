@@ -22,8 +22,9 @@ STAGE_ROWS = (("vision", "vision encoder"), ("projector", "projector + pooling")
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "profile", help="measure a pruning method vs vanilla on a real model",
-        description="Run a real LLaVA-OneVision prefill (shape-only weights unless --model-path) with a pruning "
-                    "method and without, time every stage, and append both records to the store.")
+        description="Run a real Video-LLM prefill (LLaVA-OneVision, Qwen2.5-VL or Qwen2-VL; shape-only weights "
+                    "unless --model-path) with a pruning method and without, time every stage, and append both "
+                    "records to the store.")
     add_model_arguments(parser)
     parser.add_argument("--model-path", help="local model directory with weights (local files only)")
     parser.add_argument("--method", default="mmgvid", help="pruning method (default: mmgvid)")
@@ -56,9 +57,14 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from vidcost.profiling import profile_method
 
+    from vidcost.runtime.families import get_family
+
     if args.model_path and args.model == DEFAULT_PRESET:
         args.model = args.model_path  # the spec of the weights being loaded, not the tiny preset
     spec = spec_from_args(args)
+    family = get_family(spec.architecture)  # an unsupported family fails here, in one line
+    if args.video and not args.resolution:
+        spec = family.fit_to_video(spec, args.video)
     store = None if args.no_store else args.store
     progress = (lambda message: print(f"vidcost profile: {message}", file=sys.stderr, flush=True))
     with warnings.catch_warnings(record=True) as caught:

@@ -139,6 +139,26 @@ def decode_video(path: str, frames: int, size: "int | tuple[int, int]") -> "np.n
     return np.stack([picked[i] for i in wanted])
 
 
+def video_size(path: str) -> tuple[int, int]:
+    """(height, width) of a video file's frames, from its stream header.
+
+    Raises:
+        ProfilingError: the file is missing, is not a video, or has no video stream.
+    """
+    import av
+
+    if not Path(path).is_file():
+        raise ProfilingError(f"video '{path}' does not exist; pass a readable video file to --video")
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise ProfilingError(f"'{path}' has no video stream; pass a video file to --video")
+            context = container.streams.video[0].codec_context
+            return int(context.height), int(context.width)
+    except (av.error.FFmpegError, ValueError) as err:
+        raise ProfilingError(f"cannot read video '{path}': {err}; pass a video file PyAV can read") from err
+
+
 def _count_frames(path: str) -> int:
     import av
 

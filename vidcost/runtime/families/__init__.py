@@ -88,6 +88,11 @@ class Family:
         """The transformers `...ForConditionalGeneration` class."""
         raise NotImplementedError
 
+    def fit_to_video(self, spec: "ModelSpec", path: str) -> "ModelSpec":
+        """The spec at the frame size this family's processor gives the video file at `path`; the spec
+        itself for a family of fixed frame size (its frames are resized to it)."""
+        return spec
+
     def decoder(self, model: Any) -> Any:
         """The text decoder (`embed_tokens`, `layers`, `norm`, `rotary_emb`) of a loaded model."""
         return model.model.language_model

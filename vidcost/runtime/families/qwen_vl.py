@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from vidcost.runtime.inputs import PromptInputs
     from vidcost.spec import ModelSpec
 
+# Qwen2VLVideoProcessor's default pixel bounds per frame: 128 to 768 merged tokens of 28 × 28 px.
+VIDEO_MIN_PIXELS, VIDEO_MAX_PIXELS = 128 * 28 * 28, 768 * 28 * 28
 # OpenAI CLIP's normalisation: the Qwen-VL image and video processors' default mean / std.
 CLIP_NORMALISATION = Normalisation(mean=(0.48145466, 0.4578275, 0.40821073), std=(0.26862954, 0.26130258, 0.27577711))
 QWEN_TEMPLATE = PromptTemplate(prefix="<|im_start|>user\n<|vision_start|>", question_head="<|vision_end|>",
@@ -78,6 +80,18 @@ class QwenVL(Family):
         import transformers
 
         return getattr(transformers, self.model_class_name)
+
+    def fit_to_video(self, spec: "ModelSpec", path: str) -> "ModelSpec":
+        """The video's own size, resized as the processor does (transformers' `smart_resize`: multiples of
+        28 px, aspect ratio kept, pixels within the video processor's default bounds)."""
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+        from vidcost.runtime.video import video_size
+
+        height, width = video_size(path)
+        grid = spec.patch_size * spec.pool_stride
+        return spec.with_resolution(*smart_resize(height, width, factor=grid, min_pixels=VIDEO_MIN_PIXELS,
+                                                  max_pixels=VIDEO_MAX_PIXELS))
 
     def video_pixels(self, model: Any, frames: "np.ndarray", spec: "ModelSpec", normalisation: Normalisation,
                      device: str) -> VideoPixels:

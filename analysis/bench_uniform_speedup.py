@@ -1,7 +1,9 @@
 """Does pruning buy real compute? Measured LLM-prefill speedup of `uniform` vs its exact-FLOPs speedup.
 
-Shape-only LLaVA-OneVision-0.5B (seeded random weights), 8 synthetic frames (8 × 196 visual tokens +
-32 text), `uniform` at budget 0.25 against vanilla, on this machine's CPU (or --device cuda).
+A shape-only model (seeded random weights; default LLaVA-OneVision-0.5B, any preset or config.json with
+--model, e.g. qwen2.5-vl-3b), 8 synthetic frames (LLaVA-OV-0.5B: 8 × 196 visual tokens; Qwen2.5-VL-3B at
+448 px: 4 temporal patches × 256), + 32 text, `uniform` at budget 0.25 against vanilla, on this machine's
+CPU (or --device cuda).
 
 Stage compared: `llm_prefill` — the decoder layers (plus the text embedding lookup and sequence
 assembly), which is what the cost model's decoder FLOPs price. The vision tower and projector are
@@ -11,7 +13,8 @@ Vanilla and uniform runs alternate (A B A B …) so load from other processes hi
 
 Goal: measured speedup ≥ 0.8 × exact-FLOPs speedup. Prints the ratio; exits 1 when below the goal.
 
-    python analysis/bench_uniform_speedup.py [--repeats 5] [--frames 8] [--budget 0.25] [--device cpu] [--threads N]
+    python analysis/bench_uniform_speedup.py [--model llava-onevision-0.5b] [--repeats 5] [--frames 8]
+        [--budget 0.25] [--device cpu] [--dtype float32|bfloat16] [--resolution N|HxW] [--threads N]
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", help="default: bfloat16 on GPU, float32 on CPU (bfloat16 halves a 3B model's memory)")
+    parser.add_argument("--resolution", help="Qwen-VL frame size, N or HxW (default: the model's)")
     parser.add_argument("--goal", type=float, default=0.8)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
@@ -41,14 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    from vidcost.cli.common import parse_resolution
     from vidcost.methods import get_method
     from vidcost.profiling.timer import make_timer
     from vidcost.runtime import StagedRuntime, build_inputs, build_model
     from vidcost.spec import load_spec
 
-    spec = load_spec(args.model, frames=args.frames)
+    resolution = parse_resolution(args.resolution) if args.resolution else None
+    spec = load_spec(args.model, frames=args.frames, resolution=resolution)
     start = time.perf_counter()
-    loaded = build_model(spec, device=args.device)
+    loaded = build_model(spec, device=args.device, dtype=args.dtype)
     inputs = build_inputs(loaded)
     runtime = StagedRuntime(loaded)
     print(f"built {spec} in {time.perf_counter() - start:.1f} s; torch threads {torch.get_num_threads()}",
@@ -86,7 +93,7 @@ def _report(args: argparse.Namespace, spec: Any, device: str, inputs: Any, timer
     method = args.method
     measured = median["vanilla"]["llm_prefill"] / median[method]["llm_prefill"]
     predicted = flops["vanilla"] / flops[method]
-    print(f"{spec.name}, {spec.frames} frames, {method} @ {args.budget}, {args.repeats} repeats, {device}")
+    print(f"{spec}, {method} @ {args.budget}, {args.repeats} repeats, {device}, {args.dtype or 'default dtype'}")
     for name in timers:
         samples = ", ".join(f"{v:.0f}" for v in timers[name].samples_ms["llm_prefill"])
         tflops = flops[name] / (median[name]["llm_prefill"] * 1e-3) / 1e12

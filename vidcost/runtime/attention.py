@@ -2,7 +2,9 @@
 
 FastV-style methods rank visual tokens by the attention the last token (or the question tokens) pays
 them at layer K. Only those Q query rows are needed, so they are computed from the layer's q/k
-projections directly: a [Q, N] score matrix per head, never the n×n attention matrix.
+projections directly: a [Q, N] score matrix per head, never the n×n attention matrix. The same path
+serves every family: Qwen-VL's rotary embedding composes its M-RoPE (t, h, w) sections into one cos/sin
+per token, which `rotate_half` applies as it applies 1-D RoPE (`apply_rotary_pos_emb` of both models).
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ def query_attention(layer: Any, layer_input: "torch.Tensor", position_embeddings
     """Softmax attention of `query_rows` over all (causal) keys, restricted to the keys in `key_slice`.
 
     Args:
-        layer: a Qwen2 decoder layer (input_layernorm, self_attn.{q,k}_proj).
+        layer: a Qwen2 or Qwen-VL decoder layer (input_layernorm, self_attn.{q,k}_proj).
         layer_input: [1, N, D] hidden states entering that layer.
-        position_embeddings: (cos, sin), each [1, N, head_dim], the RoPE of the sequence.
+        position_embeddings: (cos, sin), each [1, N, head_dim], the RoPE (or composed M-RoPE) of the sequence.
         query_rows: [Q] int64 sequence rows of the queries.
         key_slice: the rows of the keys to return (the visual tokens).
 

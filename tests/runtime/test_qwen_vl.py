@@ -241,3 +241,16 @@ def test_a_video_file_sets_the_frame_size_as_the_processor_would(tmp_path):
     assert inputs.grid_thw == (1, 20, 28)
     result = StagedRuntime(loaded).prefill(inputs, get_method("uniform"), 0.5)
     assert result.executed == result.planned
+
+
+@pytest.mark.gpu
+def test_qwen2_5_vl_on_cuda_matches_stock_and_follows_the_plan():
+    """On a GPU (bfloat16): the staged tower and decoder against the stock forward, a pruned plan executed."""
+    loaded = build_model(load_spec("tiny-qwen2.5-vl", frames=FRAMES), device="cuda", seed=3)
+    inputs = build_inputs(loaded, seed=5)
+    assert inputs.vision_kwargs["cu_seqlens"].device.type == "cpu"  # no host read of a device tensor per layer
+    runtime = StagedRuntime(loaded)
+    result = runtime.prefill(inputs, get_method("vanilla"), 1.0)
+    torch.testing.assert_close(result.logits, stock_logits(loaded, inputs), rtol=2e-2, atol=2e-2)
+    pruned = runtime.prefill(inputs, get_method("mmgvid"), 0.25, decode_tokens=2)
+    assert pruned.executed == pruned.planned and len(pruned.generated) == 3

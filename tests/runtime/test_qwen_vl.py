@@ -53,6 +53,16 @@ def stock(loaded, inputs):
     return stock_logits(loaded, inputs)
 
 
+def test_families_are_found_by_name_and_listed_in_the_spec():
+    from vidcost.runtime.families import family_names
+    from vidcost.spec import RUNTIME_FAMILIES
+
+    assert family_names() == sorted(RUNTIME_FAMILIES) == ["llava_onevision", "qwen2_5_vl", "qwen2_vl"]
+    assert get_family("qwen2_5_vl").name == "qwen2_5_vl" and get_family("qwen2_vl").mrope
+    with pytest.raises(ConfigError, match=r"does not run 'llm' models; supported families: \['llava_onevision'"):
+        get_family("llm")
+
+
 def test_the_model_is_the_stock_transformers_class(loaded):
     expected = {"qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration", "qwen2_vl": "Qwen2VLForConditionalGeneration"}
     assert type(loaded.model).__name__ == expected[loaded.spec.architecture]

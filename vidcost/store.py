@@ -45,13 +45,27 @@ def append_record(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
         DataFormatError: the record is not JSON-serialisable (nothing is written), or the store cannot be
             written (a directory, a read-only place, a full disk).
     """
+    append_records(path, [record])
+
+
+def append_records(path: str | os.PathLike[str], records: list[dict[str, Any]]) -> None:
+    """Append records as consecutive JSON lines with ONE write and one fsync.
+
+    Records that belong together (a sweep cell's method and vanilla records) land together: a crash
+    mid-write can leave only a prefix of them, ending in a torn line, on the store's last line.
+
+    Raises:
+        DataFormatError: a record is not JSON-serialisable (nothing is written), or the store cannot be
+            written (a directory, a read-only place, a full disk).
+    """
     try:
-        line = json.dumps(record, sort_keys=True, allow_nan=True, default=_json_default) + "\n"
+        lines = "".join(json.dumps(record, sort_keys=True, allow_nan=True, default=_json_default) + "\n"
+                        for record in records)
     except (TypeError, ValueError) as err:
         raise DataFormatError(f"record cannot be stored as JSON: {err}") from err
     target = Path(path)
     try:
-        _append_line(target, line.encode())
+        _append_line(target, lines.encode())
     except OSError as err:
         raise DataFormatError(f"cannot append to store '{target}': {err.strerror or err}; "
                               "pass a writable file to --store") from err

@@ -147,3 +147,15 @@ def test_settings_are_frozen_and_hashable():
     assert hash(settings) == hash(SweepSettings())
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.repeats = 2  # type: ignore[misc]
+
+
+def test_the_readme_grid_file_is_a_valid_grid(tmp_path):
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = readme.split("**Grid file.**", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "grid.toml").write_text(block)
+    cells = expand_grid(load_grid(tmp_path / "grid.toml"))
+    assert len(cells) == 2 * (3 * 3 + 1)  # frames × (three methods × three budgets + dycoke's one)
+    assert {c.label for c in cells} >= {"fastv(layer=3) @ 0.1, 8 frames, tiny", "dycoke(window=4) @ 0.5, 16 frames, tiny"}
+    assert cells[0].settings.decode_tokens == 8 and cells[0].settings.repeats == 3

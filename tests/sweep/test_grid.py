@@ -30,6 +30,11 @@ def test_cells_in_run_order_with_vanilla_once_per_frame_count():
     assert len({c.config_hash for c in cells}) == len(cells)
 
 
+def test_budgets_may_come_from_the_methods_alone():
+    cells = expand_grid(grid(methods=["vanilla", {"name": "uniform", "budgets": [0.5]}], frames=[1]))
+    assert [(c.method.name, c.budget) for c in cells] == [("vanilla", 1.0), ("uniform", 0.5)]
+
+
 def test_frames_default_to_the_models_own():
     (cell,) = expand_grid(grid(methods="uniform", budgets=0.25))
     assert cell.frames == load_spec("tiny").frames and cell.model == "tiny"
@@ -157,5 +162,6 @@ def test_the_readme_grid_file_is_a_valid_grid(tmp_path):
     (tmp_path / "grid.toml").write_text(block)
     cells = expand_grid(load_grid(tmp_path / "grid.toml"))
     assert len(cells) == 2 * (3 * 3 + 1)  # frames × (three methods × three budgets + dycoke's one)
-    assert {c.label for c in cells} >= {"fastv(layer=3) @ 0.1, 8 frames, tiny", "dycoke(window=4) @ 0.5, 16 frames, tiny"}
+    assert {c.label for c in cells} >= {"fastv(layer=3) @ 0.1, 8 frames, tiny",
+                                        "dycoke(window=4) @ 0.5, 16 frames, tiny"}
     assert cells[0].settings.decode_tokens == 8 and cells[0].settings.repeats == 3

@@ -16,7 +16,7 @@ from vidcost.errors import ConfigError
 from vidcost.store import read_records
 from vidcost.sweep import grid_from_mapping, plan_sweep, run_sweep
 
-if os.environ.get("VIDCOST_REQUIRE_RAY") == "1":
+if os.environ.get("VIDCOST_REQUIRE_RAY", "") not in ("", "0"):
     import ray  # noqa: F401 — required: an ImportError here fails the run
 else:
     ray = pytest.importorskip("ray", reason='needs Ray: pip install -e ".[ray]"')

@@ -49,7 +49,8 @@ def test_a_cell_is_done_only_with_both_records_of_one_run(tmp_path):
 def test_failed_and_foreign_records_do_not_count(tmp_path):
     store = tmp_path / "runs.jsonl"
     write_lines(store, record(FASTV, "fastv", "a", status="failed"), record(FASTV, "vanilla", "a", status="failed"),
-                {**record(FASTV, "fastv", "b"), "config_hash": None}, {**record(FASTV, "vanilla", "b"), "config_hash": None},
+                {**record(FASTV, "fastv", "b"), "config_hash": None},
+                {**record(FASTV, "vanilla", "b"), "config_hash": None},
                 {"kind": "accuracy", "config_hash": FASTV.config_hash})
     assert stored_cells(store, CELLS) == {}
     assert stored_cells(tmp_path / "absent.jsonl", CELLS) == {}

@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
                                ("--decode-tokens", int, "greedy decode steps after each prefill (default 0)"),
                                ("--energy-blocks", int, "energy blocks per configuration on a GPU (default 3)"),
                                ("--device", str, "cpu, cuda or cuda:N (default cpu; with Ray: cpu or cuda)"),
-                               ("--dtype", str, "float32, bfloat16 or float16 (default bfloat16 on GPU, float32 on CPU)"),
+                               ("--dtype", str, "float32, bfloat16 or float16 (default bfloat16 on GPU, else float32)"),
                                ("--seed", int, "seeds weights, synthetic video and token ids (default 0)"),
                                ("--threads", int, "torch CPU threads (default: torch's, or --cpus-per-task on Ray)"),
                                ("--tokens-per-frame", int, "visual tokens per frame entering the LLM"),
@@ -54,7 +54,8 @@ def register(subparsers: Any) -> None:
                                ("--question", str, "question text")):
         cell.add_argument(option, type=kind, help=text)
     run = parser.add_argument_group("running")
-    run.add_argument("--store", default=str(DEFAULT_STORE), help=f"records file to resume and append (default {DEFAULT_STORE})")
+    run.add_argument("--store", default=str(DEFAULT_STORE),
+                     help=f"records file to resume and append to (default {DEFAULT_STORE})")
     run.add_argument("--executor", default="local", choices=("local", "ray"), help="where cells run (default local)")
     run.add_argument("--ray-address", help="join a running Ray cluster (HOST:PORT, ray://HOST:PORT or auto); "
                                            "default: start a local Ray")
@@ -113,7 +114,8 @@ def _split(text: str, option: str, kind: type) -> list[Any]:
 
 def _with_params(methods: Any, pairs: list[str]) -> list[Any]:
     """The grid's method entries with `--param METHOD.NAME=VALUE` (or NAME=VALUE for a single method) set."""
-    entries = [dict(m) if isinstance(m, dict) else {"name": m} for m in (methods if isinstance(methods, list) else [methods])]
+    methods = methods if isinstance(methods, list) else [methods]
+    entries = [dict(m) if isinstance(m, dict) else {"name": m} for m in methods]
     names = [entry.get("name") for entry in entries]
     for pair in pairs:
         target, dot, rest = pair.partition(".") if "." in pair.partition("=")[0] else ("", "", pair)

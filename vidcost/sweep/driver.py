@@ -188,8 +188,8 @@ def _run_cells(runner: Executor, pending: list[Cell], writer: CellWriter, outcom
     from tqdm import tqdm
 
     by_hash = {cell.config_hash: cell for cell in pending}
-    bar = tqdm(total=len(pending), desc="vidcost sweep", unit="cell", file=sys.stderr, disable=not (progress and pending),
-               dynamic_ncols=True)
+    bar = tqdm(total=len(pending), desc="vidcost sweep", unit="cell", file=sys.stderr,
+               disable=not (progress and pending), dynamic_ncols=True)
     try:
         for result in runner.run(pending):
             cell = by_hash[result.config_hash]

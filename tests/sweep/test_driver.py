@@ -48,6 +48,7 @@ def test_every_cell_lands_whole(swept):
         assert outcome.compared["speedup"] == pytest.approx(vanilla["ttft_ms"] / method["ttft_ms"])
         assert outcome.compared["flops_speedup"] > 1
     assert "4 cells: 4 done, 0 skipped, 0 failed in" in str(result)
+    assert str(result.outcomes[0]).startswith("uniform @ 0.25, 1 frames, tiny: done, TTFT speedup ")
 
 
 def test_a_rerun_skips_every_cell_and_writes_nothing(swept):
@@ -89,6 +90,7 @@ def test_failing_cells_are_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch)
     assert [o.status for o in result.outcomes] == ["done", "failed", "failed", "done"]
     assert result.outcomes[1].error.startswith("out of memory profiling uniform on tiny with 1 frames on cpu; lower")
     assert result.outcomes[2].error == "RuntimeError: a kernel failed"  # one line
+    assert str(result.outcomes[2]) == "fastv @ 0.25, 1 frames, tiny: failed: RuntimeError: a kernel failed"
     failed = [r for r in read_records(store) if r["status"] == "failed"]
     assert [(r["method"], r["budget"], r["config_hash"]) for r in failed] == [
         ("uniform", 0.5, result.outcomes[1].cell.config_hash), ("fastv", 0.25, result.outcomes[2].cell.config_hash)]

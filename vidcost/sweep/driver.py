@@ -79,6 +79,11 @@ class CellOutcome:
         return {**self.cell.to_dict(), "status": self.status, "error": self.error, "seconds": self.seconds,
                 **{k: (self.compared or {}).get(k) for k in ("speedup", "llm_prefill_speedup", "flops_speedup")}}
 
+    def __str__(self) -> str:
+        speedup = (self.compared or {}).get("speedup")
+        detail = f": {self.error}" if self.error else f", TTFT speedup {speedup:.2f}×" if speedup else ""
+        return f"{self.cell.label}: {self.status}{detail}"
+
 
 @dataclass(frozen=True)
 class SweepResult:

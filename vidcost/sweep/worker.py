@@ -46,6 +46,9 @@ class CellResult:
     seconds: float = 0.0
     worker: str = ""
 
+    def __str__(self) -> str:
+        return f"CellResult({self.config_hash}: {self.status} in {self.seconds:.1f} s on {self.worker})"
+
 
 class SweepWorker:
     """Measures cells one at a time, building a model once and reusing it for every cell that shares it.

@@ -7,6 +7,10 @@ running out of memory mid-cell and for the user's Ctrl-C; the CLI test interrupt
 
 from __future__ import annotations
 
+import os
+import socket
+from unittest import mock
+
 import pytest
 import torch
 
@@ -29,13 +33,19 @@ def grid(**changes):
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
+    import vidcost.runtime
+
     store = tmp_path_factory.mktemp("sweep") / "runs.jsonl"
-    return run_sweep(grid(), store=store), store
+    with mock.patch.object(vidcost.runtime, "build_model", wraps=vidcost.runtime.build_model) as build:
+        result = run_sweep(grid(), store=store)
+    return result, store, build.call_count
 
 
 def test_every_cell_lands_whole(swept):
-    result, store = swept
+    result, store, builds = swept
     assert (result.done, result.skipped, result.failed, result.interrupted) == (4, 0, 0, False)
+    assert builds == 1  # one model for the four cells
+    assert {o.worker for o in result.outcomes} == {f"{socket.gethostname()}:{os.getpid()}"}  # in this process
     records = read_records(store)
     assert len(records) == 8
     for outcome, (method, vanilla) in zip(result.outcomes, zip(records[::2], records[1::2])):
@@ -52,7 +62,7 @@ def test_every_cell_lands_whole(swept):
 
 
 def test_a_rerun_skips_every_cell_and_writes_nothing(swept):
-    first, store = swept
+    first, store, _ = swept
     before = store.read_bytes()
     again = run_sweep(grid(), store=store)
     assert (again.done, again.skipped) == (0, 4) and store.read_bytes() == before
@@ -60,14 +70,14 @@ def test_a_rerun_skips_every_cell_and_writes_nothing(swept):
 
 
 def test_the_plan_says_what_is_left(swept):
-    _, store = swept
+    _, store, _ = swept
     plan = plan_sweep(grid(budgets=[0.25, 0.5, 0.75]), store)
     assert [(c.method.name, c.budget) for c in plan.pending] == [("uniform", 0.75), ("fastv", 0.75)]
     assert str(plan) == f"6 cells: 4 already in {store}, 2 to run"
 
 
 def test_the_report_reads_a_sweep_store(swept):
-    _, store = swept
+    _, store, _ = swept
     rows = profile_rows(read_records(store))
     measured = {(r["method"], r["budget"]): r for r in rows if r["method"] != "vanilla"}
     assert set(measured) == {("uniform", 0.25), ("uniform", 0.5), ("fastv", 0.25), ("fastv", 0.5)}

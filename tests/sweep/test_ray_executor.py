@@ -8,11 +8,11 @@ which turns the skip into a failure.
 from __future__ import annotations
 
 import os
+import socket
 from collections import Counter
 
 import pytest
 
-from vidcost.errors import ConfigError
 from vidcost.store import read_records
 from vidcost.sweep import grid_from_mapping, plan_sweep, run_sweep
 
@@ -46,6 +46,8 @@ def test_ray_yields_the_same_cells_as_local(swept):
     for method, vanilla in zip(*[iter(read_records(folder / "ray.jsonl"))] * 2):  # method, then its vanilla
         assert vanilla["method"] == "vanilla" and method["run_id"] == vanilla["run_id"]
     assert [o.cell.config_hash for o in on_ray.outcomes] == [o.cell.config_hash for o in local.outcomes]
+    workers = {o.worker for o in on_ray.outcomes}  # measured in two actors (the 2 CPU slots), not the driver
+    assert len(workers) == 2 and f"{socket.gethostname()}:{os.getpid()}" not in workers
     assert not ray.is_initialized()  # the Ray it started is shut down
 
 
@@ -55,12 +57,3 @@ def test_a_store_filled_on_ray_resumes_locally(swept):
     again = run_sweep(grid_from_mapping({**GRID, "budgets": [0.25, 0.5]}), store=folder / "ray.jsonl")
     assert [o.status for o in again.outcomes] == ["skipped", "done", "skipped", "done"]
 
-
-def test_a_running_ray_is_joined_and_left_running(tmp_path):
-    ray.init(num_cpus=1, include_dashboard=False)
-    try:
-        with pytest.raises(ConfigError, match="the Ray cluster has 1 CPUs, fewer than --cpus-per-task 2; lower it"):
-            run_sweep(grid_from_mapping(GRID), store=tmp_path / "runs.jsonl", executor="ray", cpus_per_task=2)
-        assert ray.is_initialized() and not (tmp_path / "runs.jsonl").exists()
-    finally:
-        ray.shutdown()

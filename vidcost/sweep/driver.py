@@ -67,6 +67,7 @@ class CellOutcome:
         error: the failure's message.
         compared: `compare_records` of its vanilla and method records (done and skipped cells).
         seconds: the cell's wall time on its worker (done and failed cells).
+        worker: host and process id of the worker that measured it (done and failed cells).
     """
 
     cell: Cell
@@ -74,10 +75,11 @@ class CellOutcome:
     error: str | None = None
     compared: Mapping[str, Any] | None = None
     seconds: float | None = None
+    worker: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.cell.to_dict(), "status": self.status, "error": self.error, "seconds": self.seconds,
-                **{k: (self.compared or {}).get(k) for k in ("speedup", "llm_prefill_speedup", "flops_speedup")}}
+                "worker": self.worker, **{k: (self.compared or {}).get(k) for k in ("speedup", "llm_prefill_speedup", "flops_speedup")}}
 
     def __str__(self) -> str:
         speedup = (self.compared or {}).get("speedup")
@@ -213,9 +215,10 @@ def _run_cells(runner: Executor, pending: list[Cell], writer: CellWriter, outcom
 
 def _outcome(cell: Cell, result: CellResult) -> CellOutcome:
     if result.status != OK:
-        return CellOutcome(cell, FAILED, error=result.error, seconds=result.seconds)
+        return CellOutcome(cell, FAILED, error=result.error, seconds=result.seconds, worker=result.worker)
     method, vanilla = result.records[0], result.records[-1]
-    return CellOutcome(cell, DONE, compared=_compared(vanilla, method), seconds=result.seconds)
+    return CellOutcome(cell, DONE, compared=_compared(vanilla, method), seconds=result.seconds,
+                       worker=result.worker)
 
 
 def _compared(vanilla: Mapping[str, Any], method: Mapping[str, Any]) -> dict[str, Any]:

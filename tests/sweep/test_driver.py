@@ -84,6 +84,17 @@ def test_the_report_reads_a_sweep_store(swept):
     assert all(row["speedup_measured"] is not None for row in measured.values())
 
 
+def test_each_model_is_built_once_for_its_cells(tmp_path):
+    import vidcost.runtime
+
+    two_models = grid(models=["tiny", "tiny-qwen2.5-vl"], methods=["uniform"], budgets=[0.25, 0.5], frames=[2])
+    with mock.patch.object(vidcost.runtime, "build_model", wraps=vidcost.runtime.build_model) as build:
+        result = run_sweep(two_models, store=tmp_path / "runs.jsonl")
+    assert result.done == 4 and [call.args[0].name for call in build.call_args_list] == ["tiny", "tiny-qwen2.5-vl"]
+    assert [r["model"]["architecture"] for r in read_records(tmp_path / "runs.jsonl")[::2]] == [
+        "llava_onevision", "llava_onevision", "qwen2_5_vl", "qwen2_5_vl"]
+
+
 def test_failing_cells_are_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     real_prefill = StagedRuntime.prefill
 

@@ -52,6 +52,17 @@ def test_hash_is_stable_and_changes_with_what_is_measured():
         assert expand_grid(grid(**values))[0].config_hash != base.config_hash, change
 
 
+def test_resolution_sets_the_qwen_frame_size_and_is_part_of_the_cell():
+    default, smaller = (expand_grid(grid(models=["tiny-qwen2.5-vl"], methods=["fastv"], budgets=[0.25], frames=[2],
+                                         **extra))[0] for extra in ({}, {"resolution": [112, 168]}))
+    assert smaller.spec.frame_shape == (112, 168) and smaller.spec.tokens_per_frame < default.spec.tokens_per_frame
+    assert smaller.config_hash != default.config_hash
+    with pytest.raises(ConfigError, match=r"model 'tiny' \(llava_onevision\) takes 224 px frames; --resolution"):
+        expand_grid(grid(methods=["fastv"], budgets=[0.25], resolution=448))
+    with pytest.raises(ConfigError, match=r"`resolution` must be N or \[HEIGHT, WIDTH\] in pixels, got '448'"):
+        grid(methods=["fastv"], budgets=[0.25], resolution="448")
+
+
 def test_hash_depends_on_the_device_kind_not_the_index():
     spec = load_spec("tiny", frames=2)
     digest = {device: config_hash(spec, "fastv", {"layer": 2}, 0.25, SweepSettings(device=device, dtype="bfloat16"))

@@ -14,14 +14,14 @@ import sys
 import warnings
 from typing import Any
 
-from vidcost.cli.common import parse_params, print_json
+from vidcost.cli.common import parse_params, parse_resolution, print_json
 from vidcost.errors import ConfigError
 from vidcost.store import DEFAULT_STORE
 
 # option → grid key, and how its text becomes the key's value
 LIST_OPTIONS = {"methods": str, "budgets": float, "frames": int, "model": str}
 SETTING_OPTIONS = ("repeats", "warmup", "decode_tokens", "energy_blocks", "device", "dtype", "seed", "threads",
-                   "tokens_per_frame", "text_tokens", "model_path", "video", "question")
+                   "tokens_per_frame", "text_tokens", "resolution", "model_path", "video", "question")
 
 
 def register(subparsers: Any) -> None:
@@ -49,6 +49,8 @@ def register(subparsers: Any) -> None:
                                ("--threads", int, "torch CPU threads (default: torch's, or --cpus-per-task on Ray)"),
                                ("--tokens-per-frame", int, "visual tokens per frame entering the LLM"),
                                ("--text-tokens", int, "text tokens (prompt + question)"),
+                               ("--resolution", str, "Qwen-VL frame size in pixels, N or HxW (multiples of 28; "
+                                                     "default the model's or the --video's)"),
                                ("--model-path", str, "local weights of the (one) model; default shape-only"),
                                ("--video", str, "a video file; default a seeded synthetic clip"),
                                ("--question", str, "question text")):
@@ -97,6 +99,8 @@ def grid_from_args(args: argparse.Namespace) -> Any:
             data.pop("models" if option == "model" else option, None)
             data[option] = _split(text, f"--{option}", kind)
     data.update({name: getattr(args, name) for name in SETTING_OPTIONS if getattr(args, name) is not None})
+    if args.resolution is not None:
+        data["resolution"] = parse_resolution(args.resolution)
     if args.param:
         data["methods"] = _with_params(data.get("methods", []), args.param)
     source = f"grid file '{args.grid}'" if args.grid else "the command line"

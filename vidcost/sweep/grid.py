@@ -60,6 +60,8 @@ class SweepSettings:
         seed: seeds the weights, the synthetic video and the token ids.
         threads: torch CPU threads (None: torch's choice, or `--cpus-per-task` on Ray).
         tokens_per_frame / text_tokens: overrides of every model's spec.
+        resolution: (height, width) of the frames for Qwen-VL models (multiples of 28 px); None: the
+            model's, or the video's own size.
         model_path: local weights for the (single) model; None: shape-only.
         video / question: a video file and question text; None: the seeded synthetic clip.
     """
@@ -74,6 +76,7 @@ class SweepSettings:
     threads: int | None = None
     tokens_per_frame: int | None = None
     text_tokens: int | None = None
+    resolution: tuple[int, int] | None = None
     model_path: str | None = None
     video: str | None = None
     question: str | None = None
@@ -235,10 +238,15 @@ def _checked_settings(settings: SweepSettings) -> SweepSettings:
 
 
 def _model_specs(model: str, frames: tuple[int, ...] | None, settings: SweepSettings) -> list[ModelSpec]:
+    from vidcost.runtime.families import get_family
     from vidcost.runtime.inputs import check_text_tokens
     from vidcost.spec import load_spec
 
-    spec = load_spec(model, tokens_per_frame=settings.tokens_per_frame, text_tokens=settings.text_tokens)
+    spec = load_spec(model, tokens_per_frame=settings.tokens_per_frame, text_tokens=settings.text_tokens,
+                     resolution=settings.resolution)
+    family = get_family(spec.architecture)  # an unsupported family fails now, as `vidcost profile` does
+    if settings.video is not None and settings.resolution is None:
+        spec = family.fit_to_video(spec, settings.video)
     if settings.model_path is None:  # shape-only: seeded token ids, whose length the spec fixes now
         check_text_tokens(spec.text_tokens)
     specs = []
@@ -309,7 +317,10 @@ def grid_from_mapping(data: Mapping[str, Any], source: str = "the grid") -> Grid
         raise ConfigError(f"{source}: unknown key(s) {unknown}; valid keys: {known}")
     if "model" in data and "models" in data:
         raise ConfigError(f"{source}: give `model` or `models`, not both")
-    settings = SweepSettings(**{k: data[k] for k in setting_names if k in data})
+    values = {k: data[k] for k in setting_names if k in data}
+    if values.get("resolution") is not None:
+        values["resolution"] = _resolution(values["resolution"], source)
+    settings = SweepSettings(**values)
     if "models" in data or "model" in data:
         models = _strings(data.get("models", data.get("model")), "models", source)
     else:  # the weights' own config.json, as `vidcost profile --model-path` does
@@ -321,6 +332,14 @@ def grid_from_mapping(data: Mapping[str, Any], source: str = "the grid") -> Grid
     return Grid(methods=tuple(_method_entries(data.get("methods", []), source)),
                 budgets=tuple(_numbers(data.get("budgets", []), "budgets", source, float)),
                 frames=tuple(frames) if frames is not None else None, models=tuple(models), settings=settings)
+
+
+def _resolution(value: Any, source: str) -> tuple[int, int]:
+    """`448` or `[336, 588]` (height, width) → (height, width)."""
+    sides = value if isinstance(value, (list, tuple)) else [value]
+    if len(sides) not in (1, 2) or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in sides):
+        raise ConfigError(f"{source}: `resolution` must be N or [HEIGHT, WIDTH] in pixels, got {value!r}")
+    return int(sides[0]), int(sides[-1])
 
 
 def _method_entries(values: Any, source: str) -> list[MethodEntry]:

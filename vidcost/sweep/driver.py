@@ -78,8 +78,9 @@ class CellOutcome:
     worker: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        ratios = {k: (self.compared or {}).get(k) for k in ("speedup", "llm_prefill_speedup", "flops_speedup")}
         return {**self.cell.to_dict(), "status": self.status, "error": self.error, "seconds": self.seconds,
-                "worker": self.worker, **{k: (self.compared or {}).get(k) for k in ("speedup", "llm_prefill_speedup", "flops_speedup")}}
+                "worker": self.worker, **ratios}
 
     def __str__(self) -> str:
         speedup = (self.compared or {}).get("speedup")

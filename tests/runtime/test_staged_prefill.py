@@ -184,13 +184,17 @@ def test_prefill_with_reused_encoding_skips_vision(runtime, inputs, stock_logits
 
 @pytest.mark.parametrize("name", __import__("vidcost.methods", fromlist=["method_names"]).method_names())
 def test_every_registered_method_runs_its_plan(runtime, inputs, name):
-    """The runtime drives any method through the interface only; the executed schedule is the plan."""
+    """The runtime drives any method through the interface only; the executed schedule is the plan (or, for a
+    data-dependent method, meets the budget)."""
     from vidcost.errors import ConfigError
 
     try:
         method = get_method(name)
     except ConfigError as err:
         pytest.skip(str(err))
-    result = runtime.prefill(inputs, method, 0.25, seed=1)
-    assert result.executed == result.planned
+    result = runtime.prefill(inputs, method, 0.5, seed=1)
+    if method.data_dependent_counts:  # the plan is an estimate; what ran meets the budget as its rule says
+        assert abs(result.executed.mean_visual_fraction - 0.5) <= 2 / inputs.spec.num_visual_tokens
+    else:
+        assert result.executed.visual_tokens == result.planned.visual_tokens
     assert torch.isfinite(result.logits).all()

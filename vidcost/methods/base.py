@@ -12,7 +12,18 @@ A method has two faces:
     stages; the runtime calls it before every layer where the planned visual count drops, with `keep`
     the planned count for that layer, and the method must keep exactly that many.
 
-Budget: the fraction of visual tokens kept, as the method's paper reports it (DESIGN §5).
+A method whose counts depend on the data (`data_dependent_counts = True`: FrameFusion merges only the
+pairs above its similarity threshold) plans an *estimate*; its `select_visual` may return any count
+≥ 1, the runtime calls `reduce_in_llm` before every layer after the first with `keep` the planned count
+as a target, the stage keeps any count in [1, N] (all N: nothing happens there), and the executed
+schedule records what happened. Such a method carries its own per-run state (`SelectionResult.state`
+→ `LayerContext.state` → `LayerReduction.state` → the next stage), never on the instance.
+
+Parameters are declared once (`Method.parameters`, see `vidcost.methods.params`): defaults, valid
+ranges and validation all come from that declaration.
+
+Budget: the fraction of visual tokens kept, as the method's paper reports it (DESIGN §5); how a
+method's plan meets it is its `budget_rule`.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from vidcost.errors import ConfigError
+from vidcost.methods.params import Param, params_from_defaults
 
 if TYPE_CHECKING:  # torch is imported only where tensors are touched
     import torch
@@ -30,6 +42,13 @@ if TYPE_CHECKING:  # torch is imported only where tensors are touched
 
 AttentionNeed = Literal["none", "last", "question"]
 AttentionSource = Literal["previous", "current"]
+# How a plan meets the budget: "kept" — round(budget·T·P) enter the LLM (at least that many when later
+# stages prune inside it); "mean" — the mean visual fraction over layers equals the budget (within one
+# token); "after_first_stage" — round(budget·T·P) after the in-LLM drop (FastV); "all" — nothing is
+# pruned (vanilla); "nearest" — the method reaches only some budgets (whole pooling grids, a per-frame
+# count, a number of stages) and plans the reachable one nearest the budget, a named error outside its
+# reachable range.
+BudgetRule = Literal["kept", "mean", "after_first_stage", "all", "nearest"]
 
 
 @dataclass(frozen=True)
@@ -46,12 +65,15 @@ class SelectionResult:
             (PruneVid: one group per segment's static tokens and per frame's dynamic tokens); None
             otherwise. The runtime keeps it aligned with the tokens still in the sequence
             (`LayerContext.groups`).
+        state: the method's per-run state for its in-LLM stages (`data_dependent_counts` methods), handed
+            back as `LayerContext.state`; None otherwise.
     """
 
     tokens: "torch.Tensor"
     positions: "torch.Tensor"
     segments: tuple[tuple[int, int], ...] = ()
     groups: "torch.Tensor | None" = None
+    state: Any = None
 
     def __str__(self) -> str:
         return f"SelectionResult({self.tokens.shape[0]} tokens, {len(self.segments)} segments)"
@@ -77,6 +99,9 @@ class LayerContext:
             empty. They travel with the run, never on the method instance.
         groups: [N] int64 group id of each current visual token (`SelectionResult.groups`, restricted
             to the tokens still present), or None.
+        state: the per-run state the previous stage returned (`SelectionResult.state` or
+            `LayerReduction.state`), or None.
+        num_layers: L, the model's decoder layers (0: not given).
     """
 
     layer: int
@@ -88,6 +113,8 @@ class LayerContext:
     seed: int = 0
     segments: tuple[tuple[int, int], ...] = ()
     groups: "torch.Tensor | None" = None
+    state: Any = None
+    num_layers: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,10 +125,12 @@ class LayerReduction:
         keep: [K] int64 indices into the current N visual tokens, ascending.
         hidden: [K, D] replacement hidden states for the kept tokens (merged averages), or None to keep
             the kept tokens' own states.
+        state: the per-run state for the next stage (`data_dependent_counts` methods), or None.
     """
 
     keep: "torch.Tensor"
     hidden: "torch.Tensor | None" = None
+    state: Any = None
 
 
 @dataclass
@@ -110,7 +139,14 @@ class Method:
 
     Attributes:
         name: registry name.
-        defaults: the method's parameters and their defaults (documented in the subclass docstring).
+        parameters: the declared parameters (`Param`: default, valid range, one-line doc); `defaults` is
+            derived from them. A subclass may give only `defaults` (a plug-in's shortcut): its values are
+            then not range-checked.
+        defaults: parameter name → default.
+        paper: the paper the method follows (authors, title, venue), for `vidcost methods`.
+        budget_rule: how the plan meets the budget (see `BudgetRule`).
+        data_dependent_counts: the plan's counts are an estimate and the selections decide (see the
+            module docstring).
         attention_need: which query rows an in-LLM stage needs ("none", "last", "question").
         attention_source: whose q/k projections give that attention for a stage before layer K:
             "previous" — layer K−1's, on its input (FastV ranks by the attention map of the layer before
@@ -119,10 +155,37 @@ class Method:
     """
 
     name: ClassVar[str] = ""
+    parameters: ClassVar[tuple[Param, ...]] = ()
     defaults: ClassVar[dict[str, Any]] = {}
+    paper: ClassVar[str] = ""
+    budget_rule: ClassVar[BudgetRule] = "kept"
+    data_dependent_counts: ClassVar[bool] = False
     attention_need: ClassVar[AttentionNeed] = "none"
     attention_source: ClassVar[AttentionSource] = "previous"
     params: dict[str, Any] = field(default_factory=dict)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # One declaration: `parameters` gives `defaults`; a `defaults`-only class gets unchecked declarations.
+        if "parameters" in cls.__dict__:
+            cls.defaults = {p.name: p.default for p in cls.parameters}
+        elif "defaults" in cls.__dict__:
+            cls.parameters = params_from_defaults(cls.defaults)
+
+    def checked_params(self, **overrides: Any) -> dict[str, Any]:
+        """`resolved_params` with every value validated against its declaration (`Param.check`)."""
+        merged = self.resolved_params(**overrides)
+        for param in self.parameters:
+            merged[param.name] = param.check(self.name, merged[param.name])
+        return merged
+
+    @classmethod
+    def stage(cls) -> str:
+        """Where the method works: "before the LLM", "inside the LLM", "before and inside the LLM" or "none"."""
+        inside = cls.reduce_in_llm is not Method.reduce_in_llm
+        if cls.selects_before_llm():
+            return "before and inside the LLM" if inside else "before the LLM"
+        return "inside the LLM" if inside else "none"
 
     def resolved_params(self, **overrides: Any) -> dict[str, Any]:
         """Defaults updated with `self.params` then `overrides`; unknown names are an error."""
@@ -150,7 +213,7 @@ class Method:
         from vidcost.methods.common import check_features
 
         check_budget(budget)
-        self.resolved_params(**params)
+        self.checked_params(**params)
         frames, per_frame, dim = check_features(features, self.name)
         return SelectionResult(tokens=features.reshape(frames * per_frame, dim).clone(),
                                positions=torch.arange(frames * per_frame, dtype=torch.long, device=features.device))

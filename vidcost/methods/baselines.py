@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from vidcost.methods.base import Method, SelectionResult, check_budget
 from vidcost.methods.common import check_features, keep_count, pre_llm_plan
+from vidcost.methods.params import Param
 from vidcost.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -24,11 +25,13 @@ class Vanilla(Method):
     """No pruning: every visual token enters every layer, whatever the budget."""
 
     name = "vanilla"
-    defaults: dict[str, Any] = {}
+    parameters: tuple[Param, ...] = ()
+    paper = "the unpruned model"
+    budget_rule = "all"
 
     def plan(self, spec: "ModelSpec", budget: float, **params: Any) -> Schedule:
         check_budget(budget)
-        self.resolved_params(**params)
+        self.checked_params(**params)
         return Schedule.constant(spec.num_layers, spec.num_visual_tokens, spec.text_tokens)
 
 
@@ -65,11 +68,13 @@ class Uniform(Method):
     """
 
     name = "uniform"
-    defaults: dict[str, Any] = {}
+    parameters: tuple[Param, ...] = ()
+    paper = "content-blind baseline: adaptive average pooling of each frame's grid"
+    budget_rule = "nearest"
 
     def plan(self, spec: "ModelSpec", budget: float, **params: Any) -> Schedule:
         check_budget(budget)
-        self.resolved_params(**params)
+        self.checked_params(**params)
         rows, cols = pooled_grid(spec.tokens_per_frame, budget)
         return Schedule.constant(spec.num_layers, spec.frames * rows * cols, spec.text_tokens,
                                  spec.num_visual_tokens)
@@ -79,37 +84,39 @@ class Uniform(Method):
         import torch
 
         check_budget(budget)
-        self.resolved_params(**params)
+        self.checked_params(**params)
         frames, per_frame, dim = check_features(features, self.name)
         rows, cols = frame_grid(per_frame)
         out_rows, out_cols = pooled_grid(per_frame, budget)
         grid = features.reshape(frames, rows, cols, dim).permute(0, 3, 1, 2)  # [T, D, R, C]
         pooled = torch.nn.functional.adaptive_avg_pool2d(grid.float(), (out_rows, out_cols))  # [T, D, r, c]
         tokens = pooled.permute(0, 2, 3, 1).reshape(frames * out_rows * out_cols, dim).to(features.dtype)
-        centre_rows = _cell_centres(rows, out_rows)
-        centre_cols = _cell_centres(cols, out_cols)
+        device = features.device
+        centre_rows = _cell_centres(rows, out_rows, device)
+        centre_cols = _cell_centres(cols, out_cols, device)
         in_frame = (centre_rows[:, None] * cols + centre_cols[None, :]).reshape(-1)  # [r·c] ascending
-        positions = (torch.arange(frames)[:, None] * per_frame + in_frame[None, :]).reshape(-1)
-        return SelectionResult(tokens=tokens, positions=positions.to(features.device))
+        positions = (torch.arange(frames, device=device)[:, None] * per_frame + in_frame[None, :]).reshape(-1)
+        return SelectionResult(tokens=tokens, positions=positions)
 
 
-def _cell_centres(size: int, cells: int) -> "torch.Tensor":
+def _cell_centres(size: int, cells: int, device: "torch.device") -> "torch.Tensor":
     """Centre index of each adaptive-pooling cell [floor(i·size/cells), ceil((i+1)·size/cells))."""
     import torch
 
     starts = [(i * size) // cells for i in range(cells)]
     ends = [-((-(i + 1) * size) // cells) for i in range(cells)]
-    return torch.tensor([(s + e - 1) // 2 for s, e in zip(starts, ends)], dtype=torch.long)
+    return torch.tensor([(s + e - 1) // 2 for s, e in zip(starts, ends)], dtype=torch.long, device=device)
 
 
 class RandomSelection(Method):
     """Keep round(budget · T·P) visual tokens drawn uniformly at random over the whole video (seeded)."""
 
     name = "random"
-    defaults: dict[str, Any] = {}
+    parameters: tuple[Param, ...] = ()
+    paper = "content-blind baseline: a seeded uniform sample"
 
     def plan(self, spec: "ModelSpec", budget: float, **params: Any) -> Schedule:
-        self.resolved_params(**params)
+        self.checked_params(**params)
         return pre_llm_plan(spec, budget)
 
     def select_visual(self, features: "torch.Tensor", budget: float, query: "torch.Tensor | None" = None,
@@ -117,10 +124,11 @@ class RandomSelection(Method):
         import torch
 
         check_budget(budget)
-        self.resolved_params(**params)
+        self.checked_params(**params)
         frames, per_frame, dim = check_features(features, self.name)
         total = frames * per_frame
-        generator = torch.Generator().manual_seed(seed)
-        chosen = torch.randperm(total, generator=generator)[:keep_count(total, budget)]
+        # The draw is made on the CPU on purpose: the same seed keeps the same tokens on every device.
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        chosen = torch.randperm(total, generator=generator, device="cpu")[:keep_count(total, budget)]
         positions = torch.sort(chosen).values.to(features.device)
         return SelectionResult(tokens=features.reshape(total, dim)[positions], positions=positions)

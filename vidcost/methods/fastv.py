@@ -10,6 +10,10 @@ Parameters:
 
 Budget: the kept fraction after layer K, R = round(budget · T·P) (FastV reports its ratio this way);
 the mean fraction over layers is therefore higher, and the plan says by how much.
+
+Official code: pkunlp-icler/FastV, `LlamaModel.forward` of its transformers fork (the `FASTV_INPLACE`
+branch at `idx == AGG_LAYER`): mean over heads of `layer_outputs[1]` (the attention of layer K−1), the last
+row, `topk(ATTENTION_RANK)` over the image span — the ranking `reduce_in_llm` follows.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from vidcost.errors import ConfigError
 from vidcost.methods.base import LayerContext, LayerReduction, Method, check_budget
 from vidcost.methods.common import check_whole_number, keep_count, rank_keep
+from vidcost.methods.params import Param
 from vidcost.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -29,7 +34,9 @@ class FastV(Method):
     """FastV: keep the visual tokens the last token attends to most, from layer K on."""
 
     name = "fastv"
-    defaults: dict[str, Any] = {"layer": 2}
+    parameters = (Param("layer", 2, "int", 1, None, doc="K: the first layer that sees the pruned tokens (< L)"),)
+    paper = "Chen et al., An Image is Worth 1/2 Tokens After Layer 2 (FastV), ECCV 2024"
+    budget_rule = "after_first_stage"
     attention_need = "last"
 
     def plan(self, spec: "ModelSpec", budget: float, **params: Any) -> Schedule:
@@ -41,7 +48,7 @@ class FastV(Method):
         return Schedule(tuple(counts), spec.text_tokens, total)
 
     def _layer(self, num_layers: int, **params: Any) -> int:
-        value = self.resolved_params(**params)["layer"]
+        value = self.checked_params(**params)["layer"]
         if num_layers < 2:
             raise ConfigError(f"fastv needs 2 layers or more (one before K to rank tokens), the model has {num_layers}")
         # K ≥ 1: FastV ranks with the attention of the layer before K.

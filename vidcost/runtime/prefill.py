@@ -91,6 +91,7 @@ class _Sequence:
     question_rows: tuple[int, int] = (0, 0)  # the question itself among the rows after the separators
     segments: tuple[tuple[int, int], ...] = ()  # from the pre-LLM selection, for the in-LLM stages
     groups: "torch.Tensor | None" = None  # [Nv] group id of each visual token (SelectionResult.groups)
+    state: Any = None  # the method's per-run state (data_dependent_counts methods)
 
     @property
     def num_visual(self) -> int:
@@ -193,6 +194,7 @@ class StagedRuntime:
                                                             planned, seed, timer, run)
                 seq = self._assemble(prefix, tokens, positions, separator, question, inputs)
                 seq.question_rows, seq.segments, seq.groups = (start, stop), selection.segments, selection.groups
+                seq.state = selection.state
                 executed, seq = self._decoder_layers(seq, method, planned, spec, seed, timer, per_layer, run)
                 with timer.window("first_token"):
                     token, logits = self._next_token(seq.hidden[:, -1:])
@@ -230,7 +232,9 @@ class StagedRuntime:
             result = method.select_visual(features, budget, query=question, seed=seed)
         tokens, positions = result.tokens, result.positions.to(features.device).long()
         kept = int(positions.numel())
-        if kept != planned.visual_tokens[0] or tokens.shape != (kept, dim):
+        # A data-dependent method's plan is an estimate: its selection decides the count.
+        expected = kept if method.data_dependent_counts and 1 <= kept <= total else planned.visual_tokens[0]
+        if kept != expected or tokens.shape != (kept, dim):
             raise ProfilingError(
                 f"method '{method.name}' selected {kept} tokens shaped {tuple(tokens.shape)} before the LLM; "
                 f"its plan says {planned.visual_tokens[0]} × {dim}")
@@ -269,7 +273,8 @@ class StagedRuntime:
         prefill_window.enter_context(timer.window("llm_prefill"))
         for index, layer in enumerate(self.lm.layers):
             target = planned.visual_tokens[index]
-            if target < seq.num_visual:
+            # A data-dependent method decides at every layer after the first whether to merge or prune.
+            if target < seq.num_visual or (method.data_dependent_counts and index > 0):
                 prefill_window.close()
                 with timer.window("selection"):
                     # "current": the dropping layer's own q/k on the states entering it (PyramidDrop).
@@ -312,9 +317,15 @@ class StagedRuntime:
         visual = seq.hidden[0, seq.visual_slice]  # [Nv, D]
         context = LayerContext(layer=index, hidden=visual, positions=seq.visual_positions, attention=attention,
                                num_frames=spec.frames, tokens_per_frame=spec.tokens_per_frame, seed=seed,
-                               segments=seq.segments, groups=seq.groups)
-        reduction = method.reduce_in_llm(context, keep=target)
+                               segments=seq.segments, groups=seq.groups, state=seq.state,
+                               num_layers=spec.num_layers)
+        reduction = method.reduce_in_llm(context, keep=min(target, seq.num_visual))
         keep = reduction.keep.to(visual.device).long()
+        if method.data_dependent_counts and 1 <= keep.numel() <= seq.num_visual:
+            target = int(keep.numel())
+            if target == seq.num_visual and reduction.hidden is None:  # nothing happened at this layer
+                seq.state = reduction.state
+                return seq
         if keep.numel() != target:
             raise ProfilingError(
                 f"method '{method.name}' kept {keep.numel()} tokens before layer {index}; its plan says {target}")
@@ -329,7 +340,8 @@ class StagedRuntime:
                                   seq.position_ids[..., s.stop:]], dim=-1)
         return _Sequence(hidden=hidden, position_ids=position_ids, visual_positions=seq.visual_positions[keep],
                          prefix_len=seq.prefix_len, separator_rows=seq.separator_rows, question_rows=seq.question_rows,
-                         segments=seq.segments, groups=None if seq.groups is None else seq.groups[keep])
+                         segments=seq.segments, groups=None if seq.groups is None else seq.groups[keep],
+                         state=reduction.state)
 
     def _trim_caches(self, run: _Run, seq: _Sequence, planned: Schedule) -> None:
         """Trim earlier layers' caches to the visual tokens still present, where the plan says so.

@@ -46,10 +46,10 @@ def test_fastv_plan_matches_hieravid_table_and_schedule_form() -> None:
 
 
 def test_any_registered_method_plans_through_the_registry() -> None:
-    # A pre-LLM method with a float parameter: constant schedule at the budget, ratio below the budget.
-    data = flops_json("--model", "llava-onevision-7b", "--method", "dycoke", "--budget", "0.25",
-                      "--param", "window=2")
-    assert data["method"] == "dycoke" and data["params"]["window"] == 2
+    # A pre-LLM method with a parameter: constant schedule at the budget, ratio below the budget.
+    data = flops_json("--model", "llava-onevision-7b", "--method", "sinkwindow", "--budget", "0.25",
+                      "--param", "sink_tokens=2")
+    assert data["method"] == "sinkwindow" and data["params"]["sink_tokens"] == 2
     counts = {entry["visual_tokens"] for entry in data["layers"]}
     assert counts == {round(0.25 * 6272)} and data["flops_ratio"] < 0.25
 

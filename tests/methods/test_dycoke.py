@@ -1,4 +1,4 @@
-"""DyCoke temporal token merging: windows of frames, anchors kept, the most dissimilar tokens kept."""
+"""DyCoke TTM: groups of 4 frames, the anchor whole, one keep count per other frame, least similar first."""
 
 from __future__ import annotations
 
@@ -7,62 +7,76 @@ import torch
 
 from vidcost.errors import ConfigError
 from vidcost.methods import get_method
-from vidcost.methods.dycoke import window_bounds
+from vidcost.methods.dycoke import per_frame_count, reference_frames
 from vidcost.spec import load_spec
 
 
-def test_static_video_collapses_to_one_frame():
+def test_reference_frames_follow_the_official_pairs():
+    # frames 1, 2 → 0; 3 → 2; the next group starts at 4
+    assert reference_frames(9) == [0, 0, 0, 2, 4, 4, 4, 6, 8]
+
+
+def four_frame_group(per_frame: int = 10, dim: int = 16) -> torch.Tensor:
+    """Frame 0 random; frames 1 and 2 copy it except at known positions; frame 3 copies frame 2 except one."""
+    generator = torch.Generator().manual_seed(0)
+    anchor = torch.randn(per_frame, dim, generator=generator)
+    video = anchor.expand(4, -1, -1).clone()
+    video[1, [2, 7]] = torch.randn(2, dim, generator=generator)  # frame 1 differs from 0 at 2 and 7
+    video[2, [4, 5]] = torch.randn(2, dim, generator=generator)  # frame 2 differs from 0 at 4 and 5
+    video[3] = video[2]
+    video[3, 9] = torch.randn(dim, generator=generator)  # frame 3 differs from frame 2 at 9 only
+    return video
+
+
+def test_per_frame_counts_in_a_four_frame_group():
+    """Anchor whole, then exactly c tokens in each other frame: the positions that differ from its reference."""
+    video = four_frame_group()
+    budget = (10 + 3 * 2) / 40  # c = 2
+    result = get_method("dycoke").select_visual(video, budget)
+    frame_of = result.positions // 10
+    assert torch.bincount(frame_of, minlength=4).tolist() == [10, 2, 2, 2]
+    by_frame = {f: (result.positions[frame_of == f] % 10).tolist() for f in range(4)}
+    assert by_frame[1] == [2, 7] and by_frame[2] == [4, 5]
+    # frame 3 is compared with frame 2 (not with the anchor): position 9 is its one change; positions 4 and 5,
+    # which differ from the anchor but equal frame 2, are not kept; the second token is the lowest tie
+    assert 9 in by_frame[3] and not {4, 5} & set(by_frame[3])
+    assert get_method("dycoke").plan(load_spec("tiny", frames=4, tokens_per_frame=10), budget).visual_tokens[0] == 16
+
+
+def test_keep_count_is_solved_for_the_budget():
+    # 32 frames × 196: 8 anchors; the official dycoke_k = 0.7 keeps int(0.3·196) = 58 per other frame
+    official_budget = (8 * 196 + 24 * 58) / (32 * 196)
+    assert per_frame_count(32, 196, official_budget) == 58
+    schedule = get_method("dycoke").plan(load_spec("llava-onevision-7b"), 0.5)
+    count = per_frame_count(32, 196, 0.5)
+    assert schedule.visual_tokens == (8 * 196 + 24 * count,) * 28
+    assert abs(schedule.visual_tokens[0] - 0.5 * 6272) <= 24 / 2  # the nearest reachable count
+
+
+def test_no_frame_sampling_below_the_lowest_budget():
+    """At 25 % of 8 frames DyCoke cannot keep two anchors and a token of each other frame: a named error."""
+    spec = load_spec("tiny", frames=8, tokens_per_frame=16)
+    lowest = (2 * 16 + 6) / (8 * 16)
+    with pytest.raises(ConfigError, match=rf"budget 0.2 .*reaches budgets in \[{lowest:.4g}, 1\]"):
+        get_method("dycoke").plan(spec, 0.2)
+    assert get_method("dycoke").plan(spec, lowest).visual_tokens[0] == 38
+
+
+def test_static_video_keeps_the_anchors_and_the_fewest_other_tokens():
     frame = torch.randn(1, 9, 8)
-    result = get_method("dycoke").select_visual(frame.expand(8, -1, -1), 1 / 8)
-    assert result.positions.tolist() == list(range(9))
-    assert torch.equal(result.tokens, frame[0])
+    result = get_method("dycoke").select_visual(frame.expand(8, -1, -1), (2 * 9 + 6) / 72)
+    kept = result.positions.tolist()
+    assert set(range(9)) <= set(kept) and set(range(36, 45)) <= set(kept)  # frames 0 and 4 whole
+    assert len(kept) == 24
 
 
-def test_keeps_the_anchor_and_the_changing_tokens():
-    torch.manual_seed(0)
-    video = torch.randn(1, 10, 16).expand(4, -1, -1).clone()
-    video[1:, [2, 7]] = torch.randn(3, 2, 16)  # two positions change after the anchor
-    result = get_method("dycoke").select_visual(video, 16 / 40)  # anchor 10 + 3 frames × 2
-    expected = list(range(10)) + [f * 10 + p for f in (1, 2, 3) for p in (2, 7)]
-    assert result.positions.tolist() == expected
+def test_one_frame_video_keeps_the_frame_or_refuses():
+    result = get_method("dycoke").select_visual(torch.randn(1, 10, 4), 1.0)
+    assert result.positions.numel() == 10
+    with pytest.raises(ConfigError, match=r"reaches budgets in \[1, 1\]"):
+        get_method("dycoke").select_visual(torch.randn(1, 10, 4), 0.5)
 
 
-def test_every_window_keeps_its_anchor_frame():
-    result = get_method("dycoke").select_visual(torch.randn(8, 5, 6), 0.5)
-    kept = set(result.positions.tolist())
-    assert set(range(5)) <= kept and set(range(20, 25)) <= kept  # frames 0 and 4
-    assert len(kept) == 20
-
-
-def test_windows_widen_when_the_anchors_exceed_the_budget():
-    assert window_bounds(8, 4, 0.5) == [(0, 3), (4, 7)]
-    assert window_bounds(8, 4, 0.2) == [(0, 4), (5, 7)]
-    assert window_bounds(8, 4, 0.01) == [(0, 7)]
-
-
-def test_one_frame_video_keeps_the_budget():
-    result = get_method("dycoke").select_visual(torch.randn(1, 10, 4), 0.3)
-    assert result.positions.numel() == 3
-
-
-def test_plan_is_round_budget_tokens():
-    schedule = get_method("dycoke").plan(load_spec("llava-onevision-7b"), 0.25)
-    assert schedule.visual_tokens == (1568,) * 28
-
-
-@pytest.mark.parametrize("window", [0, 5000])
-def test_window_out_of_range_names_the_valid_range(window):
-    with pytest.raises(ConfigError, match=r"window=.*\[1, 1024\]"):
-        get_method("dycoke", window=window).plan(load_spec("tiny"), 0.5)
-
-
-def test_budget_smaller_than_the_windows_is_a_clear_error():
-    # 5 one-token frames at 26 %: round(1.3) = 1 token, but windows of ⌈1/0.26⌉ = 4 frames make two.
-    spec = load_spec("tiny", frames=5, tokens_per_frame=1)
-    with pytest.raises(ConfigError, match=r"budget 0.26 keeps 1 tokens for 2 windows.*raise the budget"):
-        get_method("dycoke").plan(spec, 0.26)
-
-
-def test_fractional_window_is_rejected():
-    with pytest.raises(ConfigError, match=r"window=2.5 must be a whole number"):
-        get_method("dycoke", window=2.5).plan(load_spec("tiny"), 0.5)
+def test_dycoke_takes_no_parameters():
+    with pytest.raises(ConfigError, match=r"Unknown parameter\(s\) \['window'\]"):
+        get_method("dycoke", window=4)

@@ -1,9 +1,8 @@
-"""DyCoke temporal token merging: in windows of frames, drop tokens that repeat the window's anchor frame.
+"""DyCoke temporal token merging (TTM): in groups of 4 frames, keep what differs from the frame it is compared with.
 
 Paper: K. Tao et al., "DyCoke: Dynamic Compression of Tokens for Fast Video Large Language Models"
-(CVPR 2025), its temporal token merging (TTM) module. DyCoke's second part, dynamic KV-cache pruning
-during decoding, does not change the prefill and is not modelled. The full text is not among the seeds;
-components are cited by name.
+(CVPR 2025). Official code: KD-TAO/DyCoke, `dycole_ttm` in llava/model/llava_arch.py. DyCoke's second
+part, dynamic KV-cache pruning while decoding, does not change the prefill and is not modelled.
 """
 
 from __future__ import annotations
@@ -13,7 +12,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from vidcost.errors import ConfigError
 from vidcost.methods.base import Method, SelectionResult, check_budget
-from vidcost.methods.common import check_features, check_whole_number, keep_count, sorted_topk, split_budget
+from vidcost.methods.common import check_features
+from vidcost.methods.params import Param
 from vidcost.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -21,81 +21,103 @@ if TYPE_CHECKING:
 
     from vidcost.spec import ModelSpec
 
-_ANCHOR_BONUS = 3.0  # anchor scores are 3 + variability; dissimilarities 1 - cos lie in [0, 2]
+GROUP_FRAMES = 4  # `dycole_ttm` strides: pairs (i, i+1) for even i, and (i, i+2) for i a multiple of 4
 
 
-def window_bounds(frames: int, window: int, budget: float) -> list[tuple[int, int]]:
-    """(first, last) frames of each window; windows widen when the anchors alone exceed the budget.
+def reference_frames(frames: int) -> list[int]:
+    """The frame each frame is compared with (its own index for the anchors 0, 4, 8, …).
 
-    With w frames per window the anchors are 1/w of the tokens; at budgets below that DyCoke could not
-    keep its anchors, so the window becomes max(w, ⌈1/budget⌉) frames (at most all T frames).
+    In a group (a, a+1, a+2, a+3): a+1 and a+2 are compared with the anchor a, a+3 with a+2 — the
+    comparisons `dycole_ttm` makes (its even-pair loop gives a+1 ↔ a and a+3 ↔ a+2, its stride-4 loop
+    gives a+2 ↔ a).
     """
-    width = min(frames, max(window, math.ceil(1.0 / budget - 1e-9)))
-    return [(start, min(start + width, frames) - 1) for start in range(0, frames, width)]
+    offsets = {0: 0, 1: 0, 2: 0, 3: 2}
+    return [t - (t % GROUP_FRAMES) + offsets[t % GROUP_FRAMES] for t in range(frames)]
+
+
+def anchor_count(frames: int) -> int:
+    """Frames kept whole: the first of every group of 4."""
+    return math.ceil(frames / GROUP_FRAMES)
+
+
+def per_frame_count(frames: int, per_frame: int, budget: float) -> int:
+    """Tokens every non-anchor frame keeps so that G·P + (T−G)·c is nearest budget·T·P (G anchors).
+
+    Raises:
+        ConfigError: the budget is below the lowest DyCoke reaches — whole anchors and one token of every
+            other frame — or, for a video of one frame per group, below 1.
+    """
+    budget = check_budget(budget)
+    anchors = anchor_count(frames)
+    others = frames - anchors
+    lowest = (anchors * per_frame + others) / (frames * per_frame)
+    count = per_frame if others == 0 else round((budget * frames * per_frame - anchors * per_frame) / others)
+    if count < 1 or (others == 0 and budget < 1.0):
+        raise ConfigError(
+            f"dycoke at budget {budget} cannot keep its {anchors} anchor frame(s) of {per_frame} tokens whole "
+            f"(1 in {GROUP_FRAMES} frames) plus at least one token of the other {others}: it reaches budgets in "
+            f"[{lowest:.4g}, 1] for {frames} frames × {per_frame} tokens; raise the budget")
+    return min(per_frame, count)
 
 
 class DyCoke(Method):
-    """DyCoke temporal token merging (Tao et al. 2025): pre-LLM, windows of frames.
+    """DyCoke TTM (Tao et al. 2025): before the LLM, groups of 4 frames, a fixed keep count per frame.
 
-    The frames are cut into windows of `window` frames. The first frame of a window is its anchor and is
-    kept; in every other frame of the window a token is scored by its cosine dissimilarity to the token at
-    the same spatial position in the anchor frame (1 − cos, TTM's similarity) and the most dissimilar are
-    kept — tokens that repeat the anchor are redundant and dropped. DyCoke's published TTM
-    compares frame pairs inside windows of 4 and prunes a fixed 70 % of the non-anchor tokens; vidcost
-    uses the anchor-comparison form of DESIGN §5 and solves for the pruned fraction instead.
+    Following `dycole_ttm`: the frames form groups of 4; the group's first frame (the anchor) is kept
+    whole; frames 1 and 2 of the group are compared with the anchor, frame 3 with frame 2, position by
+    position (cosine similarity of the same-position tokens); each non-anchor frame keeps its c least
+    similar tokens (`topk(largest=False)`), the same c in every frame. The official code sets
+    c = int((1 − dycoke_k)·P) with dycoke_k = 0.7; vidcost solves c for the budget:
+    c = round((budget·T·P − G·P) / (T − G)) with G = ⌈T/4⌉ anchors, so the plan keeps G·P + (T−G)·c
+    tokens — the reachable count nearest budget·T·P. A budget below (G·P + T − G)/(T·P) (≈ 1/4: whole
+    anchors, one token elsewhere) is a ConfigError naming the reachable range; DyCoke never turns into
+    frame sampling. Ties go to the lower position; the selection is deterministic.
 
-    Budget: the fraction of visual tokens kept, K = round(budget·T·P) (at least 1 per window). The free
-    ratio (the paper's pruning rate) is solved: each window gets a share of K proportional to its frame
-    count (largest-remainder rounding), anchors first. At budgets below 1/window the windows widen to
-    ⌈1/budget⌉ frames so the anchors still fit; if a window's share is smaller than one frame (budget <
-    1/T), the anchor positions whose content changes most across the window are kept.
+    Two boundary cases where vidcost follows the algorithm rather than the official loop bounds
+    (`analysis/compare_official.py` reports both): `dycole_ttm`'s stride-4 loop stops at
+    `range(0, T - 4, 4)`, so when 4 divides T the last group's frame 2 is kept whole; and its pair loop
+    `range(0, T - 1, 2)` drops the last frame of an odd-length video. vidcost compares the last group like
+    every other and keeps an odd last frame as the anchor of its own group.
 
-    Parameters (defaults): window=4 in [1, 1024] — frames per window (the paper's group of 4).
+    Parameters: none (the group size 4 is fixed by the official code).
     """
 
     name: ClassVar[str] = "dycoke"
-    defaults: ClassVar[dict[str, Any]] = {"window": 4}
+    parameters: ClassVar[tuple[Param, ...]] = ()
+    paper: ClassVar[str] = "Tao et al., DyCoke: Dynamic Compression of Tokens for Fast Video Large Language Models, CVPR 2025"
+    budget_rule: ClassVar[str] = "nearest"
 
-    def _window(self, **params: Any) -> int:
-        return check_whole_number(self.name, "window", self.resolved_params(**params)["window"], 1, 1024)
-
-    def window_counts(self, frames: int, per_frame: int, budget: float, **params: Any) -> tuple[
-            list[tuple[int, int]], list[int]]:
-        """The windows and the tokens each keeps; the counts sum to round(budget·T·P)."""
-        budget = check_budget(budget)
-        bounds = window_bounds(frames, self._window(**params), budget)
-        total = keep_count(frames * per_frame, budget)
-        sizes = [(last - first + 1) * per_frame for first, last in bounds]
-        try:
-            return bounds, split_budget(total, sizes, sizes)
-        except ConfigError as err:
-            raise ConfigError(
-                f"dycoke at budget {budget} keeps {total} tokens for {len(bounds)} windows of frames; every "
-                f"window needs at least one: raise the budget or the window (now {self._window(**params)})"
-            ) from err
+    def kept_tokens(self, frames: int, per_frame: int, budget: float, **params: Any) -> int:
+        """G·P + (T−G)·c: the tokens DyCoke keeps at this budget."""
+        self.checked_params(**params)
+        count = per_frame_count(frames, per_frame, budget)
+        anchors = anchor_count(frames)
+        return anchors * per_frame + (frames - anchors) * count
 
     def plan(self, spec: "ModelSpec", budget: float, **params: Any) -> Schedule:
-        """round(budget·T·P) visual tokens at every layer."""
-        _, counts = self.window_counts(spec.frames, spec.tokens_per_frame, budget, **params)
-        return Schedule.constant(spec.num_layers, sum(counts), spec.text_tokens, spec.num_visual_tokens)
+        """The kept count at every layer."""
+        kept = self.kept_tokens(spec.frames, spec.tokens_per_frame, budget, **params)
+        return Schedule.constant(spec.num_layers, kept, spec.text_tokens, spec.num_visual_tokens)
 
     def select_visual(self, features: "torch.Tensor", budget: float, query: "torch.Tensor | None" = None,
                       seed: int = 0, **params: Any) -> SelectionResult:
-        """Anchors first, then the tokens most unlike the anchor, per window; positions ascend."""
+        """Anchors whole; elsewhere the c tokens least similar to the reference frame; positions ascend."""
         import torch
 
+        self.checked_params(**params)
         frames, per_frame, dim = check_features(features, self.name)
-        bounds, counts = self.window_counts(frames, per_frame, budget, **params)
-        unit = torch.nn.functional.normalize(features.float(), dim=-1)  # [T, P, D]
-        anchor_of = torch.tensor([first for first, last in bounds for _ in range(last - first + 1)])
-        # TTM: dissimilarity to the same position in the window's anchor frame, [T, P].
-        dissimilarity = 1.0 - (unit * unit[anchor_of]).sum(-1)
-        picks = []
-        for (first, last), count in zip(bounds, counts):  # one vectorised top-k per window
-            window_scores = dissimilarity[first:last + 1].clone()  # [w, P]
-            # Anchor positions rank by how much they change over the window (used only when count < P).
-            window_scores[0] = _ANCHOR_BONUS + window_scores[1:].mean(0) if last > first else _ANCHOR_BONUS
-            picks.append(sorted_topk(window_scores.flatten(), count) + first * per_frame)
-        positions = torch.cat(picks)
+        count = per_frame_count(frames, per_frame, budget)
+        device = features.device
+        reference = torch.tensor(reference_frames(frames), device=device)  # [T]
+        similarity = torch.nn.functional.cosine_similarity(
+            features.float(), features[reference].float(), dim=-1)  # [T, P]
+        is_anchor = reference == torch.arange(frames, device=device)
+        # The c least similar of every frame at once (a stable sort: ties to the lower position); an anchor
+        # is compared with itself, so its row is meaningless and the mask keeps it whole instead.
+        order = torch.sort(similarity, dim=-1, stable=True).indices[:, :count]  # [T, c] ascending similarity
+        keep = torch.zeros(frames, per_frame, dtype=torch.bool, device=device)
+        keep.scatter_(1, order, True)
+        keep[is_anchor] = True
+        positions = torch.nonzero(keep.flatten()).flatten()
         return SelectionResult(tokens=features.reshape(frames * per_frame, dim)[positions].clone(),
                                positions=positions)

@@ -1,17 +1,21 @@
-"""FrameFusion: merge each visual token into the same-position token of the previous frame, then prune.
+"""FrameFusion: merge visual tokens into the previous surviving same-position token while it pays, then prune.
 
 Paper: T. Fu et al., "FrameFusion: Combining Similarity and Importance for Video Token Reduction on
-Large Visual Language Models" (arXiv 2501.01986, ICCV 2025): similarity-based merging, then
-importance-based pruning. The full text is not among the seeds; components are cited by name.
+Large Vision Language Models" (ICCV 2025, arXiv 2501.01986). Official code: thu-nics/FrameFusion,
+`FrameFusion.forward`, `compute_similarity_and_token_index_by_patch`, `merge_tokens_and_get_mask` and
+`_compute_pruning_ratio` (framefusion/main.py), called by `Qwen2DecoderLayer_merge_then_prune_by_cost_forward`
+(framefusion/models/qwen2/modeling_qwen2.py). Read, not copied.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vidcost.errors import ConfigError
 from vidcost.methods.base import LayerContext, LayerReduction, Method, SelectionResult, check_budget
-from vidcost.methods.common import check_features, check_range, keep_count, last_query_scores, sorted_topk
+from vidcost.methods.common import check_features, keep_count, last_query_scores, sorted_topk
+from vidcost.methods.params import Param
 from vidcost.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -19,159 +23,220 @@ if TYPE_CHECKING:
 
     from vidcost.spec import ModelSpec
 
+OFFICIAL_LAYERS = 28  # `_compute_pruning_ratio(num_layers=28)`: used when the runtime does not say L
 
-def merge_into_previous(tokens: "torch.Tensor", frame: "torch.Tensor", spatial: "torch.Tensor",
-                        similarity_floor: float | None, max_merges: int) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """Merge tokens into their same-position predecessor in the previous frame (FrameFusion's merging).
 
-    A token at (frame f, position p) is a merge candidate when (f-1, p) is also present; its score is the
-    cosine similarity of the two. The `max_merges` most similar candidates (only those ≥ `similarity_floor`
-    when one is given) are merged. Chains collapse: a run of merged tokens along time joins the run's
-    earliest unmerged token, whose state becomes the mean of the run.
+@dataclass(frozen=True)
+class FusionState:
+    """FrameFusion's per-run state (the official module's attributes), handed from stage to stage.
 
-    Args:
-        tokens: [N, D] tokens, ascending by (frame, position).
-        frame: [N] frame index of each token.
-        spatial: [N] position within the frame.
-        similarity_floor: merge only pairs at least this similar; None → merge exactly `max_merges`.
-        max_merges: the most tokens to merge away.
+    Attributes:
+        cost: the budget (the official `cost`), which the in-LLM calls need and are not handed.
+        sparsity: merge ratio of every merging step so far (`sparsity_list`), each relative to the
+            tokens entering that step.
+        finish_merging / finish_pruning: the official flags.
+    """
+
+    cost: float = 1.0
+    sparsity: tuple[float, ...] = ()
+    finish_merging: bool = False
+    finish_pruning: bool = False
+
+
+def pruning_ratio(sparsity: tuple[float, ...], cost: float, num_layers: int) -> float:
+    """The sparsity the remaining layers need so the mean token fraction is `cost` (`_compute_pruning_ratio`).
+
+    Each merging step counts as one layer at the density it leaves; the other L − len(sparsity) layers
+    run at density · (1 − ratio).
+
+    Raises:
+        ConfigError: the merging steps already spent more than the cost (the official ValueError).
+    """
+    density, spent = 1.0, 0.0
+    for ratio in sparsity:
+        density *= 1.0 - ratio
+        spent += density
+    remaining = num_layers * cost - spent
+    if remaining < 0:  # the official ValueError("The cost is too small")
+        raise ConfigError(f"framefusion's merging steps already spent {spent / num_layers:.4g} of the {num_layers} "
+                          f"layers' tokens, more than the budget {cost}: on this video it reaches budgets from "
+                          f"{spent / num_layers:.4g}; raise the budget")
+    needed = remaining / ((num_layers - len(sparsity)) * density)
+    return 0.0 if needed > 1 else 1.0 - needed
+
+
+def patch_similarity(tokens: "torch.Tensor", positions: "torch.Tensor", per_frame: int,
+                     frames: int) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Similarity of every token to the previous surviving token at its spatial position.
+
+    As `compute_similarity_and_token_index_by_patch`: the present tokens ordered by (position in the frame,
+    frame) — "by patch" — and each compared (cosine) with the one before it in that order when both share
+    the position; the first token of every position gets −2.
 
     Returns:
-        keep [K] ascending indices of the representatives, merged [K, D] their averaged states.
+        order [N] (indices into `tokens`, patch-major) and similarity [N] in that order.
     """
     import torch
 
-    count = tokens.shape[0]
-    # Index of each token's predecessor (f-1, p) among the present tokens, or -1: [N].
-    key = frame.long() * (int(spatial.max()) + 1) + spatial.long()
+    key = (positions % per_frame) * frames + positions // per_frame  # unique: one token per (frame, position)
     order = torch.argsort(key)
-    prev_key = key - (int(spatial.max()) + 1)
-    slot = torch.searchsorted(key[order], prev_key).clamp(max=count - 1)
-    found = key[order][slot] == prev_key
-    predecessor = torch.where(found, order[slot], torch.full_like(key, -1))
-    similarity = torch.full((count,), -2.0)
-    has = predecessor >= 0
-    if bool(has.any()):
-        a = torch.nn.functional.normalize(tokens[has].float(), dim=-1)
-        b = torch.nn.functional.normalize(tokens[predecessor[has]].float(), dim=-1)
-        similarity[has] = (a * b).sum(-1)  # [candidates]
-    eligible = has if similarity_floor is None else has & (similarity >= similarity_floor)
-    merges = min(max_merges, int(eligible.sum()))
-    merged_mask = torch.zeros(count, dtype=torch.bool)
-    if merges > 0:
-        score = torch.where(eligible, similarity, torch.full_like(similarity, -3.0))
-        merged_mask[sorted_topk(score, merges)] = True
-    # Follow predecessor links until a kept token: at most T hops, each one vectorised over all tokens.
-    root = torch.arange(count)
-    for _ in range(int(frame.max()) + 1 if count else 0):
-        step = merged_mask[root]
-        if not bool(step.any()):
-            break
-        root = torch.where(step, predecessor[root], root)
-    keep = torch.nonzero(~merged_mask).flatten()
-    slot_of = torch.full((count,), -1, dtype=torch.long)
-    slot_of[keep] = torch.arange(keep.numel())
-    group = slot_of[root]  # [N] representative slot of every token
-    sums = torch.zeros(keep.numel(), tokens.shape[1], dtype=torch.float32).index_add_(0, group, tokens.float())
-    sizes = torch.bincount(group, minlength=keep.numel()).clamp(min=1).unsqueeze(1)
-    return keep, (sums / sizes).to(tokens.dtype)
+    ordered = tokens[order].float()
+    spatial = (positions % per_frame)[order]
+    similarity = torch.full((order.numel(),), -2.0, device=tokens.device)
+    if order.numel() > 1:
+        cos = torch.nn.functional.cosine_similarity(ordered[1:], ordered[:-1], dim=-1)
+        similarity[1:] = torch.where(spatial[1:] == spatial[:-1], cos, torch.full_like(cos, -2.0))
+    return order, similarity
+
+
+def merge_marked(tokens: "torch.Tensor", order: "torch.Tensor",
+                 marked: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Merge the marked tokens (patch order) into the token before their run (`merge_tokens_and_get_mask`).
+
+    A run of consecutive marked tokens joins the unmarked token just before it; that token becomes the
+    plain mean of itself and the run — unweighted by earlier merges, as the official `index_add_` then
+    divide by (run length + 1) does.
+
+    Returns:
+        keep [K] ascending indices into `tokens` of the unmarked ones, merged [K, D] their new states.
+    """
+    import torch
+
+    count = order.numel()
+    device = tokens.device
+    slot = torch.arange(count, device=device)
+    representative = torch.where(marked, torch.zeros_like(slot), slot).cummax(0).values  # [N] patch order
+    group = order[representative]  # original index of each token's representative
+    sums = torch.zeros(tokens.shape, dtype=torch.float32, device=device).index_add_(0, group, tokens[order].float())
+    sizes = torch.zeros(tokens.shape[0], dtype=torch.float32, device=device).index_add_(
+        0, group, torch.ones(count, dtype=torch.float32, device=device))
+    keep = torch.sort(order[~marked]).values
+    return keep, (sums[keep] / sizes[keep].unsqueeze(-1)).to(tokens.dtype)
 
 
 class FrameFusion(Method):
-    """FrameFusion (Fu et al. 2025): similarity-based temporal merging, then importance-based pruning.
+    """FrameFusion (Fu et al. 2025): similarity-based merging while it pays, then importance-based pruning.
 
-    Stage 1 (layer 0, similarity-based merging): each visual token is compared with the token at the same
-    spatial position in the previous frame (cosine similarity); the most similar are merged into it (mean
-    of the merged run, which keeps the representative's position). Layer 0's input is the projected
-    visual features, so vidcost runs this stage in `select_visual`.
-    Stage 2 (before `prune_layer`, merging then importance-based pruning): the merge is repeated on the
-    hidden states for pairs with similarity ≥ `threshold`, and the remaining reduction is FastV-style
-    importance pruning (attention of the last query, mean over heads) down to the planned count.
+    The official state machine (`FrameFusion.forward`), one call per layer:
 
-    Budget: the mean visual-token fraction over layers — FrameFusion's "cost" (relative token-layers),
-    which is why it is FLOPs-matched with pre-LLM methods at the same budget (HieraVid Table 1). The
-    paper's merge amount is set indirectly by its threshold (0.6) and is data-dependent; vidcost fixes the
-    layer-0 merge count (a plan must not depend on data) and merges exactly that many, the most similar
-    first: layer 0 keeps round(T·P · max(budget, min(1 - merge_ratio, 2·budget))) tokens (`merge_ratio`
-    at generous budgets; at tight budgets at most twice the budget, so that the pruning stage always keeps
-    a positive count), and never fewer than one frame's P tokens (frame 0 has nothing to merge into).
-    The prune count after `prune_layer` is the free ratio, solved so that the mean over
-    layers equals the budget (rounded to whole tokens, at least 1).
+    * Merging (until `finish_merging`): every visual token is compared with the previous surviving token
+      at its spatial position (cosine); the pairs at or above `threshold` (S_th, 0.6) are candidates, a
+      fraction r of the current tokens. With u = the sparsity the rest would need to meet the cost
+      (`_compute_pruning_ratio`): if r < u every candidate merges, r is recorded, and merging finishes
+      when r < `ratio_lower_bound` (0.1); otherwise only the int(u·N) most similar pairs merge and the
+      method is done (no pruning). A pair below the threshold is never merged.
+    * Pruning (once, at the call after merging finished): the tokens are ranked by the attention the
+      last token pays them (mean over heads) and round(N·(1 − u)) survive, u from all recorded ratios.
 
-    Parameters (defaults): merge_ratio=0.3 in [0, 1) — fraction of tokens merged away at layer 0;
-    threshold=0.6 in [-1, 1] — similarity lower bound for the in-LLM merge (the paper's value);
-    prune_layer=2 in [1, L-1] — the layer before which the in-LLM stage runs (FastV's K = 2).
+    vidcost's calls: the first (the official layer-0 call, before attention) is `select_visual` on the
+    projected features; call j ≥ 1 (officially inside layer j−1, after its attention) is `reduce_in_llm`
+    before layer j on layer j−1's output, so a prune ranks by layer j−1's attention on its input, as the
+    official one does (`attention_source = "previous"`). The official accounting counts merging step j
+    as layer j, which is what vidcost's executed schedule records. L is the model's (the official code
+    assumes 28). Pairs the official top-k could take across two positions (only when u exceeds the share
+    of comparable pairs) are excluded.
+
+    Budget: the cost — the mean visual-token fraction over layers (HieraVid FLOPs-matches it with pre-LLM
+    methods at the same budget). How many merges happen depends on the data (`data_dependent_counts`):
+    the runtime records the executed counts. The plan is an estimate: the layer-0 merge removes
+    `estimated_merge` (0.3) of the tokens (at least enough to leave one token for every later layer),
+    merging then stops and layer 1 prunes to the cost, so the plan's mean fraction is the budget while its
+    per-layer split is a guess; the executed mean equals the budget up to rounding whatever the data.
+
+    Parameters (defaults): threshold=0.6 (S_th), ratio_lower_bound=0.1, estimated_merge=0.3 (plan only).
     """
 
     name: ClassVar[str] = "framefusion"
-    defaults: ClassVar[dict[str, Any]] = {"merge_ratio": 0.3, "threshold": 0.6, "prune_layer": 2}
+    parameters: ClassVar[tuple[Param, ...]] = (
+        Param("threshold", 0.6, "float", -1.0, 1.0, doc="S_th: the least similarity of a merged pair"),
+        Param("ratio_lower_bound", 0.1, "float", 0.0, 1.0, doc="merging stops after a step merging less than this"),
+        Param("estimated_merge", 0.3, "float", 0.0, 1.0, high_open=True,
+              doc="plan only: the share of tokens the layer-0 merge is assumed to remove"),
+    )
+    paper: ClassVar[str] = ("Fu et al., FrameFusion: Combining Similarity and Importance for Video Token Reduction "
+                            "on Large Vision Language Models, ICCV 2025")
+    budget_rule: ClassVar[str] = "mean"
+    data_dependent_counts: ClassVar[bool] = True
     attention_need: ClassVar[str] = "last"
-
-    def _params(self, **params: Any) -> dict[str, Any]:
-        resolved = self.resolved_params(**params)
-        for key in ("merge_ratio", "threshold", "prune_layer"):
-            value = resolved[key]
-            try:
-                if isinstance(value, bool):  # True would silently read as 1
-                    raise TypeError(key)
-                resolved[key] = (int if key == "prune_layer" else float)(value)
-            except (TypeError, ValueError):
-                raise ConfigError(f"framefusion parameter {key}={value!r} is not a number") from None
-            if key == "prune_layer" and resolved[key] != float(value):  # int(2.5) would truncate to 2
-                raise ConfigError(f"framefusion parameter prune_layer={value!r} must be a whole layer number")
-        check_range(self.name, "merge_ratio", resolved["merge_ratio"], 0.0, 1.0, high_open=True)
-        check_range(self.name, "threshold", resolved["threshold"], -1.0, 1.0)
-        return resolved
-
-    def counts(self, total: int, per_frame: int, num_layers: int | None, budget: float,
-               **params: Any) -> tuple[int, int, int]:
-        """(tokens after the layer-0 merge, tokens after `prune_layer`, prune_layer); the first needs no L."""
-        budget = check_budget(budget)
-        resolved = self._params(**params)
-        layer = resolved["prune_layer"]
-        # Layer 0 merges to min(1 - merge_ratio, 2·budget) of the tokens, never below the budget: the
-        # factor 2 leaves pruning a positive count for every depth L > 2·prune_layer.
-        first = keep_count(total, max(budget, min(1.0 - resolved["merge_ratio"], 2.0 * budget)))
-        first = max(first, min(total, per_frame))  # merging into earlier frames leaves ≥ one frame
-        if num_layers is None:
-            return first, first, layer
-        check_range(self.name, "prune_layer", layer, 1, num_layers - 1)
-        pruned = round((budget * num_layers * total - layer * first) / (num_layers - layer))
-        if pruned < 1:
-            raise ConfigError(
-                f"framefusion at budget {budget} cannot keep even one token after layer {layer}: layer 0 "
-                f"keeps {first} of {total} tokens (it merges down to one frame at most); raise the budget")
-        return first, min(pruned, first), layer
+    attention_source: ClassVar[str] = "previous"
 
     def plan(self, spec: "ModelSpec", budget: float, **params: Any) -> Schedule:
-        """Merged count for layers [0, prune_layer), then the pruned count (see the class docstring)."""
-        if spec.num_layers < 2:
-            raise ConfigError(f"framefusion prunes inside the LLM and needs 2 layers or more, got {spec.num_layers}")
-        first, later, layer = self.counts(spec.num_visual_tokens, spec.tokens_per_frame, spec.num_layers,
-                                          budget, **params)
-        visual = (first,) * layer + (later,) * (spec.num_layers - layer)
-        return Schedule(visual, spec.text_tokens, spec.num_visual_tokens)
+        """The estimate: merge `estimated_merge` at layer 0, prune to the cost before layer 1."""
+        budget = check_budget(budget)
+        p = self.checked_params(**params)
+        total, layers = spec.num_visual_tokens, spec.num_layers
+        if layers < 2:
+            raise ConfigError(f"framefusion prunes inside the LLM and needs 2 layers or more, got {layers}")
+        if p["estimated_merge"] >= 1.0 - budget:  # merging alone reaches the cost
+            return Schedule.constant(layers, keep_count(total, budget), spec.text_tokens, total)
+        # Layer 0 after the merge, leaving at least one token for each later layer.
+        first = min(round(total * (1.0 - p["estimated_merge"])), int(budget * layers * total) - (layers - 1))
+        first = max(first, keep_count(total, budget))
+        later = min(first, max(1, round((budget * layers * total - first) / (layers - 1))))
+        return Schedule((first,) + (later,) * (layers - 1), spec.text_tokens, total)
 
     def select_visual(self, features: "torch.Tensor", budget: float, query: "torch.Tensor | None" = None,
                       seed: int = 0, **params: Any) -> SelectionResult:
-        """Layer-0 merge: exactly T·P − plan[0] tokens merged into their previous-frame neighbours."""
+        """The official layer-0 call: one merging step on the projected features."""
         import torch
 
+        budget = check_budget(budget)
+        p = self.checked_params(**params)
         frames, per_frame, dim = check_features(features, self.name)
-        total = frames * per_frame
-        first, _, _ = self.counts(total, per_frame, None, budget, **params)
-        flat = features.reshape(total, dim)
-        index = torch.arange(total)
-        keep, merged = merge_into_previous(flat, index // per_frame, index % per_frame, None, total - first)
-        return SelectionResult(tokens=merged, positions=keep)
+        flat = features.reshape(frames * per_frame, dim)
+        positions = torch.arange(frames * per_frame, device=features.device)
+        if budget >= 1.0:
+            done = FusionState(cost=budget, finish_merging=True, finish_pruning=True)
+            return SelectionResult(tokens=flat.clone(), positions=positions, state=done)
+        # The first step's bound is 1 − cost whatever L is (no ratio recorded yet).
+        keep, merged, state = self._merge_step(flat, positions, frames, per_frame, FusionState(cost=budget),
+                                               OFFICIAL_LAYERS, p)
+        return SelectionResult(tokens=merged, positions=positions[keep], state=state)
+
+    def _merge_step(self, tokens: "torch.Tensor", positions: "torch.Tensor", frames: int, per_frame: int,
+                    state: FusionState, num_layers: int,
+                    p: dict[str, Any]) -> tuple["torch.Tensor", "torch.Tensor", FusionState]:
+        """One official merging step; returns (keep, merged states, next state)."""
+        import torch
+
+        count = tokens.shape[0]
+        upper = pruning_ratio(state.sparsity, state.cost, num_layers)
+        order, similarity = patch_similarity(tokens, positions, per_frame, frames)
+        candidates = similarity >= p["threshold"]
+        merges = int(candidates.sum())  # one read per step, not per token
+        if merges / count < upper:
+            state = replace(state, sparsity=state.sparsity + (merges / count,),
+                            finish_merging=merges / count < p["ratio_lower_bound"])
+            marked = candidates
+        else:  # merging alone meets the cost: the int(u·N) most similar pairs, and the method is done
+            comparable = similarity > -2.0
+            top = sorted_topk(similarity.masked_fill(~comparable, -3.0), min(int(upper * count), int(comparable.sum())))
+            marked = torch.zeros_like(candidates).index_fill_(0, top, True)
+            state = replace(state, finish_merging=True, finish_pruning=True)
+        if not bool(marked.any()):
+            return torch.arange(count, device=tokens.device), tokens, state
+        keep, merged = merge_marked(tokens, order, marked)
+        return keep, merged, state
 
     def reduce_in_llm(self, context: LayerContext, keep: int) -> LayerReduction:
-        """Merge pairs with similarity ≥ threshold (at most N − keep), then keep the top by attention."""
-        hidden, count = context.hidden, context.hidden.shape[0]
-        scores = last_query_scores(context.attention, count, keep, self.name)  # [N]
-        frame = context.positions // context.tokens_per_frame
-        spatial = context.positions % context.tokens_per_frame
-        kept, merged = merge_into_previous(hidden, frame, spatial, self._params()["threshold"], count - keep)
-        # Rank the representatives by their own last-query attention (FrameFusion's importance).
-        top = sorted_topk(scores[kept], keep)
-        return LayerReduction(keep=kept[top], hidden=merged[top] if kept.numel() < count else None)
+        """Official call `context.layer`: another merging step, the pruning step, or nothing."""
+        import torch
+
+        p = self.checked_params()
+        count = context.hidden.shape[0]
+        everything = torch.arange(count, device=context.hidden.device)
+        state = context.state
+        if not isinstance(state, FusionState):  # driven by a fixed plan: prune to the planned count now
+            return LayerReduction(keep=sorted_topk(last_query_scores(context.attention, count, keep, self.name), keep))
+        if state.finish_pruning:
+            return LayerReduction(keep=everything, state=state)
+        num_layers = context.num_layers or OFFICIAL_LAYERS
+        if state.finish_merging:
+            ratio = pruning_ratio(state.sparsity, state.cost, num_layers)
+            kept = max(1, min(count, round(count * (1.0 - ratio))))
+            scores = last_query_scores(context.attention, count, kept, self.name)
+            return LayerReduction(keep=sorted_topk(scores, kept), state=replace(state, finish_pruning=True))
+        frames = context.num_frames
+        kept_index, merged, state = self._merge_step(context.hidden, context.positions, frames,
+                                                     context.tokens_per_frame, state, num_layers, p)
+        return LayerReduction(keep=kept_index, hidden=None if kept_index.numel() == count else merged, state=state)

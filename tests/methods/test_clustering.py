@@ -20,11 +20,13 @@ def two_blobs(per_blob: int = 6, dim: int = 5, seed: int = 0) -> torch.Tensor:
     return (centres.repeat_interleave(per_blob, 0) + 0.1 * torch.randn(2 * per_blob, dim, generator=generator))
 
 
-def test_dpc_knn_densest_point_gets_its_largest_distance():
+def test_dpc_knn_densest_point_gets_the_largest_distance_of_the_matrix():
+    """PruneVid's `cluster_dpc_knn` gives the peak `dist_max`, the largest entry of the whole distance matrix."""
     x = two_blobs().unsqueeze(0)
     density, delta, dist = clustering.dpc_knn(x, k=3)
     peak = int(torch.argmax(density[0]))
-    assert delta[0, peak] == pytest.approx(float(dist[0, peak].max()))
+    assert delta[0, peak] == pytest.approx(float(dist[0].max()))
+    assert float(dist[0, peak].max()) < float(dist[0].max())  # the row's own maximum would differ
     assert bool((delta >= 0).all())
     # every other point's δ is the distance to some denser point, so it is below the peak's
     others = torch.ones(12, dtype=torch.bool)

@@ -4,8 +4,9 @@ Three primitives, each vectorised over tokens:
 
 * density-peak clustering with k nearest neighbours (DPC-kNN; Rodriguez & Laio 2014, kNN density of
   Du et al. 2016, as used by PruneVid and Chat-UniVi): density ρ = exp(−mean kNN distance²), δ = distance
-  to the nearest denser point, cluster centres = the largest ρ·δ;
-* temporal segments: contiguous frame runs, merged or absorbed by the similarity of pooled frame features;
+  to the nearest denser point, cluster centres = the largest ρ·δ (PruneVid's `cluster_dpc_knn`);
+* temporal segments: contiguous frame runs, merged or absorbed by the similarity of pooled frame features,
+  and PruneVid's `refine_clusters` (each cluster keeps its longest run; fragments join a neighbour);
 * greedy MAP inference for a determinantal point process with incremental Cholesky updates
   (Chen, Zhang & Zhou, NeurIPS 2018) — HieraVid Eq. 7.
 
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
 Segments = tuple[tuple[int, int], ...]
 
 
-def dpc_knn(x: "torch.Tensor", k: int, *, exact: bool = False) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]:
+def dpc_knn(x: "torch.Tensor", k: int, *, exact: bool = False,
+            peak_delta: str = "matrix") -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]:
     """Density-peak statistics of every point, batched.
 
     Args:
@@ -31,10 +33,13 @@ def dpc_knn(x: "torch.Tensor", k: int, *, exact: bool = False) -> tuple["torch.T
         k: neighbours for the density (the point itself counts, as in PruneVid's code); capped at n.
         exact: compute distances without the matrix-product shortcut, so identical points are at
             distance exactly 0 (use for small n, e.g. frames).
+        peak_delta: δ of the densest point — "matrix": the largest distance of its batch row's whole
+            matrix (PruneVid's `dist_max`); "row": its own largest distance (MMG-Vid's reconstruction).
 
     Returns:
-        density [B, n] (ρ), delta [B, n] (δ; the densest point gets its largest distance) and the
-        distances [B, n, n], Euclidean divided by √D.
+        density [B, n] (ρ), delta [B, n] (δ; the densest point gets the largest distance of its batch row's
+        matrix, as `cluster_dpc_knn`'s `dist_max` does) and the distances [B, n, n], Euclidean divided by √D.
+        Ties in density go to the lower index where the official code adds 1e-6 uniform noise.
     """
     import torch
 
@@ -47,7 +52,8 @@ def dpc_knn(x: "torch.Tensor", k: int, *, exact: bool = False) -> tuple["torch.T
     rank = _descending_rank(density)  # [B, n], 0 = densest
     denser = rank.unsqueeze(-2) < rank.unsqueeze(-1)  # [B, i, j]: j denser than i
     delta = dist.masked_fill(~denser, float("inf")).amin(-1)
-    delta = torch.where(rank == 0, dist.amax(-1), delta)
+    peak = dist.flatten(1).amax(-1, keepdim=True) if peak_delta == "matrix" else dist.amax(-1)
+    delta = torch.where(rank == 0, peak, delta)
     return density, delta, dist
 
 
@@ -112,6 +118,58 @@ def runs_of(labels: Sequence[int]) -> Segments:
         else:
             runs.append((index, index))
     return tuple(runs)
+
+
+def refine_labels(labels: Sequence[int]) -> list[int]:
+    """PruneVid's `refine_clusters` on one row of temporal cluster labels (modeling_pllava.py).
+
+    1. Every cluster keeps its longest contiguous run(s) (all runs of the maximal length); a cluster whose
+       runs are all one frame long keeps none.
+    2. Left to right, every run of dropped frames joins the neighbour (left or right) whose run of one
+       label is longer, counted on the labels as refined so far; ties go to the left; with no neighbour
+       at all, label 0.
+
+    Args:
+        labels: [T] cluster label of each frame.
+
+    Returns:
+        [T] refined labels; their contiguous runs are the temporal segments.
+    """
+    runs = runs_of(labels)
+    longest: dict[int, int] = {}
+    for first, last in runs:
+        longest[labels[first]] = max(longest.get(labels[first], 0), last - first + 1)
+    refined = list(labels)
+    for first, last in runs:
+        length, best = last - first + 1, longest[labels[first]]
+        if best == 1 or length < best:
+            refined[first:last + 1] = [-1] * length
+    index, count = 0, len(refined)
+    while index < count:
+        if refined[index] != -1:
+            index += 1
+            continue
+        start = index
+        while index < count and refined[index] == -1:
+            index += 1
+        left = _run_length(refined, start - 1, -1) if start > 0 else 0
+        right = _run_length(refined, index, +1) if index < count else 0
+        if left >= right and left > 0:
+            label = refined[start - 1]
+        elif right > 0:
+            label = refined[index]
+        else:
+            label = 0
+        refined[start:index] = [label] * (index - start)
+    return refined
+
+
+def _run_length(labels: Sequence[int], at: int, step: int) -> int:
+    """Length of the run of labels[at]'s value starting at `at` and going in direction `step`."""
+    length, index = 0, at
+    while 0 <= index < len(labels) and labels[index] == labels[at]:
+        length, index = length + 1, index + step
+    return length
 
 
 def boundaries_to_segments(is_boundary: Sequence[bool]) -> Segments:
@@ -181,37 +239,47 @@ def greedy_dpp_map(kernel: "torch.Tensor", k: int, eps: float = 1e-10) -> "torch
     When no item adds volume any more (d² ≤ eps, e.g. k exceeds the kernel's rank), the rest are
     taken by their diagonal L_ii (largest first), so exactly k items are always returned.
 
+    The loop never reads a device value on the host (no `int()`, no data-dependent `break`): a step whose
+    best gain is ≤ eps contributes a zero factor row, and the degenerate tail is replaced after the loop
+    by the diagonal fill in one vectorised pass — on a GPU the k steps queue without synchronising.
+
     Args:
         kernel: [n, n] symmetric positive semi-definite L.
         k: items to select, 0 ≤ k ≤ n.
         eps: smallest squared pivot treated as a gain.
 
     Returns:
-        [k] int64 indices in selection order.
+        [k] int64 indices in selection order, on the kernel's device.
     """
     import torch
 
     n = kernel.shape[0]
     k = min(k, n)
+    device = kernel.device
     L = kernel.double()
     gains = torch.diagonal(L).clone()  # d_i², [n]
-    factors = torch.zeros(k, n, dtype=L.dtype, device=L.device)  # rows c_t, [k, n]
-    chosen = torch.zeros(n, dtype=torch.bool, device=L.device)
-    order: list[int] = []
+    factors = torch.zeros(k, n, dtype=L.dtype, device=device)  # rows c_t, [k, n]
+    chosen = torch.zeros(n, dtype=torch.bool, device=device)
+    order = torch.zeros(k, dtype=torch.long, device=device)
+    valid = torch.zeros(k, dtype=torch.bool, device=device)  # step t added volume
     for step in range(k):
-        j = int(torch.argmax(gains.masked_fill(chosen, -float("inf"))))
-        if gains[j] <= eps:
-            break
-        e = (L[j] - factors[:step, j] @ factors[:step]) / gains[j].sqrt()
+        j = torch.argmax(gains.masked_fill(chosen, -float("inf"))).view(1)  # [1], stays on the device
+        pivot = gains.index_select(0, j)  # [1]
+        ok = pivot > eps
+        e = (L.index_select(0, j)[0] - factors[:step].index_select(1, j)[:, 0] @ factors[:step])
+        e = torch.where(ok, e / pivot.clamp_min(eps).sqrt(), torch.zeros_like(e))
         factors[step] = e
         gains = gains - e * e
-        chosen[j] = True
-        order.append(j)
-    if len(order) < k:  # degenerate kernel: fill by the diagonal, largest first
-        rest = torch.sort(torch.diagonal(L).masked_fill(chosen, -float("inf")), descending=True,
-                          stable=True).indices[:k - len(order)]
-        order.extend(int(i) for i in rest)
-    return torch.tensor(order, dtype=torch.long, device=kernel.device)
+        chosen.index_fill_(0, j, True)
+        order[step:step + 1] = j
+        valid[step:step + 1] = ok
+    # Degenerate tail (after the first step without gain): fill by the diagonal among the items not in
+    # the valid prefix, largest first — what a `break` then a diagonal sort would have picked.
+    prefix = torch.cumprod(valid.long(), 0).bool()  # [k]
+    in_prefix = torch.zeros(n, dtype=torch.bool, device=device).scatter_(0, order, prefix)  # order is unique
+    fill = torch.sort(torch.diagonal(L).masked_fill(in_prefix, -float("inf")), descending=True, stable=True).indices
+    tail = (torch.arange(k, device=device) - prefix.sum()).clamp_min(0)
+    return torch.where(prefix, order, fill[tail])
 
 
 def min_max(values: "torch.Tensor") -> "torch.Tensor":

@@ -1,7 +1,10 @@
 """MMG-Vid: segment-level and token-level marginal-gain pruning before the LLM.
 
 Ma et al., "MMG-Vid: Maximizing Marginal Gains at Segment-level and Token-level for Efficient Video
-LLMs", arXiv 2508.21044 (2025). Only the abstract is public (no full text, no code; DESIGN §5).
+LLMs", arXiv 2508.21044 (2025). No code is public ("Code will be released soon"; no repository found,
+rechecked for issue #9). An HTML full text of v1 is listed on arxiv.org (arxiv.org/html/2508.21044v1), but
+its method section was not readable here, so the reconstruction below still rests on the abstract and
+the summaries of DESIGN §5; where they are silent the choice is vidcost's and says so.
 """
 
 from __future__ import annotations
@@ -9,8 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vidcost.methods.base import Method, SelectionResult, check_budget
-from vidcost.methods.common import (check_features, check_range, check_whole_number, keep_count, pre_llm_plan,
-                                     split_budget)
+from vidcost.methods.common import check_features, keep_count, pre_llm_plan, split_budget
+from vidcost.methods.params import Param
 from vidcost.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -53,22 +56,20 @@ class MMGVid(Method):
     """
 
     name: ClassVar[str] = "mmgvid"
-    defaults: ClassVar[dict[str, Any]] = {
-        "threshold": 0.95, "min_segment_frames": 2, "k": 7, "uniqueness_weight": 0.5, "redundancy_weight": 0.5,
-    }
+    parameters: ClassVar[tuple[Param, ...]] = (
+        Param("threshold", 0.95, "float", -1.0, 1.0, doc="adjacent-frame cosine below which a segment ends"),
+        Param("min_segment_frames", 2, "int", 1, 10_000, doc="shorter segments join their more similar neighbour"),
+        Param("k", 7, "int", 1, 10_000, doc="neighbours of the intra-frame DPC-kNN density"),
+        Param("uniqueness_weight", 0.5, "float", 0.0, 1.0, doc="weight of inter-frame uniqueness vs diversity"),
+        Param("redundancy_weight", 0.5, "float", 0.0, 10.0, doc="γ: redundancy penalty of the greedy picks"),
+    )
+    paper: ClassVar[str] = ("Ma et al., MMG-Vid: Maximizing Marginal Gains at Segment-level and Token-level for "
+                            "Efficient Video LLMs, arXiv 2508.21044 (reconstruction: no code is public)")
 
-    def _checked(self, **params: Any) -> dict[str, Any]:
-        p = self.resolved_params(**params)
-        check_range(self.name, "threshold", p["threshold"], -1.0, 1.0)
-        check_whole_number(self.name, "min_segment_frames", p["min_segment_frames"], 1, 10_000)
-        check_whole_number(self.name, "k", p["k"], 1, 10_000)
-        check_range(self.name, "uniqueness_weight", p["uniqueness_weight"], 0.0, 1.0)
-        check_range(self.name, "redundancy_weight", p["redundancy_weight"], 0.0, 10.0)
-        return p
 
     def plan(self, spec: "ModelSpec", budget: float, **params: Any) -> Schedule:
         """Every layer sees round(budget·T·P) visual tokens (pre-LLM only)."""
-        self._checked(**params)
+        self.checked_params(**params)
         return pre_llm_plan(spec, budget)
 
     def select_visual(self, features: "torch.Tensor", budget: float, query: "torch.Tensor | None" = None,
@@ -78,7 +79,7 @@ class MMGVid(Method):
 
         from vidcost.methods import clustering
 
-        p = self._checked(**params)
+        p = self.checked_params(**params)
         frames, per_frame, _ = check_features(features, self.name)
         total = keep_count(frames * per_frame, check_budget(budget))
         x = features.detach().float()  # [T, P, D]
@@ -113,7 +114,7 @@ def _token_scores(x: "torch.Tensor", segments: tuple[tuple[int, int], ...], k: i
     from vidcost.methods import clustering
     from vidcost.methods.common import cosine_matrix
 
-    density, delta, _ = clustering.dpc_knn(x, k)  # intra-frame DPC, [T, P] each
+    density, delta, _ = clustering.dpc_knn(x, k, peak_delta="row")  # intra-frame DPC, [T, P] each
     diversity = density * delta
     diversity = diversity / diversity.amax(-1, keepdim=True).clamp_min(1e-12)
     uniqueness = torch.ones_like(diversity)

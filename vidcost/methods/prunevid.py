@@ -1,7 +1,10 @@
 """PruneVid: spatio-temporal token merging before the LLM, question-attention pruning inside it.
 
 Huang, Zhou & Han, "PruneVid: Visual Token Pruning for Efficient Video Large Language Models",
-ACL Findings 2025 (arXiv 2412.16117); public code github.com/Visual-AI/PruneVid (read, not copied).
+ACL Findings 2025 (arXiv 2412.16117). Official code: Visual-AI/PruneVid — `merge_frames_dynamic`,
+`cluster_dpc_knn`, `refine_clusters`, `segment_lengths` (models/pllava/modeling_pllava.py) and
+`VTPWindowCache.process_attention` / `prompt_prefill` (models/pllava/elastic_cache.py), run by
+`LlamaModelVTP.forward` (models/pllava/llama.py). Read, not copied.
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from vidcost.errors import ConfigError
 from vidcost.methods.base import LayerContext, LayerReduction, Method, SelectionResult, check_budget
-from vidcost.methods.common import (check_features, check_range, check_whole_number, keep_count, sorted_topk,
-                                     split_budget)
+from vidcost.methods.common import check_features, keep_count, split_budget
+from vidcost.methods.params import Param
 from vidcost.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -19,72 +22,87 @@ if TYPE_CHECKING:
 
     from vidcost.spec import ModelSpec
 
-# PruneVid prunes at layer 10; vidcost reads that as a depth of 10/28 (LLaVA-OneVision-7B's 28 layers)
-# so that models of other depths prune at the same relative depth.
+# The pre-LLM count K0 is solved with the prune depth of a 28-layer model (LLaVA-OneVision-7B / Qwen2-7B),
+# so that `select_visual` needs no model spec; `plan` then solves the in-LLM count on the real depth.
 REFERENCE_LAYERS = 28
 
 
 class PruneVid(Method):
-    """PruneVid (Huang et al. 2025): static-token temporal merging, DPC-kNN spatial merging, attention pruning.
+    """PruneVid (Huang et al. 2025): temporal segments, static merging, DPC-kNN merging, per-group attention.
 
-    Stages (paper §3, defaults from the paper / its code):
+    Stages, as `merge_frames_dynamic` and `VTPWindowCache` run them (defaults from the official
+    `scripts/eval.sh`: τ = 0.8, temporal_segment_ratio = 0.25, cluster_ratio = 0.5, selected_layer = 10,
+    α = 0.4, k = 7):
 
-    1. Temporal segments: DPC-kNN (k = `k`, 7) on mean-pooled frame features with
-       max(1, round(T·`temporal_segment_ratio`)) clusters (0.25); each contiguous run of one cluster
-       label is a segment.
-    2. Static tokens: inside a segment of F ≥ 2 frames, a position whose mean pairwise cross-frame
-       cosine similarity (paper Eq. 2–3) exceeds τ = `tau` (0.8) is static and averaged over the
-       segment's frames (Eq. 4) into one token at the segment's first frame.
-    3. Spatial merging: DPC-kNN clustering of the static tokens of each segment and of the dynamic
-       tokens of each frame; every cluster becomes the mean of its members, placed at its centre token.
-    4. Inside the LLM at layer `prune_layer` (10, of a 28-layer model; scaled to other depths): rank
-       visual tokens by question-to-visual attention, max over heads and question tokens, keep the top
-       fraction α = `alpha` (0.4). Without attention, tokens far from the mean visual token rank first.
+    1. Temporal segments: `cluster_dpc_knn` (k = `k`) on the mean-pooled frame features into
+       int(T·`temporal_segment_ratio`) clusters (at least 1), refined by `refine_clusters` (each
+       cluster keeps its longest run, fragments join the neighbour with the longer run); every run of
+       one refined label is a segment (`segment_lengths`).
+    2. Static tokens: inside a segment of F ≥ 2 frames, a position whose mean pairwise cross-frame cosine
+       (paper Eq. 2–3) exceeds τ = `tau` is static and averaged over the segment's frames (Eq. 4) into one
+       token at the segment's first frame; the others are the dynamic tokens of each frame.
+    3. Spatial merging: each segment's static group and each frame's dynamic group with more than
+       `cluster_above` (14) tokens is DPC-kNN-clustered and every cluster becomes the mean of its
+       members (`compute_cluster_vectors`), placed at its centre token; smaller groups are kept whole.
+    4. Inside the LLM: after layer `prune_layer` (10), ranked by that layer's attention from the
+       question tokens to the visual tokens (max over heads, then over question rows), the top α =
+       `alpha` of every group — each segment's static group and each frame's dynamic group
+       (`SelectionResult.groups`) — survive (`process_attention`). In vidcost's terms: a drop before layer
+       `prune_layer` + 1 with `attention_source = "previous"`. The official code then trims the KV cache of
+       layers 0…`prune_layer` to the survivors (`prompt_prefill`): the plan's `cached_visual_tokens` say so.
 
     Budget: PruneVid sets its retention only indirectly (τ, the cluster ratio, α). vidcost defines the
-    budget as the mean visual fraction over layers and solves for the free ratio: the pre-LLM count is
-    K0 = budget·N / (φ + α(1 − φ)), φ = prune depth, clipped to N; the in-LLM count is whatever makes the
-    mean over the model's layers equal the budget (≈ α·K0). The cluster ratio of stage 3 is then the
-    one that yields exactly K0 tokens: K0 is split over segments (≥ 1 each, ∝ their size after temporal
-    merging) and inside a segment over its static group and its frames (∝ size). If temporal merging
-    alone already goes below K0 (a very static video at a high budget), the least similar static
-    positions are treated as dynamic until K0 tokens remain — an effective τ above the default. When
-    K0 is below the number of segments, the most similar adjacent segments are merged first (one token
-    per segment at least). Frames that duplicate a denser frame never open a cluster of their own, so an
-    exactly static video is one segment. φ = 10/28; with the defaults on LLaVA-OV-7B at a 20 % budget
-    the paper-convention prefill is 6.96 TFLOPs (17.1 %; HieraVid's Table 2 lists PruneVid at 6.9, 16.9 %).
-    Deterministic (the seed is ignored).
+    budget as the mean visual fraction over layers and solves for the free ratio, the cluster ratio:
+    K0 = budget·N / (φ + α(1 − φ)) tokens leave the pre-LLM stage, φ = (`prune_layer` + 1)/28, clipped to
+    N; the groups of stage 3 get K0 between them — the small ones whole, the others in proportion to their
+    size (largest remainder), which at the official defaults is int(size·0.5) give or take one token
+    (when that split is impossible: ∝ segment size with ≥ 1 per segment, then ∝ group size). Inside the
+    LLM the planned count (≈ α·K0, solved so the mean over the model's layers is the budget) is split over
+    the groups in proportion to their size and each keeps its best-attended tokens: top-α per group with
+    largest-remainder rounding where the official code floors int(size·α). If temporal merging alone goes
+    below K0 (a very static video at a high budget), the least similar static positions are treated as
+    dynamic until K0 tokens remain (an effective τ above the default); when K0 is below the number of
+    segments, the most similar adjacent segments are merged first. On models with fewer than
+    `prune_layer` + 2 layers the prune moves to the second-to-last layer's attention.
+
+    Departures from the official code, all reported by `analysis/compare_official.py`: ties in density
+    go to the lower index where the official code adds 1e-6 of uniform noise (so the official code is
+    not deterministic); the question rows are the question's own tokens where the official code takes
+    every row after the video; kept tokens keep their original RoPE positions.
+    With the defaults on LLaVA-OV-7B at a 20 % budget the paper-convention prefill is 6.96 TFLOPs
+    (17.1 %; HieraVid's Table 2 lists PruneVid at 6.9, 16.9 %). Deterministic (the seed is ignored).
     """
 
     name: ClassVar[str] = "prunevid"
-    defaults: ClassVar[dict[str, Any]] = {
-        "k": 7, "temporal_segment_ratio": 0.25, "tau": 0.8, "alpha": 0.4, "prune_layer": 10,
-    }
+    parameters: ClassVar[tuple[Param, ...]] = (
+        Param("k", 7, "int", 1, 10_000, doc="neighbours of the DPC-kNN density"),
+        Param("temporal_segment_ratio", 0.25, "float", 0.0, 1.0, low_open=True,
+              doc="temporal clusters per frame (int(T·ratio) clusters)"),
+        Param("tau", 0.8, "float", -1.0, 1.0, doc="τ: mean cross-frame cosine above which a position is static"),
+        Param("alpha", 0.4, "float", 0.0, 1.0, low_open=True, doc="α: share of every group kept inside the LLM"),
+        Param("prune_layer", 10, "int", 0, None, doc="the layer whose question attention ranks; the next layers "
+              "see the pruned tokens (< L-1)"),
+        Param("cluster_above", 14, "int", 0, 1_000_000, doc="groups with more tokens than this are clustered, "
+              "smaller ones kept whole"),
+    )
+    paper: ClassVar[str] = "Huang, Zhou & Han, PruneVid: Visual Token Pruning for Efficient Video LLMs, ACL Findings 2025"
     attention_need: ClassVar[str] = "question"
-
-    def _checked(self, **params: Any) -> dict[str, Any]:
-        p = self.resolved_params(**params)
-        check_whole_number(self.name, "k", p["k"], 1, 10_000)
-        check_range(self.name, "temporal_segment_ratio", p["temporal_segment_ratio"], 0.0, 1.0, low_open=True)
-        check_range(self.name, "tau", p["tau"], -1.0, 1.0)
-        check_range(self.name, "alpha", p["alpha"], 0.0, 1.0, low_open=True)
-        check_whole_number(self.name, "prune_layer", p["prune_layer"], 1, REFERENCE_LAYERS - 1)
-        return p
+    attention_source: ClassVar[str] = "previous"
 
     def pre_llm_count(self, num_visual_tokens: int, budget: float, **params: Any) -> int:
         """K0: tokens leaving the pre-LLM stage (independent of the model depth)."""
-        p = self._checked(**params)
-        depth = p["prune_layer"] / REFERENCE_LAYERS
+        p = self.checked_params(**params)
+        depth = min(REFERENCE_LAYERS, p["prune_layer"] + 1) / REFERENCE_LAYERS
         share = depth + p["alpha"] * (1.0 - depth)  # mean over layers of (kept / K0)
         return keep_count(num_visual_tokens, min(1.0, check_budget(budget) / share))
 
-    def attention_layer(self, num_layers: int, **params: Any) -> int:
-        """The decoder layer before which the attention stage runs on a model of `num_layers` layers."""
-        p = self._checked(**params)
-        return min(num_layers - 1, max(1, round(p["prune_layer"] * num_layers / REFERENCE_LAYERS)))
+    def drop_layer(self, num_layers: int, **params: Any) -> int:
+        """The first decoder layer that sees the pruned tokens: `prune_layer` + 1, at most L − 1."""
+        p = self.checked_params(**params)
+        return max(1, min(num_layers - 1, p["prune_layer"] + 1))
 
     def plan(self, spec: "ModelSpec", budget: float, **params: Any) -> Schedule:
-        """K0 tokens up to the prune layer, then the count that makes the mean fraction equal the budget."""
+        """K0 tokens up to the prune, then the count that makes the mean fraction the budget; caches trimmed."""
         total, layers = spec.num_visual_tokens, spec.num_layers
         first = self.pre_llm_count(total, budget, **params)
         if layers < 2:
@@ -92,60 +110,86 @@ class PruneVid(Method):
                 raise ConfigError(f"prunevid at budget {budget} prunes inside the LLM, which needs 2 layers or "
                                   f"more; the model has {layers}")
             return Schedule.constant(layers, first, spec.text_tokens, total)
-        cut = self.attention_layer(layers, **params)
+        cut = self.drop_layer(layers, **params)
         rest = (check_budget(budget) * layers * total - cut * first) / (layers - cut)
         later = min(first, max(1, round(rest)))
         counts = (first,) * cut + (later,) * (layers - cut)
-        return Schedule(counts, spec.text_tokens, total)
+        # `prompt_prefill` keeps only the survivors' keys and values in the layers before the prune too.
+        return Schedule(counts, spec.text_tokens, total, cached_visual_tokens=(later,) * layers)
 
     def select_visual(self, features: "torch.Tensor", budget: float, query: "torch.Tensor | None" = None,
                       seed: int = 0, **params: Any) -> SelectionResult:
-        """Stages 1–3 on [T, P, D]: exactly K0 merged tokens; see the class docstring."""
+        """Stages 1–3 on [T, P, D]: exactly K0 merged tokens, with their group ids; see the class docstring."""
         import torch
 
         from vidcost.methods import clustering
 
-        p = self._checked(**params)
+        p = self.checked_params(**params)
         frames, per_frame, _ = check_features(features, self.name)
         target = self.pre_llm_count(frames * per_frame, budget, **params)
         x = features.detach().float()  # [T, P, D]
         frame_means = x.mean(1)  # [T, D]
         segments = self.segment(frame_means, p["k"], p["temporal_segment_ratio"])
         segments = clustering.limit_segments(segments, frame_means, target)
-        static = _static_positions(x, segments, p["tau"], target)  # list of [P] bool per segment
-        sizes = [int(s.sum()) + (b - a + 1) * int((~s).sum()) for s, (a, b) in zip(static, segments)]
-        quotas = split_budget(target, [float(n) for n in sizes], sizes, minimum=1)
-        tokens, positions = [], []
-        for (a, b), is_static, quota in zip(segments, static, quotas):
-            seg_tokens, seg_positions = _merge_segment(x[a:b + 1], is_static, quota, p["k"])
+        static = _static_positions(x, segments, p["tau"], target)  # [P] bool per segment
+        quotas = _group_quotas(segments, static, target, p["cluster_above"])
+        tokens, positions, groups, next_group = [], [], [], 0
+        for (a, b), is_static, seg_quotas in zip(segments, static, quotas):
+            seg_tokens, seg_positions, seg_groups = _merge_segment(x[a:b + 1], is_static, seg_quotas, p["k"])
             tokens.append(seg_tokens)
             positions.append(seg_positions + a * per_frame)
+            groups.append(seg_groups + next_group)
+            next_group += 1 + (b - a + 1)  # one static group and one dynamic group per frame
         positions_t = torch.cat(positions)
         order = torch.argsort(positions_t)
-        merged = torch.cat(tokens)[order].to(features.dtype).to(features.device)
-        return SelectionResult(tokens=merged, positions=positions_t[order].to(features.device), segments=segments)
+        merged = torch.cat(tokens)[order].to(features.dtype)
+        return SelectionResult(tokens=merged, positions=positions_t[order], segments=segments,
+                               groups=torch.cat(groups)[order])
 
     @staticmethod
     def segment(frame_means: "torch.Tensor", k: int = 7, ratio: float = 0.25) -> tuple[tuple[int, int], ...]:
-        """Temporal segments of [T, D] pooled frame features: DPC-kNN clusters, split into contiguous runs."""
+        """Temporal segments of [T, D] pooled frame features: DPC-kNN clusters, refined, as contiguous runs."""
         from vidcost.methods import clustering
 
-        clusters = max(1, round(frame_means.shape[0] * ratio))
-        _, labels = clustering.dpc_cluster(frame_means.unsqueeze(0), clusters, k, exact=True, centres_own=False)
-        return clustering.runs_of(labels[0].tolist())
+        clusters = max(1, int(frame_means.shape[0] * ratio))
+        _, labels = clustering.dpc_cluster(frame_means.unsqueeze(0), clusters, k, exact=True)
+        return clustering.runs_of(clustering.refine_labels(labels[0].tolist()))
 
     def reduce_in_llm(self, context: LayerContext, keep: int) -> LayerReduction:
-        """Keep the `keep` tokens with the largest question attention (max over heads and question rows)."""
+        """Keep the best-attended tokens of every group, `keep` in all (∝ group size; see the class docstring)."""
         import torch
 
-        if context.attention is not None:
-            score = context.attention.float().amax(dim=(0, 1))  # [Q, H, N] → [N]
-        else:  # query-free fallback: distinctiveness from the mean visual token
-            hidden = context.hidden.float()
-            score = 1.0 - torch.nn.functional.cosine_similarity(hidden, hidden.mean(0, keepdim=True), dim=-1)
-        if keep > score.numel():
-            raise ConfigError(f"prunevid asked to keep {keep} of {score.numel()} visual tokens; keep at most N")
-        return LayerReduction(keep=sorted_topk(score, keep))
+        if context.attention is None or context.attention.dim() != 3:
+            raise ConfigError("prunevid ranks visual tokens by the question's attention inside the LLM, got none; "
+                              "run it with a question (the runtime passes the question's rows)")
+        score = context.attention.float().amax(dim=(0, 1))  # [Q, H, N] → [N]: max over heads and rows
+        count = score.numel()
+        if not 1 <= keep <= count or count != context.hidden.shape[0]:
+            raise ConfigError(f"prunevid asked to keep {keep} of {count} visual tokens with attention over "
+                              f"{context.hidden.shape[0]}; keep must be in [1, N] and the attention over N tokens")
+        groups = context.groups if context.groups is not None else torch.zeros(
+            count, dtype=torch.long, device=score.device)
+        return LayerReduction(keep=top_per_group(score, groups, keep))
+
+
+def top_per_group(score: "torch.Tensor", groups: "torch.Tensor", keep: int) -> "torch.Tensor":
+    """Ascending indices of `keep` tokens: each group's highest scores, `keep` split ∝ group size.
+
+    One stable sort by score then one by group puts every group's tokens in descending score order; a
+    token survives when its rank inside its group is below the group's quota (ties → the lower index).
+    """
+    import torch
+
+    groups = groups.long()
+    sizes = torch.bincount(groups)  # [G]
+    size_list = sizes.tolist()  # once per stage, not per token
+    quotas = torch.tensor(split_budget(keep, [float(s) for s in size_list], size_list, minimum=0),
+                          device=score.device)
+    order = torch.sort(score.float(), descending=True, stable=True).indices
+    order = order[torch.sort(groups[order], stable=True).indices]  # grouped, best first inside a group
+    starts = torch.cumsum(sizes, 0) - sizes
+    rank = torch.arange(score.numel(), device=score.device) - starts[groups[order]]
+    return torch.sort(order[rank < quotas[groups[order]]]).values
 
 
 def _static_positions(x: "torch.Tensor", segments: tuple[tuple[int, int], ...], tau: float,
@@ -162,7 +206,7 @@ def _static_positions(x: "torch.Tensor", segments: tuple[tuple[int, int], ...], 
     sims, savings = [], []
     for a, b in segments:
         count = b - a + 1
-        if count < 2:
+        if count < 2:  # the official 0/0 is NaN, never > τ: a one-frame segment is all dynamic
             sims.append(torch.full((per_frame,), -float("inf"), device=x.device))
         else:  # mean over pairs t≠t' of cos = (‖Σ_t x̂_t‖² − F) / (F(F−1)), O(F·P·D)
             summed = unit[a:b + 1].sum(0)
@@ -177,30 +221,69 @@ def _static_positions(x: "torch.Tensor", segments: tuple[tuple[int, int], ...], 
     return list(chosen.split(per_frame))
 
 
-def _merge_segment(x: "torch.Tensor", is_static: "torch.Tensor", quota: int,
-                   k: int) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """Merge one segment [F, P, D] to `quota` tokens; returns tokens [quota, D] and flat positions in F·P."""
+def _group_quotas(segments: tuple[tuple[int, int], ...], static: list["torch.Tensor"], target: int,
+                  cluster_above: int) -> list[list[int]]:
+    """Tokens per group — [static, frame 0, frame 1, …] per segment — summing to `target`.
+
+    The official rule keeps a group of at most `cluster_above` tokens whole and clusters a larger one to
+    int(size·cluster_ratio); vidcost keeps the small groups whole and splits the rest of `target` over the
+    large ones ∝ size (each ≥ 1). Where that cannot add up, `target` is split over segments ∝ their size
+    (each ≥ 1) and inside a segment over its groups ∝ size.
+    """
+    sizes: list[list[int]] = []
+    for (a, b), is_static in zip(segments, static):
+        n_static = int(is_static.sum())
+        sizes.append([n_static] + [is_static.numel() - n_static] * (b - a + 1))
+    flat = [size for seg in sizes for size in seg]
+    large = [i for i, size in enumerate(flat) if size > cluster_above]
+    rest = target - sum(size for size in flat if size <= cluster_above)
+    if (large and len(large) <= rest <= sum(flat[i] for i in large)) or (not large and rest == 0):
+        shares = split_budget(rest, [float(flat[i]) for i in large], [flat[i] for i in large]) if large else []
+        quota_flat = list(flat)
+        for i, share in zip(large, shares):
+            quota_flat[i] = share
+        out, start = [], 0
+        for seg in sizes:
+            out.append(quota_flat[start:start + len(seg)])
+            start += len(seg)
+        return out
+    totals = [sum(seg) for seg in sizes]
+    per_segment = split_budget(target, [float(t) for t in totals], totals, minimum=1)
+    return [split_budget(quota, [float(s) for s in seg], seg, minimum=0) for quota, seg in zip(per_segment, sizes)]
+
+
+def _merge_segment(x: "torch.Tensor", is_static: "torch.Tensor", quotas: list[int],
+                   k: int) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]:
+    """Merge one segment [F, P, D] to sum(quotas) tokens.
+
+    Returns:
+        tokens [K, D], flat positions in F·P, and local group ids (0 static, 1 + f frame f's dynamic).
+    """
     import torch
 
     from vidcost.methods import clustering
 
-    frames, per_frame, _ = x.shape
+    frames, per_frame, dim = x.shape
+    device = x.device
     static_idx = torch.nonzero(is_static).flatten()
     dynamic_idx = torch.nonzero(~is_static).flatten()
-    groups = [len(static_idx)] + [len(dynamic_idx)] * frames
-    shares = split_budget(quota, [float(g) for g in groups], groups, minimum=0)
-    tokens, positions = [], []
-    if len(static_idx) and shares[0]:
+    tokens, positions, groups = [], [], []
+    if len(static_idx) and quotas[0]:
         averaged = x[:, static_idx].mean(0, keepdim=True)  # PruneVid Eq. 4: [1, S, D]
-        centre, labels = clustering.dpc_cluster(averaged, shares[0], k)
+        centre, labels = clustering.dpc_cluster(averaged, quotas[0], k)
         means = clustering.cluster_means(averaged, labels)
         tokens.append(means[0][centre[0]])
         positions.append(static_idx[centre[0]])  # at the segment's first frame
-    if len(dynamic_idx) and sum(shares[1:]):
+        groups.append(torch.zeros(quotas[0], dtype=torch.long, device=device))
+    if len(dynamic_idx) and sum(quotas[1:]):
         dynamic = x[:, dynamic_idx]  # [F, Dn, D]
-        centre, labels = clustering.dpc_cluster(dynamic, torch.tensor(shares[1:], device=x.device), k)
+        centre, labels = clustering.dpc_cluster(dynamic, torch.tensor(quotas[1:], device=device), k)
         means = clustering.cluster_means(dynamic, labels)
-        frame_of = torch.arange(frames, device=x.device).unsqueeze(-1).expand_as(centre)
+        frame_of = torch.arange(frames, device=device).unsqueeze(-1).expand_as(centre)
         tokens.append(means[centre])
         positions.append(frame_of[centre] * per_frame + dynamic_idx.expand_as(centre)[centre])
-    return torch.cat(tokens), torch.cat(positions)
+        groups.append(1 + frame_of[centre])
+    if not tokens:
+        return (torch.zeros(0, dim, device=device), torch.zeros(0, dtype=torch.long, device=device),
+                torch.zeros(0, dtype=torch.long, device=device))
+    return torch.cat(tokens), torch.cat(positions), torch.cat(groups)

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from vidcost.errors import ConfigError
 from vidcost.methods.base import LayerContext, LayerReduction, Method, SelectionResult, check_budget
-from vidcost.methods.common import (check_features, check_range, check_whole_number, keep_count, sorted_topk,
-                                     split_budget)
+from vidcost.methods.common import check_features, keep_count, sorted_topk, split_budget
+from vidcost.methods.params import Param
 from vidcost.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -28,21 +28,22 @@ class HieraVid(Method):
     Before the LLM (stage s1):
       * Merge-ratio-guided segmentation (Eq. 1–2): S_t(i, j) = cosine of the same-position tokens of
         frames t and t−1; O_t = share of frame t's positions among the Top-K of S over the whole video,
-        K = `merge_ratio`·N (0.5); a boundary falls before t when O_t < β = `beta` (0.4). Ties at the
-        K-th value are all counted as in the Top-K, so an exactly static video is one segment.
-      * Static-token merging (Eq. 3): the N − K0 most similar (t, i, j) entries of S inside segments are
-        merged into the first token of their same-position run, which becomes the run's mean. The paper
-        merges "across the whole video"; vidcost stops runs at segment boundaries so that every merged
-        token belongs to exactly one segment's DPP block (Eq. 10).
-      * If merging alone cannot reach K0 (runs never cross segment boundaries), the remainder is pruned
-        with the frame-level DPP below, instruction relevance from `query` (its last row, Eq. 8; without
-        a query, relevance is 1 and the DPP is purely diversity-driven).
+        K = R_merge·N; a boundary falls before t when O_t < β = `beta` (0.4). Ties at the K-th value all
+        count as in the Top-K, so an exactly static video is one segment.
+      * Static-token merging (Eq. 3) with the same K: the K most similar (t, i, j) entries of S are merged
+        into the first token of their same-position run, which becomes the run's mean — across the whole
+        video, as the paper says, so a run may continue past a segment boundary (its token belongs to the
+        segment of its first frame). N − K tokens remain.
+      * If the budget needs fewer tokens at layer 0 than N − K (see Budget), the frame-level DPP below
+        prunes the merged tokens to that count — the budget is met by the DPP, never by merging more.
+        Instruction relevance (Eq. 8) comes from the question: H_t is the embedding of the question's last
+        token (`query[-1]`; the runtime passes the question's own tokens, without the chat template).
     Inside the LLM, at the start of stages s2…sn (`stages` = 4 equal runs of layers, e.g. layers 7, 14,
     21 of 28): segment budget allocation (Eq. 4–5, λ = `lam` 0.5) and frame-level DPP per segment
-    (Eq. 6–10): kernel L̃ = diag(r)·(H Hᵀ/d)·diag(r), block-diagonal by segment, greedy MAP with
-    incremental Cholesky updates. r = min-max of the last instruction token's attention, mean over heads
-    — the model's own softmax(q·k/√d), i.e. Eq. 8 with the layer's projections (the runtime hands an
-    in-LLM stage the visual hidden states and that attention row, not the instruction's hidden state).
+    (Eq. 6–10): kernel L̃ = diag(r)·(H Hᵀ/d)·diag(r), block-diagonal by the segments of s1 (handed back
+    by the runtime as `LayerContext.segments`), greedy MAP with incremental Cholesky updates. r = min-max
+    of the attention the question's last token pays the visual tokens, mean over heads — the model's own
+    softmax(q·k/√d), i.e. Eq. 8 with the layer's projections.
 
     Reading of Eq. 5: b_m is the segment's *budget* score (the text says richer / more diverse segments
     keep more, and §3.2 keeps k = R^{i,m}·N_m tokens of segment m), so vidcost adds R_var·z(b_m) to the
@@ -53,40 +54,36 @@ class HieraVid(Method):
     without separate equations; vidcost runs the same Eq. 4–10 step at each of the three stage starts.
 
     Budget = the paper's "relative token budget", the mean kept fraction over layers. Stage i keeps
-    f1·ρ^(i−1) of N (Eq. 11 with R_prune = 1 − ρ). vidcost solves for the free ratios: f1 = 1 −
-    merge_ratio and ρ from the budget (equal-length stages); if that would need ρ < `stage_keep_min`
-    (0.5), ρ = stage_keep_min and the merge goes deeper (f1 = budget / mean ρ^(i−1)); if the budget is
-    above f1, f1 = budget and nothing is pruned inside the LLM. So layer 0 always gets ≥ budget·N tokens,
-    and f1 depends only on the budget (select_visual needs no model spec). `plan` then re-solves ρ on
-    the model's real stage lengths, so the mean over layers is the budget even when n does not divide L.
-    With the defaults on LLaVA-OV-7B at 30 % the paper-convention prefill is 10.7 TFLOPs (26.3 %),
-    as in the paper's Table 2; at 20 % / 10 % it is 7.05 / 3.41 T where Table 2 lists 7.5 / 3.8 T (the
-    paper gives no per-stage ratios; its own schedules there sit a little above the budget-matched one).
-    The in-LLM stages reuse the segments of the last `select_visual` call on this instance (one segment
-    when it saw a different frame count). Deterministic (the seed is ignored).
+    f1·ρ^(i−1) of N (Eq. 11 with R_prune = 1 − ρ). R_merge = min(`merge_ratio`, 1 − budget) (0.5 by
+    default: below a 50 % budget nothing changes; above it the merge takes only what the budget gives
+    up), f1 = 1 − R_merge, and ρ is solved from the budget (equal-length stages); if that would need
+    ρ < `stage_keep_min` (0.5), ρ = stage_keep_min and the s1 DPP prunes the merged tokens further, to
+    f1 = budget / mean ρ^(i−1). f1 depends only on the budget (select_visual needs no model spec); `plan`
+    then re-solves ρ on the model's real stage lengths, so the mean over layers is the budget even when
+    n does not divide L. With the defaults on LLaVA-OV-7B at 30 % the paper-convention prefill is 10.7
+    TFLOPs (26.3 %), as in the paper's Table 2; at 20 % / 10 % it is 7.05 / 3.41 T where Table 2 lists
+    7.5 / 3.8 T (the paper gives no per-stage ratios; its own schedules there sit a little above the
+    budget-matched one). Deterministic (the seed is ignored). The question is required: without one
+    (query None or empty, or no attention inside the LLM) the selection is a ConfigError.
     """
 
     name: ClassVar[str] = "hieravid"
-    defaults: ClassVar[dict[str, Any]] = {
-        "beta": 0.4, "lam": 0.5, "stages": 4, "merge_ratio": 0.5, "stage_keep_min": 0.5, "r_var": 0.1,
-    }
-    attention_need: ClassVar[str] = "last"
-    _segments: Segments | None = None
-    _stage_params: dict[str, Any] | None = None
+    parameters: ClassVar[tuple[Param, ...]] = (
+        Param("beta", 0.4, "float", 0.0, 1.0, doc="β: a boundary falls where the overlap ratio O_t is below it"),
+        Param("lam", 0.5, "float", 0.0, 1.0, doc="λ of Eq. 4: representativeness vs diversity of a segment"),
+        Param("stages", 4, "int", 1, 1000, doc="n: equal-length stages over the layers"),
+        Param("merge_ratio", 0.5, "float", 0.0, 1.0, high_open=True, doc="R_merge: K = R_merge·N for Eq. 2 and 3"),
+        Param("stage_keep_min", 0.5, "float", 0.0, 1.0, low_open=True,
+              doc="smallest per-stage keep factor ρ before the s1 DPP prunes too"),
+        Param("r_var", 0.1, "float", 0.0, 1.0, doc="R_var of Eq. 5 (the paper gives no value)"),
+    )
+    paper: ClassVar[str] = "Guo et al., HieraVid: Hierarchical Token Pruning for Fast Video LLMs, arXiv 2604.01881"
+    attention_need: ClassVar[str] = "question"
 
-    def _checked(self, **params: Any) -> dict[str, Any]:
-        p = self.resolved_params(**params)
-        check_range(self.name, "beta", p["beta"], 0.0, 1.0)
-        check_range(self.name, "lam", p["lam"], 0.0, 1.0)
-        check_whole_number(self.name, "stages", p["stages"], 1, 1000)
-        check_range(self.name, "merge_ratio", p["merge_ratio"], 0.0, 1.0, high_open=True)
-        check_range(self.name, "stage_keep_min", p["stage_keep_min"], 0.0, 1.0, low_open=True)
-        check_range(self.name, "r_var", p["r_var"], 0.0, 1.0)
-        return p
 
     def stage_fractions(self, budget: float, **params: Any) -> tuple[float, float]:
         """(f1, ρ): stage-1 kept fraction and the per-stage keep factor, with mean_i f1·ρ^(i−1) = budget."""
-        p = self._checked(**params)
+        p = self.checked_params(**params)
         budget, stages = check_budget(budget), int(p["stages"])
         first = 1.0 - p["merge_ratio"]
         if budget >= first or stages == 1:
@@ -115,42 +112,44 @@ class HieraVid(Method):
 
     def stage_of_layers(self, num_layers: int, **params: Any) -> list[int]:
         """Stage index of each layer: `stages` runs of round(L/n) layers (fewer stages on tiny models)."""
-        stages = int(self._checked(**params)["stages"])
+        stages = int(self.checked_params(**params)["stages"])
         starts = sorted({round(i * num_layers / stages) for i in range(stages)} - {num_layers})
         return [sum(1 for s in starts if s <= layer) - 1 for layer in range(num_layers)]
 
     def select_visual(self, features: "torch.Tensor", budget: float, query: "torch.Tensor | None" = None,
                       seed: int = 0, **params: Any) -> SelectionResult:
-        """Stage s1 on [T, P, D]: segment, merge, and DPP-prune if needed, to exactly K0 tokens."""
+        """Stage s1 on [T, P, D]: segment, merge K = R_merge·N, DPP-prune if the budget needs it, to K0 tokens."""
         import torch
 
         from vidcost.methods import clustering
 
-        p = self._checked(**params)
+        p = self.checked_params(**params)
         frames, per_frame, dim = check_features(features, self.name)
-        total = frames * per_frame
-        target = keep_count(total, self.stage_fractions(budget, **params)[0])
-        if query is not None and (query.dim() not in (1, 2) or query.shape[-1] != dim):
+        if query is None or query.numel() == 0:
+            raise ConfigError("hieravid weighs tokens by their relevance to the question (Eq. 8) and got no "
+                              "question; pass the question's token embeddings as query")
+        if query.dim() not in (1, 2) or query.shape[-1] != dim:
             raise ConfigError(f"hieravid expects the question embeddings shaped [tokens, {dim}] like the visual "
                               f"features, got {tuple(query.shape)}")
+        total = frames * per_frame
+        target = keep_count(total, self.stage_fractions(budget, **params)[0])
+        # K of Eq. 2 and Eq. 3: R_merge·N, never more than the budget gives up (1 − budget)·N.
+        merges = min(round(p["merge_ratio"] * total), total - target)
         x = features.detach().float()  # [T, P, D]
-        segments = self.segment(x, p["beta"], p["merge_ratio"])
+        segments = self.segment(x, p["beta"], merges)
         segments = clustering.limit_segments(segments, x.mean(1), target)
-        tokens, positions = merge_static(x, segments, total - target)  # Eq. 3
-        if tokens.shape[0] > target:
-            relevance = torch.ones(tokens.shape[0], device=x.device)
-            if query is not None and query.numel() > 0:  # Eq. 8 from the last instruction token
-                relevance = instruction_relevance(tokens, query.reshape(-1, dim)[-1].float().to(x.device))
+        tokens, positions = merge_static(x, merges)  # Eq. 3: N − K tokens
+        if tokens.shape[0] > target:  # the s1 DPP meets the rest of the budget
+            instruction = query.reshape(-1, dim)[-1].float()  # the question's last token, Eq. 8
+            relevance = instruction_relevance(tokens, instruction)
             picked = segment_dpp(tokens, positions // per_frame, segments, target, relevance, p["lam"], p["r_var"])
             picked = torch.sort(picked).values  # DPP order → ascending positions
             tokens, positions = tokens[picked], positions[picked]
-        self._segments, self._stage_params = segments, p  # reused by the in-LLM stages
-        return SelectionResult(tokens=tokens.to(features.dtype).to(features.device),
-                               positions=positions.to(features.device), segments=segments)
+        return SelectionResult(tokens=tokens.to(features.dtype), positions=positions, segments=segments)
 
     @staticmethod
-    def segment(x: "torch.Tensor", beta: float = 0.4, merge_ratio: float = 0.5) -> Segments:
-        """Merge-ratio-guided segments of [T, P, D] features (Eq. 1–2)."""
+    def segment(x: "torch.Tensor", beta: float = 0.4, top: int = 0) -> Segments:
+        """Merge-ratio-guided segments of [T, P, D] features (Eq. 1–2) with K = `top`."""
         import torch
 
         from vidcost.methods import clustering
@@ -159,7 +158,6 @@ class HieraVid(Method):
         if frames < 2:
             return ((0, 0),)
         similarity = torch.nn.functional.cosine_similarity(x[1:], x[:-1], dim=-1)  # S_t, Eq. 1: [T-1, P]
-        top = round(merge_ratio * frames * per_frame)
         if top >= similarity.numel():
             in_top = torch.ones_like(similarity, dtype=torch.bool)
         elif top == 0:
@@ -178,13 +176,15 @@ class HieraVid(Method):
         hidden = context.hidden.float()
         if keep > hidden.shape[0]:
             raise ConfigError(f"hieravid asked to keep {keep} of {hidden.shape[0]} visual tokens; keep at most N")
-        p = self._stage_params or self._checked()
-        segments = self._segments
-        if segments is None or segments[-1][1] != context.num_frames - 1:
-            segments = ((0, context.num_frames - 1),)
-        relevance = torch.ones(hidden.shape[0], device=hidden.device)
-        if context.attention is not None:  # Eq. 8 from the layer's own attention of the last token
-            relevance = clustering.min_max(context.attention[-1].float().mean(0))
+        if context.attention is None or context.attention.dim() != 3 or context.attention.shape[-1] != hidden.shape[0]:
+            raise ConfigError("hieravid weighs tokens by the question's attention inside the LLM (Eq. 8) and got "
+                              "none over its tokens; run it with a question")
+        p = self.checked_params()
+        segments = context.segments
+        if not segments or segments[-1][1] != context.num_frames - 1:
+            segments = ((0, context.num_frames - 1),)  # no pre-LLM segments reached this stage: one block
+        # Eq. 8 with the layer's own projections: the question's last row, mean over heads.
+        relevance = clustering.min_max(context.attention[-1].float().mean(0))
         frames = context.positions // context.tokens_per_frame
         picked = segment_dpp(hidden, frames, segments, keep, relevance, p["lam"], p["r_var"])
         return LayerReduction(keep=torch.sort(picked).values)
@@ -212,11 +212,14 @@ def instruction_relevance(tokens: "torch.Tensor", instruction: "torch.Tensor") -
     return clustering.min_max(torch.softmax(logits, dim=0))
 
 
-def merge_static(x: "torch.Tensor", segments: Segments, remove: int) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """HieraVid Eq. 3 on [T, P, D]: merge up to `remove` tokens into their same-position run starts.
+def merge_static(x: "torch.Tensor", remove: int) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """HieraVid Eq. 3 on [T, P, D]: merge the `remove` (= K) most similar tokens into their run starts.
+
+    The entries (t ≥ 1, i, j) of S with the K largest similarities (ties → the lower index) are merged:
+    each joins the run of same-position tokens before it, whose first token becomes the run's mean.
 
     Returns:
-        tokens [N', D] (run means) and positions [N'] (flat index of each run's first token), ascending.
+        tokens [N − K, D] (run means) and positions [N − K] (flat index of each run's first token), ascending.
     """
     import torch
 
@@ -225,10 +228,7 @@ def merge_static(x: "torch.Tensor", segments: Segments, remove: int) -> tuple["t
     marked = torch.zeros(frames, per_frame, dtype=torch.bool, device=device)  # merges into the run before it
     if frames > 1 and remove > 0:
         similarity = torch.nn.functional.cosine_similarity(x[1:], x[:-1], dim=-1)  # [T-1, P]
-        eligible = torch.ones(frames - 1, dtype=torch.bool, device=device)
-        eligible[[first - 1 for first, _ in segments[1:]]] = False  # runs never cross a segment boundary
-        similarity = similarity.masked_fill(~eligible.unsqueeze(-1), -float("inf"))
-        count = min(remove, int(eligible.sum()) * per_frame)
+        count = min(remove, similarity.numel())
         marked[1:].view(-1)[sorted_topk(similarity.flatten(), count)] = True
     frame_index = torch.arange(frames, device=device).unsqueeze(-1).expand(frames, per_frame)
     run_start = torch.where(marked, 0, frame_index).cummax(dim=0).values  # [T, P]
@@ -256,7 +256,7 @@ def segment_budgets(tokens: "torch.Tensor", seg: "torch.Tensor", sizes: list[int
     spread = float(score.std(correction=0)) if count > 1 else 0.0
     z = (score - score.mean()) / spread if spread > 0 else torch.zeros(count, device=device)
     ratio = (keep / sum(sizes) + r_var * z).clamp(0.0, 1.0)  # Eq. 5 as a keep ratio
-    weights = (ratio.cpu() * torch.tensor(sizes, dtype=torch.float32)).tolist()
+    weights = (ratio * torch.tensor(sizes, dtype=torch.float32, device=device)).tolist()  # one read per stage
     present = [m for m in range(count) if sizes[m] > 0]  # in-LLM, a segment may be emptied already
     shares = split_budget(keep, [weights[m] for m in present], [sizes[m] for m in present],
                           minimum=1 if keep >= len(present) else 0)

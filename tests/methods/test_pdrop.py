@@ -1,4 +1,4 @@
-"""PyramidDrop: staged last-query attention ranking; the stage ratio λ is solved for the budget."""
+"""PyramidDrop: staged last-instruction-token ranking, λ = 0.5, the budget reached by the number of stages."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from vidcost.errors import ConfigError
 from vidcost.methods import LayerContext, get_method
 from vidcost.methods.common import rank_keep
-from vidcost.methods.pdrop import default_stage_layers, pyramid_counts
+from vidcost.methods.pdrop import default_stage_layers, mean_fraction, pyramid_counts, pyramid_schedule
 from vidcost.spec import load_spec
 
 SPEC = load_spec("llava-onevision-7b")
@@ -20,23 +20,43 @@ def test_default_stages_are_the_papers_quarters():
     assert default_stage_layers(28) == (7, 14, 21)
 
 
-def test_stage_counts_shrink_geometrically():
+def test_stage_counts_shrink_geometrically_and_floor_as_the_official_int():
     assert pyramid_counts(1000, 0.5, 3) == [500, 250, 125]
+    assert pyramid_counts(999, 0.5, 3) == [499, 249, 124]
 
 
-@pytest.mark.parametrize("budget", [0.6, 0.5, 0.3, 0.25, 0.1])
-def test_plan_meets_the_budget_as_mean_fraction(budget):
+def test_the_official_configuration_is_the_plan_at_its_own_budget():
+    """`--layer_list [8,16,24] --image_token_ratio_list [0.5,0.25,0.125]` scaled to 28 layers: 7/14/21, λ = 0.5."""
+    schedule = get_method("pdrop").plan(SPEC, 0.469)
+    assert [first for first, _, _ in schedule.segments()] == [0, 7, 14, 21]
+    assert [count for _, _, count in schedule.segments()] == [6272, 3136, 1568, 784]
+
+
+@pytest.mark.parametrize("budget, stages", [(0.47, 4), (0.4, 5), (0.25, 8), (0.1, 19)])
+def test_lower_budgets_take_more_stages_at_lambda_one_half(budget, stages):
+    """The paper's ablation reaches other costs with the number of stages S, λ = 0.5, layers spread evenly."""
+    layers = get_method("pdrop").stage_layers(28, 6272, budget)
+    assert layers == default_stage_layers(28, stages)
     schedule = get_method("pdrop").plan(SPEC, budget)
-    assert budget <= schedule.mean_visual_fraction <= budget + 1 / 6272
-    assert schedule.visual_tokens[0] == 6272  # nothing is dropped before the LLM
-    assert len(schedule.segments()) == 4  # four stages
+    assert schedule.visual_tokens == tuple(pyramid_schedule(28, 6272, layers, 0.5))
+    means = {s: mean_fraction(28, 6272, default_stage_layers(28, s), 0.5) for s in range(1, 29)}
+    assert min(means, key=lambda s: abs(means[s] - budget)) == stages  # no other S is nearer
 
 
-def test_paper_stages_kept_while_lambda_stays_at_least_one_half():
-    pdrop = get_method("pdrop")
-    assert pdrop.stage_layers(28, 6272, 0.5) == (7, 14, 21)
-    early = pdrop.stage_layers(28, 6272, 0.25)
-    assert early[0] < 7  # 25 % is below what the quarter stages reach with λ ≥ 0.5
+def test_a_budget_below_every_stage_count_names_the_reachable_range():
+    with pytest.raises(ConfigError, match=r"reaches mean visual fractions \[0.07\d+, 1\].*not budget 0.05"):
+        get_method("pdrop").plan(SPEC, 0.05)
+
+
+def test_ranking_uses_the_dropping_layers_own_attention():
+    """`pdrop_rank_drop` ranks with `self.layers[rank_layer]`'s q/k on the states entering that layer."""
+    assert get_method("pdrop").attention_source == "current"
+
+
+def test_fixed_stages_solve_lambda_for_the_budget():
+    schedule = get_method("pdrop", layers=(8, 16, 24)).plan(SPEC, 0.5)
+    assert 0.5 <= schedule.mean_visual_fraction <= 0.5 + 1 / 6272 * 4
+    assert [first for first, _, _ in schedule.segments()] == [0, 8, 16, 24]
 
 
 def test_explicit_layers_that_cannot_reach_the_budget_are_an_error():

@@ -1,8 +1,8 @@
 """DivPrune: keep the most diverse visual tokens (greedy max–min diversity on cosine distance).
 
 Paper: S. R. Alvar et al., "DivPrune: Diversity-based Visual Token Pruning for Large Multimodal Models"
-(CVPR 2025): pruning as a Max-Min Diversity Problem (MMDP) solved greedily. The full text is not among
-the seeds; components are cited by name.
+(CVPR 2025): pruning as a Max-Min Diversity Problem (MMDP) solved greedily. Official code: vbdi/divprune,
+`LlavaMetaForCausalLM.DivPrune` (LLaVA/llava/model/llava_arch.py).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from vidcost.methods.base import Method, SelectionResult, check_budget
 from vidcost.methods.common import check_features, cosine_matrix, keep_count, pre_llm_plan
+from vidcost.methods.params import Param
 from vidcost.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ def distance_rows(flat: "torch.Tensor", start: int) -> "torch.Tensor":
     import torch
 
     distance = 1.0 - cosine_matrix(flat[start:start + _ROW_BLOCK], flat)  # [B, N]
-    rows = torch.arange(distance.shape[0])
+    rows = torch.arange(distance.shape[0], device=flat.device)
     distance[rows, rows + start] = float("inf")  # a token is not its own neighbour
     return distance
 
@@ -38,18 +39,21 @@ def nearest_neighbour_distance(flat: "torch.Tensor") -> "torch.Tensor":
 
     count = flat.shape[0]
     if count == 1:
-        return torch.ones(1)
+        return torch.ones(1, device=flat.device)
     return torch.cat([distance_rows(flat, start).min(dim=1).values for start in range(0, count, _ROW_BLOCK)])
 
 
 def greedy_max_min(flat: "torch.Tensor", keep: int) -> "torch.Tensor":
     """Greedy Max-Min Diversity (DivPrune's MMDP solver): indices (in pick order) of `keep` tokens.
 
-    The first pick is the token farthest from its nearest neighbour; each next pick maximises the
-    minimum cosine distance to the tokens already picked. The loop is over picks, never over token pairs:
-    each step folds one [N] row into the running minimum. Rows come from the N×N distance matrix,
-    computed once by blocked matrix products (one GEMM's worth of work, [N, N] float32 memory); above
-    `_MAX_MATRIX_TOKENS` tokens each row is recomputed (an [N, D] mat-vec per pick) instead.
+    The first pick is the token farthest from its nearest neighbour (the official code's second-smallest
+    entry of each distance column, the smallest being the token itself); each next pick maximises the
+    minimum cosine distance to the tokens already picked. The official loop recomputes that minimum over
+    all picked rows at every step (O(k²·N)); here each step folds one [N] row into a running minimum
+    (O(k·N)), the same picks. Rows come from the N×N distance matrix, computed once by blocked matrix
+    products ([N, N] float32 memory); above `_MAX_MATRIX_TOKENS` tokens each row is recomputed (an
+    [N, D] mat-vec per pick) instead. The loop never reads a device value on the host: every pick stays
+    a device tensor, so on a GPU the k steps queue without a synchronisation.
     """
     import torch
 
@@ -62,18 +66,18 @@ def greedy_max_min(flat: "torch.Tensor", keep: int) -> "torch.Tensor":
         nearest = nearest_neighbour_distance(flat)
     unit = torch.nn.functional.normalize(flat.float(), dim=-1)  # [N, D]
 
-    def row(index: "torch.Tensor") -> "torch.Tensor":  # distances from token `index` to all, [N]
-        return matrix[index] if matrix is not None else 1.0 - unit @ unit[index]
+    def row(index: "torch.Tensor") -> "torch.Tensor":  # distances from token `index` ([1] on device) to all, [N]
+        return matrix.index_select(0, index)[0] if matrix is not None else 1.0 - unit @ unit.index_select(0, index)[0]
 
-    picks = torch.empty(keep, dtype=torch.long)
-    picks[0] = int(torch.argmax(nearest))
-    min_distance = row(picks[0]).clone()
-    min_distance[picks[0]] = -float("inf")
+    picks = torch.empty(keep, dtype=torch.long, device=flat.device)
+    pick = torch.argmax(nearest).view(1)
+    picks[0:1] = pick
+    min_distance = row(pick).clone()
     for step in range(1, keep):
-        pick = torch.argmax(min_distance)  # first maximum: ties go to the lower index
-        picks[step] = pick
+        min_distance.index_fill_(0, pick, -float("inf"))  # never picked twice, even among exact duplicates
+        pick = torch.argmax(min_distance).view(1)  # first maximum: ties go to the lower index
+        picks[step:step + 1] = pick
         torch.minimum(min_distance, row(pick), out=min_distance)
-        min_distance[pick] = -float("inf")  # never picked twice, even among exact duplicates
     return picks
 
 
@@ -91,11 +95,13 @@ class DivPrune(Method):
     """
 
     name: ClassVar[str] = "divprune"
-    defaults: ClassVar[dict[str, Any]] = {}
+    parameters: ClassVar[tuple[Param, ...]] = ()
+    paper: ClassVar[str] = ("Alvar et al., DivPrune: Diversity-based Visual Token Pruning for Large Multimodal Models, "
+                            "CVPR 2025")
 
     def plan(self, spec: "ModelSpec", budget: float, **params: Any) -> Schedule:
         """round(budget·T·P) visual tokens at every layer."""
-        self.resolved_params(**params)
+        self.checked_params(**params)
         return pre_llm_plan(spec, budget)
 
     def select_visual(self, features: "torch.Tensor", budget: float, query: "torch.Tensor | None" = None,
@@ -103,13 +109,13 @@ class DivPrune(Method):
         """The greedy max–min diverse subset, returned in ascending position order."""
         import torch
 
-        self.resolved_params(**params)
+        self.checked_params(**params)
         frames, per_frame, dim = check_features(features, self.name)
         total = frames * per_frame
         kept = keep_count(total, check_budget(budget))
         flat = features.reshape(total, dim)
         if kept == total:
-            positions = torch.arange(total)
+            positions = torch.arange(total, device=features.device)
         else:
             positions = torch.sort(greedy_max_min(flat, kept)).values
         return SelectionResult(tokens=flat[positions].clone(), positions=positions)

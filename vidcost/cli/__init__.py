@@ -15,7 +15,7 @@ from typing import Sequence
 from vidcost import __version__
 from vidcost.errors import VidcostError
 
-COMMANDS = ("flops", "profile", "sweep", "pareto", "ingest", "report")
+COMMANDS = ("flops", "profile", "sweep", "methods", "pareto", "ingest", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:

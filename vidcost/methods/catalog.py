@@ -1,0 +1,60 @@
+"""MethodInfo: what `vidcost methods` lists about a pruning method — stage, parameters, budget rule, paper.
+
+Built from the class alone (its declared `parameters`, `paper`, `budget_rule`), without torch, for every
+built-in and installed method and for any `module:Class` / `file.py:Class` the user names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from vidcost.methods import METHODS, installed_methods, method_class, method_names
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """One method as listed.
+
+    Attributes:
+        name: the name to pass to `--method`.
+        stage: "before the LLM", "inside the LLM", "before and inside the LLM" or "none".
+        source: "built-in", "installed (entry point)" or "plug-in".
+        paper: the paper it follows.
+        budget_rule: how its plan meets the budget (see `vidcost.methods.base.BudgetRule`).
+        data_dependent_counts: its plan is an estimate and the data decide the counts.
+        attention_need: the attention rows its in-LLM stage needs ("none", "last", "question").
+        parameters: each declared parameter as a dict (name, default, kind, range, doc).
+    """
+
+    name: str
+    stage: str
+    source: str
+    paper: str
+    budget_rule: str
+    data_dependent_counts: bool
+    attention_need: str
+    parameters: tuple[dict[str, Any], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "stage": self.stage, "source": self.source, "paper": self.paper,
+                "budget_rule": self.budget_rule, "data_dependent_counts": self.data_dependent_counts,
+                "attention_need": self.attention_need, "parameters": list(self.parameters)}
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.stage}; {len(self.parameters)} parameters)"
+
+
+def describe(name: str) -> MethodInfo:
+    """The listing of one method (a registered name, `module:Class` or `file.py:Class`)."""
+    cls = method_class(name)
+    source = "built-in" if name in METHODS else "installed (entry point)" if name in installed_methods() else "plug-in"
+    return MethodInfo(name=name, stage=cls.stage(), source=source, paper=cls.paper or "(not given)",
+                      budget_rule=cls.budget_rule, data_dependent_counts=bool(cls.data_dependent_counts),
+                      attention_need=cls.attention_need, parameters=tuple(p.to_dict() for p in cls.parameters))
+
+
+def list_methods(extra: Sequence[str] = ()) -> list[MethodInfo]:
+    """Every built-in and installed method, then each of `extra` (plug-ins named on the command line)."""
+    names = method_names() + [name for name in extra if name not in method_names()]
+    return [describe(name) for name in names]

@@ -67,6 +67,56 @@ def factory_device_guard() -> contextlib.AbstractContextManager:
     return _Guard()
 
 
+# Tensor operations that read a device value on the host (a synchronisation on a GPU), or whose output
+# size depends on the data (nonzero, masked_select, unique: also a synchronisation).
+HOST_READS = ("__bool__", "__int__", "__float__", "__index__", "item", "tolist", "cpu", "numpy", "nonzero",
+              "masked_select", "unique", "argwhere")
+
+
+class HostReadCounter:
+    """Counts the host reads (see `HOST_READS`) made while it is active: `with HostReadCounter() as reads:`.
+
+    On a CPU these cost nothing, but each is a device synchronisation on a GPU; a loop over tokens must make
+    none, so a test asserts that the count does not grow with the number of picks.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self._mode: Any = None
+
+    def __enter__(self) -> "HostReadCounter":
+        from torch.overrides import TorchFunctionMode
+
+        calls = self.calls
+
+        class _Count(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's protocol
+                name = getattr(func, "__name__", "")
+                if name in HOST_READS or (name in ("__getitem__", "__setitem__") and _has_bool_index(args)):
+                    calls.append(name)
+                return func(*args, **(kwargs or {}))
+
+        self._mode = _Count()
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._mode.__exit__(*exc)
+
+    @property
+    def count(self) -> int:
+        return len(self.calls)
+
+
+def _has_bool_index(args: Any) -> bool:
+    """A boolean-mask index (its result size depends on the data)."""
+    import torch
+
+    index = args[1] if len(args) > 1 else None
+    items = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(item, torch.Tensor) and item.dtype == torch.bool for item in items)
+
+
 def resolve(method_or_name: "Method | str", **params: Any) -> "Method":
     """A method instance from an instance, a registered name, `module:Class` or `file.py:Class`."""
     from vidcost.methods import get_method

@@ -58,8 +58,8 @@ class PruneVid(Method):
     size (largest remainder), which at the official defaults is int(size·0.5) give or take one token
     (when that split is impossible: ∝ segment size with ≥ 1 per segment, then ∝ group size). Inside the
     LLM the planned count (≈ α·K0, solved so the mean over the model's layers is the budget) is split over
-    the groups in proportion to their size and each keeps its best-attended tokens: top-α per group with
-    largest-remainder rounding where the official code floors int(size·α). If temporal merging alone goes
+    the groups — int(size·α) each when that is the planned count, as the official code floors it, else in
+    proportion to their size — and each keeps its best-attended tokens. If temporal merging alone goes
     below K0 (a very static video at a high budget), the least similar static positions are treated as
     dynamic until K0 tokens remain (an effective τ above the default); when K0 is below the number of
     segments, the most similar adjacent segments are merged first. On models with fewer than
@@ -169,22 +169,26 @@ class PruneVid(Method):
                               f"{context.hidden.shape[0]}; keep must be in [1, N] and the attention over N tokens")
         groups = context.groups if context.groups is not None else torch.zeros(
             count, dtype=torch.long, device=score.device)
-        return LayerReduction(keep=top_per_group(score, groups, keep))
+        return LayerReduction(keep=top_per_group(score, groups, keep, self.checked_params()["alpha"]))
 
 
-def top_per_group(score: "torch.Tensor", groups: "torch.Tensor", keep: int) -> "torch.Tensor":
-    """Ascending indices of `keep` tokens: each group's highest scores, `keep` split ∝ group size.
+def top_per_group(score: "torch.Tensor", groups: "torch.Tensor", keep: int, alpha: float) -> "torch.Tensor":
+    """Ascending indices of `keep` tokens: each group's highest scores.
 
-    One stable sort by score then one by group puts every group's tokens in descending score order; a
-    token survives when its rank inside its group is below the group's quota (ties → the lower index).
+    Every group keeps int(size·α), as `process_attention` does, when that adds up to `keep` (the plan's
+    count at the official settings); otherwise `keep` is split ∝ group size (floors, then the largest
+    remainders). One stable sort by score then one by group puts every group's tokens in descending score
+    order; a token survives when its rank inside its group is below the group's quota (ties → lower index).
     """
     import torch
 
     groups = groups.long()
     sizes = torch.bincount(groups)  # [G]
     size_list = sizes.tolist()  # once per stage, not per token
-    quotas = torch.tensor(split_budget(keep, [float(s) for s in size_list], size_list, minimum=0),
-                          device=score.device)
+    official = [int(size * alpha) for size in size_list]
+    shares = official if sum(official) == keep else split_budget(keep, [float(s) for s in size_list], size_list,
+                                                                 minimum=0)
+    quotas = torch.tensor(shares, device=score.device)
     order = torch.sort(score.float(), descending=True, stable=True).indices
     order = order[torch.sort(groups[order], stable=True).indices]  # grouped, best first inside a group
     starts = torch.cumsum(sizes, 0) - sizes
@@ -227,8 +231,9 @@ def _group_quotas(segments: tuple[tuple[int, int], ...], static: list["torch.Ten
 
     The official rule keeps a group of at most `cluster_above` tokens whole and clusters a larger one to
     int(size·cluster_ratio); vidcost keeps the small groups whole and splits the rest of `target` over the
-    large ones ∝ size (each ≥ 1). Where that cannot add up, `target` is split over segments ∝ their size
-    (each ≥ 1) and inside a segment over its groups ∝ size.
+    large ones ∝ size (floors, then the largest remainders), which is the official count whenever `target`
+    is what the official ratio gives. Where that cannot give every large group a token, `target` is split
+    over segments ∝ their size (each ≥ 1) and inside a segment over its groups ∝ size.
     """
     sizes: list[list[int]] = []
     for (a, b), is_static in zip(segments, static):
@@ -237,8 +242,10 @@ def _group_quotas(segments: tuple[tuple[int, int], ...], static: list["torch.Ten
     flat = [size for seg in sizes for size in seg]
     large = [i for i, size in enumerate(flat) if size > cluster_above]
     rest = target - sum(size for size in flat if size <= cluster_above)
-    if (large and len(large) <= rest <= sum(flat[i] for i in large)) or (not large and rest == 0):
-        shares = split_budget(rest, [float(flat[i]) for i in large], [flat[i] for i in large]) if large else []
+    shares = (split_budget(rest, [float(flat[i]) for i in large], [flat[i] for i in large], minimum=0)
+              if large and len(large) <= rest <= sum(flat[i] for i in large) else [])
+    # ∝ size from zero (not "one each, then ∝ size"): at the official ratio this is int(size·0.5) exactly.
+    if (large and shares and min(shares) >= 1) or (not large and rest == 0):
         quota_flat = list(flat)
         for i, share in zip(large, shares):
             quota_flat[i] = share

@@ -27,7 +27,7 @@ import torch
 
 from vidcost.errors import VidcostError
 from vidcost.hfconfig import text_config
-from vidcost.methods import LayerContext, Method, get_method, method_names
+from vidcost.methods import LayerContext, Method, SelectionResult, get_method, method_names
 from vidcost.spec import load_spec
 
 
@@ -83,25 +83,37 @@ def time_method(method: Method, spec: Any, features: torch.Tensor, query: torch.
                 start = time.perf_counter_ns()
                 result = method.select_visual(features, budget, query=query, seed=seed)
                 total_ns += time.perf_counter_ns() - start
-                hidden, positions = result.tokens, result.positions
             else:
-                hidden, positions = features.reshape(-1, dim), torch.arange(frames * per_frame)
-            for layer in range(1, schedule.num_layers):
-                keep = schedule.visual_tokens[layer]
-                if keep >= hidden.shape[0]:
-                    continue
-                attention = (torch.randn(rows, spec.num_heads, hidden.shape[0], generator=generator).softmax(-1)
-                             if rows else None)  # [Q, H, N], built outside the timed window
-                context = LayerContext(layer=layer, hidden=hidden, positions=positions, attention=attention,
-                                       num_frames=frames, tokens_per_frame=per_frame, seed=seed)
-                start = time.perf_counter_ns()
-                reduction = method.reduce_in_llm(context, keep)
-                total_ns += time.perf_counter_ns() - start
-                hidden = reduction.hidden if reduction.hidden is not None else hidden[reduction.keep]
-                positions = positions[reduction.keep]
+                result = SelectionResult(features.reshape(-1, dim), torch.arange(frames * per_frame))
+            total_ns += time_in_llm(method, schedule, result, frames, per_frame, rows, spec, generator, seed)
         if index:  # the first run is a warm-up
             samples.append(total_ns)
     return samples, str(schedule)
+
+
+def time_in_llm(method: Method, schedule: Any, result: SelectionResult, frames: int, per_frame: int, rows: int,
+                spec: Any, generator: torch.Generator, seed: int) -> int:
+    """Nanoseconds of the in-LLM stages, driven as the runtime drives them (segments, groups and state
+    handed on; every layer after the first for a data-dependent method); attention is built untimed."""
+    total_ns = 0
+    hidden, positions, groups, state = result.tokens, result.positions, result.groups, result.state
+    for layer in range(1, schedule.num_layers):
+        keep = schedule.visual_tokens[layer]
+        if keep >= hidden.shape[0] and not method.data_dependent_counts:
+            continue
+        attention = (torch.randn(rows, spec.num_heads, hidden.shape[0], generator=generator).softmax(-1)
+                     if rows else None)  # [Q, H, N], built outside the timed window
+        context = LayerContext(layer=layer, hidden=hidden, positions=positions, attention=attention,
+                               num_frames=frames, tokens_per_frame=per_frame, seed=seed, segments=result.segments,
+                               groups=groups, state=state, num_layers=schedule.num_layers)
+        start = time.perf_counter_ns()
+        reduction = method.reduce_in_llm(context, min(keep, hidden.shape[0]))
+        total_ns += time.perf_counter_ns() - start
+        state = reduction.state
+        hidden = reduction.hidden if reduction.hidden is not None else hidden[reduction.keep]
+        positions = positions[reduction.keep]
+        groups = None if groups is None else groups[reduction.keep]
+    return total_ns
 
 
 def bench_row(name: str, spec: Any, features: torch.Tensor, query: torch.Tensor, budget: float,

@@ -307,7 +307,8 @@ def _compare_framefusion(root: Path, video: torch.Tensor, repeats: int) -> dict[
             weights = logits[:, position[0]].softmax(-1)[None, :, None]  # [1, H, 1, S_now]
             hidden, position = fusion(hidden, position, None, weights)[:2]
             kept.append(position[0])
-        return [k[(k >= SYS_TOKENS) & (k < SYS_TOKENS + total)] - SYS_TOKENS for k in kept]
+        visual = (position[0] >= SYS_TOKENS) & (position[0] < SYS_TOKENS + total)
+        return [k[(k >= SYS_TOKENS) & (k < SYS_TOKENS + total)] - SYS_TOKENS for k in kept] + [hidden[0, visual]]
 
     def ours() -> list[torch.Tensor]:
         method = get_method("framefusion")
@@ -324,14 +325,16 @@ def _compare_framefusion(root: Path, video: torch.Tensor, repeats: int) -> dict[
             hidden = reduction.hidden if reduction.hidden is not None else hidden[reduction.keep]
             positions, state = positions[reduction.keep], reduction.state
             kept.append(positions)
-        return kept
+        return kept + [hidden]
 
-    theirs, official_ms = timed(official, repeats)
-    mine, vidcost_ms = timed(ours, repeats)
+    (*theirs, their_states), official_ms = timed(official, repeats)
+    (*mine, my_states), vidcost_ms = timed(ours, repeats)
     counts = [len(k) for k in theirs], [len(k) for k in mine]
     same = all(torch.equal(a, b) for a, b in zip(theirs, mine)) and counts[0] == counts[1]
+    states = same and torch.allclose(their_states.float(), my_states.float(), atol=1e-4)
     notes = [] if same else [f"visual tokens after each call: official {counts[0]}, vidcost {counts[1]}"]
-    agreement = (f"tokens after each call {counts[0]} both; kept positions identical at every call" if same else
+    agreement = (f"tokens after each call {counts[0]} both; kept positions identical at every call, merged states "
+                 f"{'equal' if states else 'differ'}" if same else
                  f"{overlap(theirs[-1], mine[-1]):.2%} of the final kept positions in common")
     return row("framefusion", cost, agreement, official_ms, vidcost_ms, notes)
 

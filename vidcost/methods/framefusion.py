@@ -80,11 +80,11 @@ def patch_similarity(tokens: "torch.Tensor", positions: "torch.Tensor", per_fram
 
     key = (positions % per_frame) * frames + positions // per_frame  # unique: one token per (frame, position)
     order = torch.argsort(key)
-    ordered = tokens[order].float()
+    unit = torch.nn.functional.normalize(tokens[order].float(), dim=-1)  # [N, D], patch-major
     spatial = (positions % per_frame)[order]
     similarity = torch.full((order.numel(),), -2.0, device=tokens.device)
     if order.numel() > 1:
-        cos = torch.nn.functional.cosine_similarity(ordered[1:], ordered[:-1], dim=-1)
+        cos = (unit[1:] * unit[:-1]).sum(-1)  # each token with the one before it
         similarity[1:] = torch.where(spatial[1:] == spatial[:-1], cos, torch.full_like(cos, -2.0))
     return order, similarity
 
@@ -106,12 +106,13 @@ def merge_marked(tokens: "torch.Tensor", order: "torch.Tensor",
     device = tokens.device
     slot = torch.arange(count, device=device)
     representative = torch.where(marked, torch.zeros_like(slot), slot).cummax(0).values  # [N] patch order
-    group = order[representative]  # original index of each token's representative
-    sums = torch.zeros(tokens.shape, dtype=torch.float32, device=device).index_add_(0, group, tokens[order].float())
-    sizes = torch.zeros(tokens.shape[0], dtype=torch.float32, device=device).index_add_(
-        0, group, torch.ones(count, dtype=torch.float32, device=device))
+    members = order[marked]  # the tokens that merge away (one read of the mask's size per step)
     keep = torch.sort(order[~marked]).values
-    return keep, (sums[keep] / sizes[keep].unsqueeze(-1)).to(tokens.dtype)
+    into = torch.searchsorted(keep, order[representative[marked]])  # the kept slot each member joins
+    sums = tokens[keep].float().index_add_(0, into, tokens[members].float())  # [K, D]: only members added
+    sizes = torch.ones(keep.numel(), dtype=torch.float32, device=device).index_add_(
+        0, into, torch.ones(members.numel(), dtype=torch.float32, device=device))
+    return keep, (sums / sizes.unsqueeze(-1)).to(tokens.dtype)
 
 
 class FrameFusion(Method):

@@ -387,6 +387,10 @@ def compare_prunevid(root: Path, video: torch.Tensor, repeats: int) -> dict[str,
     if per_group != official_groups:
         notes.append(f"(static, dynamic per frame) per segment: official {official_groups}, vidcost {per_group} — "
                      "the official int(size·0.5) per group vs vidcost's largest-remainder split of the same K0")
+    if float(same_tokens) < 1:
+        notes.append(f"{1 - float(same_tokens):.2%} of the merged tokens differ: cluster_dpc_knn adds torch.rand·1e-6 "
+                     "to every density, which breaks near-ties its own way (vidcost: ties to the lower index); with "
+                     "that noise set to zero both produce the same tokens")
     # In the LLM: both on the official tokens and layout, the same question attention.
     attention = torch.randn(1, HEADS, 6, kept, generator=torch.Generator().manual_seed(7)).mul(3).softmax(-1)
     chosen = torch.sort(process(attention, static_sizes, dynamic_sizes, window_sizes)).values

@@ -154,14 +154,19 @@ def test_decode_steps_equal_the_stock_forward_on_its_own_cache(loaded, runtime, 
 
 @pytest.mark.parametrize("name", method_names())
 def test_executed_schedule_equals_the_plan(runtime, inputs, name):
-    """Every method through the `Method` interface on [T', P, D] features: executed == planned."""
+    """Every method through the `Method` interface on [T', P, D] features: executed == planned (or, for a
+    data-dependent method, meeting the budget)."""
     try:
         method = get_method(name)
     except ConfigError as err:
         pytest.skip(str(err))
     view = inputs.spec.method_view()
-    result = runtime.prefill(inputs, method, 0.25, seed=1)
-    assert result.executed == result.planned == method.plan(view, 0.25)
+    result = runtime.prefill(inputs, method, 0.6, seed=1)  # DyCoke and PDrop's λ = 0.5 reach no budget below ~0.5
+    assert result.planned == method.plan(view, 0.6)
+    if method.data_dependent_counts:  # the plan is an estimate; what ran meets the budget as its rule says
+        assert abs(result.executed.mean_visual_fraction - 0.6) <= 2 / inputs.spec.num_visual_tokens
+    else:
+        assert result.executed == result.planned
     assert result.planned.initial_visual_tokens == inputs.spec.num_visual_tokens == 2 * 64
     assert torch.isfinite(result.logits).all()
 

@@ -91,7 +91,7 @@ name = "fastv"
 layer = 3
 
 [[methods]]
-name = "dycoke"
+name = "divprune"
 budgets = [0.5]   # this method's own budgets
 """
 
@@ -100,11 +100,11 @@ def test_grid_file(tmp_path):
     path = tmp_path / "grid.toml"
     path.write_text(GRID_FILE)
     loaded = load_grid(path)
-    assert loaded.methods == (MethodEntry("fastv", {"layer": 3}), MethodEntry("dycoke", {}, (0.5,)))
+    assert loaded.methods == (MethodEntry("fastv", {"layer": 3}), MethodEntry("divprune", {}, (0.5,)))
     assert loaded.budgets == (0.1, 0.25) and loaded.frames == (1, 2) and loaded.settings.repeats == 1
     cells = expand_grid(loaded)
     assert [c.label for c in cells[:3]] == ["fastv(layer=3) @ 0.1, 1 frames, tiny",
-                                            "fastv(layer=3) @ 0.25, 1 frames, tiny", "dycoke @ 0.5, 1 frames, tiny"]
+                                            "fastv(layer=3) @ 0.25, 1 frames, tiny", "divprune @ 0.5, 1 frames, tiny"]
     assert len(cells) == 6 and cells[0].params == {"layer": 3}
     overridden = load_grid(path, {"budgets": [0.3], "repeats": 2})
     assert overridden.budgets == (0.3,) and overridden.settings.repeats == 2
@@ -172,7 +172,7 @@ def test_the_readme_grid_file_is_a_valid_grid(tmp_path):
     block = readme.split("**Grid file.**", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "grid.toml").write_text(block)
     cells = expand_grid(load_grid(tmp_path / "grid.toml"))
-    assert len(cells) == 2 * (3 * 3 + 1)  # frames × (three methods × three budgets + dycoke's one)
+    assert len(cells) == 2 * (3 * 3 + 1)  # frames × (three methods × three budgets + prunevid's one)
     assert {c.label for c in cells} >= {"fastv(layer=3) @ 0.1, 8 frames, tiny",
-                                        "dycoke(window=4) @ 0.5, 16 frames, tiny"}
+                                        "prunevid(tau=0.9) @ 0.5, 16 frames, tiny"}
     assert cells[0].settings.decode_tokens == 8 and cells[0].settings.repeats == 3

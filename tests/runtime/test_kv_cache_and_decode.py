@@ -118,3 +118,27 @@ def test_synchronisations_per_prefill_do_not_grow_with_the_layers(name):
         counts[layers] = len(syncs)
         assert timer.samples_ms["llm_prefill"][0] > 0 and len(timer.samples_ms["decode"]) == 2
     assert counts == {2: 1, 8: 1}
+
+
+class _WindowCounter:
+    """A timer that counts windows by name (measures nothing)."""
+
+    def __init__(self) -> None:
+        self.opened: dict[str, int] = {}
+
+    def window(self, name: str):
+        import contextlib
+
+        self.opened[name] = self.opened.get(name, 0) + 1
+        return contextlib.nullcontext()
+
+
+def test_a_data_dependent_method_is_not_called_after_it_says_it_has_finished(runtime, inputs):
+    """FrameFusion merges, then prunes once and finishes: the layers after that run without a selection."""
+    method = get_method("framefusion")
+    counter = _WindowCounter()
+    result = runtime.prefill(inputs, method, 0.2, timer=counter)
+    layers = len(result.executed.visual_tokens)
+    # called at every layer after the first, it would open 1 + (L - 1) selection windows
+    assert 2 <= counter.opened["selection"] < layers
+    assert result.executed.visual_tokens[-1] < result.executed.visual_tokens[0]  # it did prune

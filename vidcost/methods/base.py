@@ -126,11 +126,14 @@ class LayerReduction:
         hidden: [K, D] replacement hidden states for the kept tokens (merged averages), or None to keep
             the kept tokens' own states.
         state: the per-run state for the next stage (`data_dependent_counts` methods), or None.
+        finished: this run needs no further in-LLM stage of the method (`data_dependent_counts` methods):
+            the runtime stops calling it — no attention row, no selection window — at the later layers.
     """
 
     keep: "torch.Tensor"
     hidden: "torch.Tensor | None" = None
     state: Any = None
+    finished: bool = False
 
 
 @dataclass

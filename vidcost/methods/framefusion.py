@@ -230,13 +230,14 @@ class FrameFusion(Method):
         if not isinstance(state, FusionState):  # driven by a fixed plan: prune to the planned count now
             return LayerReduction(keep=sorted_topk(last_query_scores(context.attention, count, keep, self.name), keep))
         if state.finish_pruning:
-            return LayerReduction(keep=everything, state=state)
+            return LayerReduction(keep=everything, state=state, finished=True)
         num_layers = context.num_layers or OFFICIAL_LAYERS
         if state.finish_merging:
             ratio = pruning_ratio(state.sparsity, state.cost, num_layers)
             kept = max(1, min(count, round(count * (1.0 - ratio))))
             scores = last_query_scores(context.attention, count, kept, self.name)
-            return LayerReduction(keep=sorted_topk(scores, kept), state=replace(state, finish_pruning=True))
+            return LayerReduction(keep=sorted_topk(scores, kept), state=replace(state, finish_pruning=True),
+                                  finished=True)
         frames = context.num_frames
         kept_index, merged, state = self._merge_step(context.hidden, context.positions, frames,
                                                      context.tokens_per_frame, state, num_layers, p)

@@ -92,6 +92,7 @@ class _Sequence:
     segments: tuple[tuple[int, int], ...] = ()  # from the pre-LLM selection, for the in-LLM stages
     groups: "torch.Tensor | None" = None  # [Nv] group id of each visual token (SelectionResult.groups)
     state: Any = None  # the method's per-run state (data_dependent_counts methods)
+    finished: bool = False  # the method said its in-LLM stages are over for this run
 
     @property
     def num_visual(self) -> int:
@@ -274,7 +275,7 @@ class StagedRuntime:
         for index, layer in enumerate(self.lm.layers):
             target = planned.visual_tokens[index]
             # A data-dependent method decides at every layer after the first whether to merge or prune.
-            if target < seq.num_visual or (method.data_dependent_counts and index > 0):
+            if not seq.finished and (target < seq.num_visual or (method.data_dependent_counts and index > 0)):
                 prefill_window.close()
                 with timer.window("selection"):
                     # "current": the dropping layer's own q/k on the states entering it (PyramidDrop).
@@ -324,7 +325,7 @@ class StagedRuntime:
         if method.data_dependent_counts and 1 <= keep.numel() <= seq.num_visual:
             target = int(keep.numel())
             if target == seq.num_visual and reduction.hidden is None:  # nothing happened at this layer
-                seq.state = reduction.state
+                seq.state, seq.finished = reduction.state, reduction.finished
                 return seq
         if keep.numel() != target:
             raise ProfilingError(
@@ -341,7 +342,7 @@ class StagedRuntime:
         return _Sequence(hidden=hidden, position_ids=position_ids, visual_positions=seq.visual_positions[keep],
                          prefix_len=seq.prefix_len, separator_rows=seq.separator_rows, question_rows=seq.question_rows,
                          segments=seq.segments, groups=None if seq.groups is None else seq.groups[keep],
-                         state=reduction.state)
+                         state=reduction.state, finished=reduction.finished)
 
     def _trim_caches(self, run: _Run, seq: _Sequence, planned: Schedule) -> None:
         """Trim earlier layers' caches to the visual tokens still present, where the plan says so.

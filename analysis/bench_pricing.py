@@ -8,7 +8,6 @@ Not a test: it prints the measured times and their ratio to the goal. Re-run on 
 
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
 import subprocess
@@ -16,6 +15,7 @@ import sys
 import time
 from typing import Callable
 
+from vidcost.cli.args import ArgumentParser, run_script, whole_number
 from vidcost.cost import estimate_cost, estimate_memory, flops_ratio, prefill_flops
 from vidcost.schedule import Schedule
 from vidcost.spec import load_spec
@@ -45,9 +45,9 @@ def time_it(work: Callable[[], object], repeats: int) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--schedules", type=int, default=10_000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--schedules", type=whole_number(1), default=10_000)
+    parser.add_argument("--repeats", type=whole_number(1), default=5)
     parser.add_argument("--model", default="llava-onevision-7b")
     args = parser.parse_args()
     spec = load_spec(args.model)
@@ -88,4 +88,4 @@ def startup(repeats: int) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

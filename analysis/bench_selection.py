@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from vidcost.cli.args import (ArgumentParser, budget_list, method_list, positive_float, run_script,
+                              whole_number)
 from vidcost.errors import VidcostError
 from vidcost.hfconfig import text_config
 from vidcost.methods import LayerContext, Method, SelectionResult, get_method, method_names
@@ -121,7 +123,7 @@ def bench_row(name: str, spec: Any, features: torch.Tensor, query: torch.Tensor,
     """Time one method at one budget, print its table row, and return it."""
     try:
         samples, plan = time_method(get_method(name), spec, features, query, budget, args.repeats, args.seed)
-    except VidcostError as err:
+    except VidcostError as err:  # a budget this method cannot reach (DyCoke's floor): a row, the others still run
         print(f"{name:<13} {budget:>6} {'-':>12} {'-':>16} {'-':>8}  n/a      {err}")
         return {"method": name, "budget": budget, "error": str(err)}
     ms = median_ms(samples)
@@ -134,16 +136,18 @@ def bench_row(name: str, spec: Any, features: torch.Tensor, query: torch.Tensor,
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="llava-onevision-7b", help="preset whose LLM layer is timed")
-    parser.add_argument("--frames", type=int, default=None, help="frames (default: the preset's 32)")
-    parser.add_argument("--tokens-per-frame", type=int, default=None, help="default: the preset's 196")
-    parser.add_argument("--budget", default="0.25", help="budget(s), comma-separated, e.g. 0.1,0.25,0.5")
-    parser.add_argument("--methods", default=",".join(method_names()), help="comma-separated names")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per method (after one warm-up)")
-    parser.add_argument("--layer-repeats", type=int, default=2, help="timed runs of the decoder layer")
-    parser.add_argument("--limit", type=float, default=0.03, help="allowed selection / 28-layer time")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--frames", type=whole_number(1), default=None, help="frames (default: the preset's 32)")
+    parser.add_argument("--tokens-per-frame", type=whole_number(1), default=None, help="default: the preset's 196")
+    parser.add_argument("--budget", type=budget_list, default=[0.25],
+                        help="budget(s), comma-separated, e.g. 0.1,0.25,0.5")
+    parser.add_argument("--methods", type=method_list, default=method_names(),
+                        help=f"comma-separated names (default: all of {','.join(method_names())})")
+    parser.add_argument("--repeats", type=whole_number(1), default=3, help="timed runs per method (after one warm-up)")
+    parser.add_argument("--layer-repeats", type=whole_number(1), default=2, help="timed runs of the decoder layer")
+    parser.add_argument("--limit", type=positive_float, default=0.03, help="allowed selection / 28-layer time")
+    parser.add_argument("--threads", type=whole_number(1), default=None, help="torch threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the table as JSON to this path")
     return parser.parse_args(argv)
@@ -157,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     features = synthetic_video(spec.frames, spec.tokens_per_frame, spec.hidden_size, args.seed)
     query = torch.randn(spec.text_tokens, spec.hidden_size, generator=torch.Generator().manual_seed(args.seed + 1))
     num_tokens = spec.num_visual_tokens + spec.text_tokens
-    budgets = [float(text) for text in args.budget.split(",")]
+    budgets = args.budget
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads | {spec} | budgets {budgets}")
     layer_ns = time_decoder_layer(spec, num_tokens, args.layer_repeats, args.seed)
     # The fastest layer run is the denominator: noise only slows runs down, so the ratio is an upper bound.
@@ -168,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, failed = [], False
     print(f"{'method':<13} {'budget':>6} {'selection_ms':>12} {'min..max_ms':>16} {'ratio':>8}  verdict  plan")
     for budget in budgets:
-        for name in args.methods.split(","):
+        for name in args.methods:
             row = bench_row(name, spec, features, query, budget, layers_ms, args)
             rows.append(row)
             failed |= row.get("verdict") == "FAIL"
@@ -180,4 +184,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

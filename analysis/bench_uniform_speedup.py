@@ -27,18 +27,20 @@ from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from vidcost.cli.args import ArgumentParser, budget, method_name, positive_float, whole_number
+
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="llava-onevision-0.5b")
-    parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--budget", type=float, default=0.25)
-    parser.add_argument("--method", default="uniform")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--frames", type=whole_number(1), default=8)
+    parser.add_argument("--budget", type=budget, default=0.25)
+    parser.add_argument("--method", type=method_name, default="uniform")
+    parser.add_argument("--repeats", type=whole_number(1), default=5)
+    parser.add_argument("--warmup", type=whole_number(0), default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", help="default: bfloat16 on GPU, float32 on CPU (bfloat16 halves a 3B model's memory)")
     parser.add_argument("--resolution", help="Qwen-VL frame size, N or HxW (default: the model's)")
-    parser.add_argument("--goal", type=float, default=0.8)
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--goal", type=positive_float, default=0.8)
+    parser.add_argument("--threads", type=whole_number(1), help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
 
     import torch
@@ -109,4 +111,6 @@ def _report(args: argparse.Namespace, spec: Any, device: str, inputs: Any, timer
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from vidcost.cli.args import run_script
+
+    run_script(main)

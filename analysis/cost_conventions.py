@@ -12,8 +12,8 @@ text tokens → GQA-sized K/V → third SwiGLU matrix → 2 FLOPs per MAC → LM
 
 from __future__ import annotations
 
-import argparse
 
+from vidcost.cli.args import ArgumentParser, run_script, whole_number
 from vidcost.cost import estimate_cost, format_flops, vanilla_schedule, vision_flops
 from vidcost.spec import PRESETS, ModelSpec, load_spec
 
@@ -72,8 +72,8 @@ def report(spec: ModelSpec) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--text-tokens", type=int, default=None, help="text tokens (default: the spec's)")
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--text-tokens", type=whole_number(0), default=None, help="text tokens (default: the spec's)")
     args = parser.parse_args()
     for name in PRESETS:
         print(report(load_spec(name, text_tokens=args.text_tokens)))
@@ -81,4 +81,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -229,6 +229,21 @@ def test_qwen2_5_vl_config_is_read_with_transformers_defaults() -> None:
         spec_from_config(config, name="bad")
 
 
-def test_another_multimodal_family_keeps_its_model_type() -> None:
+def test_another_multimodal_family_is_never_priced_or_built_as_llava_onevision() -> None:
     config = {**LLAVA_CONFIG, "model_type": "idefics3"}
-    assert spec_from_config(config, name="other").architecture == "idefics3"
+    with pytest.raises(ConfigError, match="key 'model_type' is 'idefics3', not a model family vidcost reads"):
+        spec_from_config(config, name="other")
+
+
+@pytest.mark.parametrize("where, value", [("model_type", "llava_onevisoin"), ("text_config.model_type", "qwen9")])
+def test_a_model_type_outside_the_families_is_named(where: str, value: str) -> None:
+    config = json.loads(json.dumps(LLAVA_CONFIG))
+    section = config["text_config"] if where.startswith("text_config") else config
+    section["model_type"] = value
+    with pytest.raises(ConfigError) as info:
+        spec_from_config(config, name="typo")
+    message = str(info.value)
+    from vidcost.spec import RUNTIME_FAMILIES
+
+    assert f"key '{where}' is '{value}'" in message and all(family in message for family in RUNTIME_FAMILIES)
+    assert len(message) < 300

@@ -102,15 +102,24 @@ def test_unwritable_store_is_a_data_format_error_not_an_os_error(tmp_path):
         append_record(tmp_path / "dir.jsonl", {"kind": "profile"})
 
 
-def test_check_writable_looks_without_touching(tmp_path):
+def test_check_writable_tries_and_leaves_nothing_behind(tmp_path):
     from vidcost.store import check_writable
 
     check_writable(tmp_path / "new" / "deeper" / "runs.jsonl")  # will be created: fine
-    assert not (tmp_path / "new").exists()
-    (tmp_path / "runs.jsonl").write_text("")
+    assert not (tmp_path / "new").exists()  # the try removed what it made, directories too
+    (tmp_path / "runs.jsonl").write_text("kept\n")
     check_writable(tmp_path / "runs.jsonl")
+    assert (tmp_path / "runs.jsonl").read_text() == "kept\n"
     (tmp_path / "file").write_text("")
-    with pytest.raises(DataFormatError, match="'.*file' is not a writable directory"):
+    with pytest.raises(DataFormatError, match="'.*file/runs.jsonl': Not a directory"):
         check_writable(tmp_path / "file" / "runs.jsonl")
-    with pytest.raises(DataFormatError, match="is not a writable file"):
+    with pytest.raises(DataFormatError, match="Is a directory"):
         check_writable(tmp_path)
+
+
+def test_check_writable_refuses_what_permission_bits_allow():
+    """Root may 'write' to /proc by its mode bits; creating a file there fails, and so must the check."""
+    from vidcost.store import check_writable
+
+    with pytest.raises(DataFormatError, match="cannot append to store '/proc/x.jsonl'"):
+        check_writable("/proc/x.jsonl")

@@ -248,10 +248,12 @@ def recommend(rows: Sequence[Mapping[str, Any]], *, max_drop_pct: float, min_spe
     budgets are the rows' budgets plus a grid of `step` between the smallest and 1.0.
 
     Raises:
-        ConfigError: a negative target, or no row with a relative score.
+        ConfigError: a negative, NaN or infinite target, or no row with a relative score.
     """
-    if max_drop_pct < 0 or min_speedup <= 0:
-        raise ConfigError(f"targets must be a drop ≥ 0 and a speedup > 0, got {max_drop_pct} and {min_speedup}")
+    # NaN compares false with everything: `not (x >= 0)` refuses it where `x < 0` would let it through.
+    if not (math.isfinite(max_drop_pct) and max_drop_pct >= 0 and math.isfinite(min_speedup) and min_speedup > 0):
+        raise ConfigError(f"targets must be a finite drop ≥ 0 and a finite speedup > 0, got {max_drop_pct} and "
+                          f"{min_speedup}")
     curves = _curves(rows)
     if not curves:
         raise ConfigError("no row has a relative score (relative_pct); pass rows with vanilla baselines")

@@ -18,7 +18,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from vidcost.errors import ConfigError
 
@@ -112,6 +112,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 DEFAULT_PRESET = "tiny"
 DEFAULT_TEXT_TOKENS = 32
+
+# Plain decoders a config.json may hold (alone, or as a video LLM's `text_config`), priced as an LLM whose
+# input includes the visual tokens; gpt2 / opt / phi have a two-matrix MLP. With RUNTIME_FAMILIES, the
+# model_type values vidcost reads: any other is a typo or a model it would misprice.
+LLM_FAMILIES: tuple[str, ...] = ("qwen2", "llama", "mistral", "gpt2", "opt", "phi")
 
 
 @dataclass(frozen=True)
@@ -346,8 +351,27 @@ def _positive_int(value: Any, key: str, where: str) -> int:
     return value
 
 
+def known_families() -> str:
+    """The families vidcost reads, in words (for error messages: a short list, not transformers' hundreds)."""
+    return f"video LLMs {', '.join(RUNTIME_FAMILIES)}; plain decoders (priced only) {', '.join(LLM_FAMILIES)}"
+
+
+def _check_model_type(config: dict[str, Any], key: str, known: Sequence[str]) -> None:
+    """A `model_type` outside the families vidcost reads is a typo or a model it would misprice."""
+    value = config.get("model_type")
+    if value is not None and value not in known:
+        raise ConfigError(f"config.json key '{key}' is {value!r}, not a model family vidcost reads; known: "
+                          f"{known_families()}; fix the key or use a preset")
+
+
 def spec_from_config(config: dict[str, Any], *, name: str, config_path: str | None = None) -> ModelSpec:
-    """Read a ModelSpec from a Hugging Face config dictionary (nested multimodal or plain LLM)."""
+    """Read a ModelSpec from a Hugging Face config dictionary (nested multimodal or plain LLM).
+
+    Raises:
+        ConfigError: a `model_type` outside the families vidcost reads (`known_families`), a missing key,
+            or a value that is not a positive integer (each named).
+    """
+    _check_model_type(config, "model_type", (*RUNTIME_FAMILIES, *LLM_FAMILIES))
     model_type = config.get("model_type", "")
     if "text_config" in config:
         text, where = config["text_config"], "text_config "
@@ -355,6 +379,8 @@ def spec_from_config(config: dict[str, Any], *, name: str, config_path: str | No
         text, where = config, ""
     if not isinstance(text, dict):
         raise ConfigError(f"config.json text_config must be an object, got {type(text).__name__}")
+    if text is not config:  # a video LLM's decoder: a plain family, or its own "<family>_text"
+        _check_model_type(text, "text_config.model_type", (*LLM_FAMILIES, *(f"{f}_text" for f in RUNTIME_FAMILIES)))
     hidden = _require(text, "hidden_size", where, "n_embd", "d_model")
     heads = _require(text, "num_attention_heads", where, "n_head")
     fields: dict[str, Any] = dict(
@@ -376,8 +402,8 @@ def spec_from_config(config: dict[str, Any], *, name: str, config_path: str | No
     elif model_type == "qwen2_vl" or vision_type in ("qwen2_vl", "qwen2_vl_vision"):
         fields.update(_qwen2_vl_vision(vision or {}), architecture="qwen2_vl")
     elif isinstance(vision, dict):
-        # A SigLIP-style tower priced as LLaVA-OneVision's; another family keeps its own model_type, which
-        # the runtime then names as unsupported instead of building the wrong model.
+        # A SigLIP-style tower priced as LLaVA-OneVision's (a model_type outside the known families was refused
+        # above; one without a model_type is taken as LLaVA-OneVision).
         fields.update(_siglip_vision(vision), architecture=model_type or "llava_onevision")
     else:
         # A plain LLM: no vision tower; visual tokens are priced as tokens entering the LLM.

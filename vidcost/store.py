@@ -7,6 +7,7 @@ A reader reports a corrupt line (file and line number) and skips it; it never fa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
@@ -72,25 +73,37 @@ def append_records(path: str | os.PathLike[str], records: list[dict[str, Any]]) 
 
 
 def check_writable(path: str | os.PathLike[str]) -> None:
-    """Fail fast (before minutes of measuring) when `path` is plainly not an appendable file.
+    """Fail fast (before minutes of measuring) when `path` cannot be appended to.
 
-    A cheap look with no side effects: the store, or its nearest existing ancestor directory, must be
-    writable. `append_record` still reports whatever this cannot foresee.
+    It really tries, as `append_record` will: an existing store is opened for appending (nothing
+    written); a new one is created, with any missing parent directories, and removed again with them.
+    Permission bits alone would pass `/proc/x.jsonl` for root, and a read-only mount for anyone.
 
     Raises:
-        DataFormatError: the store is a directory, sits under a file, or is not writable.
+        DataFormatError: the store is a directory, sits under a file, or cannot be created or opened.
     """
     target = Path(path)
-    existing = target
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if existing == target:
-        usable = target.is_file() and os.access(target, os.W_OK)
-    else:  # the store and maybe some parents will be created in this directory
-        usable = existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
-    if not usable:
-        raise DataFormatError(f"cannot append to store '{target}' ('{existing}' is not a writable "
-                              f"{'file' if existing == target else 'directory'}); pass a writable file to --store")
+    created: list[Path] = []  # what the try made, removed again innermost first
+    try:
+        missing = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
+        for directory in reversed(missing):
+            directory.mkdir()
+            created.append(directory)
+        existed = target.exists()
+        fd = os.open(target, os.O_RDWR | os.O_APPEND | (0 if existed else os.O_CREAT | os.O_EXCL), 0o644)
+        os.close(fd)
+        if not existed:
+            created.append(target)
+    except OSError as err:
+        raise DataFormatError(f"cannot append to store '{target}': {err.strerror or err}; pass a writable file "
+                              "to --store") from err
+    finally:
+        for made in reversed(created):
+            with contextlib.suppress(OSError):
+                if made == target:
+                    made.unlink()
+                else:
+                    made.rmdir()
 
 
 def _append_line(target: Path, data: bytes) -> None:

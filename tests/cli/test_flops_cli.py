@@ -132,8 +132,30 @@ def test_config_missing_a_key_names_it(tmp_path: Path) -> None:
     (["--method", "fastv", "--budget", "0.3", "--param", "layer"], ["'layer'", "NAME=VALUE"]),
     (["--method", "fastv", "--budget", "0.3", "--param", "ratio=2"], ["ratio"]),
     (["--method", "fastv"], ["--budget"]),
+    (["--method", "nosuch"], ["'nosuch'", "fastv"]),  # the unknown method, not its missing budget
+    (["--method", "fastv", "--budget", "nan"], ["argument --budget", "'nan' is not a finite number"]),
+    (["--frames", "abc"], ["argument --frames", "'abc'", "see vidcost flops --help"]),
     (["--include-vision"], ["paper convention"]),
     (["--schedule", "0:1.0,3:0", "--text-tokens", "0", "--count"], ["layer 3 on", "--text-tokens"]),
 ])
 def test_bad_input_is_a_one_line_error(args: list[str], fragments: list[str]) -> None:
     assert_one_line_error(vidcost(*args), *fragments)
+
+
+def test_a_budget_given_to_vanilla_is_a_warning_and_ignored() -> None:
+    result = vidcost("--method", "vanilla", "--budget", "0.5", "--json")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == ("vidcost flops: warning: vanilla keeps every visual token: budget 0.5 is "
+                                     "ignored (vanilla runs at 1.0)")
+    payload = json.loads(result.stdout)
+    assert payload["budget"] == 1.0 and payload["flops_ratio"] == 1.0
+
+
+def test_unknown_model_type_names_the_key_and_the_families(tmp_path: Path) -> None:
+    config = {"model_type": "qwen2_5_vl_foo", "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
+              "num_hidden_layers": 2, "vocab_size": 100}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert_one_line_error(vidcost("--model", str(tmp_path)), "key 'model_type' is 'qwen2_5_vl_foo'",
+                          "llava_onevision", "qwen2_vl", "llama")
+    result = vidcost("--model", str(tmp_path))
+    assert len(result.stderr) < 400  # the families vidcost reads, not transformers' hundreds of names

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -72,19 +73,21 @@ def test_per_layer_times_are_printed(tmp_path):
     (["--method", "mmg"], "Unknown pruning method 'mmg'; choose one of ["),
     (["--method", "uniform", "--budget", "1.5"], "budget 1.5 is outside (0, 1]"),
     (["--method", "uniform", "--budget", "0"], "budget 0.0 is outside (0, 1]"),
-    (["--method", "uniform", "--frames", "0"], "frames must be at least 1, got 0"),
+    (["--method", "uniform", "--frames", "0"], "argument --frames: 0 is below 1; see vidcost profile --help"),
     (["--method", "fastv", "--param", "layer"], "malformed --param 'layer'"),
     (["--method", "fastv", "--param", "layer=9"], "fastv parameter layer=9 is outside [1, 5]"),
-    (["--method", "uniform", "--threads", "0"], "--threads must be a whole number ≥ 1, got 0"),
-    (["--method", "uniform", "--decode-tokens", "-1"], "--decode-tokens must be a whole number ≥ 0, got -1"),
+    (["--method", "uniform", "--threads", "0"], "argument --threads: 0 is below 1"),
+    (["--method", "uniform", "--decode-tokens", "-1"], "argument --decode-tokens: -1 is below 0"),
+    (["--method", "uniform", "--budget", "nan"], "argument --budget: 'nan' is not a finite number"),
+    (["--store", "/proc/x.jsonl"], "cannot append to store '/proc/x.jsonl'"),
 ])
 def test_bad_input_is_one_line_and_leaves_the_store_alone(tmp_path, args, message):
     store = tmp_path / "runs.jsonl"
     store.write_text('{"kind": "accuracy"}\n')
-    done = vidcost(*args, "--store", str(store))
+    done = vidcost("--store", str(store), *args)  # a later --store wins: /proc/x.jsonl
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert lines[-1].startswith("vidcost profile: error: ") and message in lines[-1]
+    assert len(lines) == 1 and lines[0].startswith("vidcost profile: error: ") and message in lines[0], lines
     assert "Traceback" not in done.stderr
     assert store.read_text() == '{"kind": "accuracy"}\n'
 
@@ -140,4 +143,21 @@ def test_decode_keys_and_a_kv_cache_in_proportion_to_the_kept_tokens(tmp_path):
 def test_decode_tokens_must_be_a_whole_number(tmp_path):
     done = vidcost("--method", "fastv", "--decode-tokens", "2.5", "--no-store", cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "--decode-tokens" in done.stderr and "invalid int value" in done.stderr
+    assert "argument --decode-tokens: '2.5' is not a whole number" in done.stderr
+
+
+def test_help_lists_every_method():
+    from vidcost.methods import method_names
+
+    done = vidcost("--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())  # argparse wraps the help text
+    assert all(name in text for name in method_names()) and "(default: mmgvid)" in text
+
+
+def test_the_default_store_in_the_checkout_is_ignored_by_git():
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    done = subprocess.run(["git", "check-ignore", "-q", "profiles/runs.jsonl"], cwd=root, timeout=30)
+    assert done.returncode == 0, "profiles/runs.jsonl, written by `vidcost profile` in the checkout, is not ignored"

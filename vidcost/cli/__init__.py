@@ -2,28 +2,29 @@
 
 Each subcommand lives in its own module `vidcost.cli.<name>` with a `register(subparsers)` function
 that adds its parser and sets `run=<function(args) -> int>`. Command modules import torch lazily, so
-`vidcost flops`, `predict` and `report` start fast. A `VidcostError` becomes one line and exit code 2.
+`vidcost flops`, `predict` and `report` start fast. Every argument error and every `VidcostError` is one
+line and exit code 2 (`vidcost.cli.args`).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from typing import Sequence
 
 from vidcost import __version__
-from vidcost.errors import VidcostError
+from vidcost.cli.args import USAGE_ERROR, ArgumentParser, run_command
 
-COMMANDS = ("flops", "profile", "sweep", "methods", "pareto", "ingest", "report")
+COMMANDS = ("flops", "profile", "sweep", "methods", "pareto", "ingest", "report", "export")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
         prog="vidcost",
         description="What visual-token pruning really buys a Video LLM: measured prefill speedup, "
                     "memory and accuracy, and predictions before deploying a budget.")
     parser.add_argument("--version", action="version", version=f"vidcost {__version__}")
+    # Subcommand parsers are of the parser's own class: one-line errors everywhere.
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -42,21 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()
-        return 2
-    try:
-        return int(args.run(args) or 0)
-    except VidcostError as err:
-        print(f"vidcost {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
-        # `vidcost flops | head` closed our stdout: not an error of ours; silence the flush at exit too.
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except KeyboardInterrupt:
-        print(f"vidcost {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return USAGE_ERROR
+    return run_command(f"vidcost {args.command}", lambda: args.run(args))
 
 
 def entry_point() -> None:

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from vidcost.cli.args import whole_number
 from vidcost.errors import ConfigError
 from vidcost.spec import DEFAULT_PRESET, PRESETS, ModelSpec, load_spec
 
@@ -17,13 +18,21 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", default=DEFAULT_PRESET,
                        help=f"preset ({', '.join(sorted(PRESETS))}), a config.json, or a local model "
                             f"directory holding one (default: {DEFAULT_PRESET})")
-    group.add_argument("--frames", type=int, help="frames per video (default: the model's)")
-    group.add_argument("--tokens-per-frame", type=int,
+    group.add_argument("--frames", type=whole_number(1), help="frames per video (default: the model's)")
+    group.add_argument("--tokens-per-frame", type=whole_number(1),
                        help="visual tokens per frame (Qwen-VL: per 2-frame temporal patch) entering the LLM")
-    group.add_argument("--text-tokens", type=int, help="text tokens (prompt + question)")
+    group.add_argument("--text-tokens", type=whole_number(0), help="text tokens (prompt + question)")
     group.add_argument("--resolution", metavar="N|HxW",
                        help="frame size in pixels for Qwen-VL models (multiples of 28); sets the tokens per "
                             "frame (default: the model's, or the --video's own size)")
+
+
+def methods_help(default: str | None = None) -> str:
+    """The --method help: every registered method, so `--help` answers "which methods are there?"."""
+    from vidcost.methods import method_names
+
+    tail = f" (default: {default})" if default else ""
+    return f"pruning method, one of: {', '.join(method_names())}{tail}"
 
 
 def spec_from_args(args: argparse.Namespace) -> ModelSpec:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from vidcost.cli.common import add_model_arguments, parse_params, print_json, spec_from_args
+from vidcost.cli.args import budget as budget_type
+from vidcost.cli.args import method_name
+from vidcost.cli.common import add_model_arguments, methods_help, parse_params, print_json, spec_from_args
 from vidcost.cost import (CONVENTIONS, CostEstimate, MemoryEstimate, decode_flops, decode_kv_lengths,
                           estimate_cost, estimate_memory, format_bytes, format_flops)
 from vidcost.errors import ConfigError
@@ -32,13 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_arguments(parser)
     plan = parser.add_argument_group("plan (one of --method or --schedule)")
     choice = plan.add_mutually_exclusive_group()
-    choice.add_argument("--method", help="pruning method from the registry (default: vanilla)")
+    choice.add_argument("--method", type=method_name, help=methods_help("vanilla"))
     choice.add_argument("--schedule", help='piecewise kept visual fractions, e.g. "0:1.0,2:0.3"')
-    plan.add_argument("--budget", type=float, help="kept fraction of visual tokens (default 1.0 for vanilla)")
+    plan.add_argument("--budget", type=budget_type, help="kept fraction of visual tokens, in (0, 1] (vanilla: 1)")
     plan.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                       help="a method parameter; repeat for several")
     plan.add_argument("--layer", type=int, help="shorthand for --param layer=K (FastV's K)")
-    plan.add_argument("--keep", type=float, help="FastV's R: kept fraction after layer K (the budget)")
+    plan.add_argument("--keep", type=budget_type, help="FastV's R: kept fraction after layer K (the budget)")
     cost = parser.add_argument_group("cost")
     cost.add_argument("--convention", choices=CONVENTIONS, default="paper",
                       help="paper (HieraVid Eq. 12, visual tokens) or exact (2 FLOPs/MAC matmuls)")
@@ -82,23 +84,19 @@ def plan_from_args(args: argparse.Namespace, spec: ModelSpec) -> tuple[Schedule,
         schedule = parse_schedule(args.schedule, num_layers=spec.num_layers,
                                   initial_visual_tokens=spec.num_visual_tokens, text_tokens=spec.text_tokens)
         return schedule, {"method": None, "schedule": args.schedule, "budget": None, "params": {}}
-    from vidcost.methods import check_budget, get_method
+    from vidcost.methods import budget_for, get_method
 
-    name = args.method or "vanilla"
     params = parse_params(args.param)
     if args.layer is not None:
         params["layer"] = args.layer
+    method = get_method(args.method or "vanilla", **params)  # an unknown method or parameter first
     budget = args.budget
     if args.keep is not None:
         if budget is not None and budget != args.keep:
             raise ConfigError(f"--keep {args.keep} and --budget {budget} disagree; give one of them")
         budget = args.keep
-    if budget is None:
-        if name != "vanilla":
-            raise ConfigError(f"method '{name}' needs a budget; pass --budget B (kept fraction in (0, 1])")
-        budget = 1.0
-    check_budget(budget)
-    method = get_method(name, **params)
+    budget = budget_for(method.name, budget)
+    name = method.name
     schedule = method.plan(spec.method_view(), budget)  # Qwen-VL: the method plans on temporal patches
     return schedule, {"method": name, "schedule": None, "budget": budget, "params": method.resolved_params()}
 

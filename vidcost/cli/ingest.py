@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from vidcost.cli.args import whole_number
 from vidcost.cli.common import print_json
 from vidcost.errors import ConfigError
 from vidcost.store import DEFAULT_STORE
@@ -31,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lmms.add_argument("--metric", help="metric to keep per task (default: each task's first)")
     lmms.add_argument("--percent-metric", action="append", default=[], metavar="METRIC",
                       help="a metric already on 0-100 even when its values are <= 1 (repeatable)")
-    lmms.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    lmms.add_argument("--resamples", type=whole_number(100), default=2000,
+                      help="bootstrap resamples, 100 or more (default 2000)")
     lmms.add_argument("--store", default=str(DEFAULT_STORE), help=f"store to append to (default {DEFAULT_STORE})")
     lmms.add_argument("--dry-run", action="store_true", help="read and report, append nothing")
     lmms.add_argument("--json", action="store_true", help="print the records as JSON")
@@ -45,8 +47,6 @@ def run(args: argparse.Namespace) -> int:
     if args.samples and len(args.paths) > 1:
         raise ConfigError(f"--samples needs a single results PATH, got {len(args.paths)}; samples beside "
                           "<date>_results.json are matched automatically")
-    if args.resamples < 100:
-        raise ConfigError(f"--resamples {args.resamples} is too few for a bootstrap; use 100 or more")
     runs = []
     for path in args.paths:
         samples = args.samples or _sibling_samples(Path(path))

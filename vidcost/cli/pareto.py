@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from vidcost.cli.args import nonnegative_float, positive_float
 from vidcost.cli.common import print_json
 from vidcost.errors import ConfigError, DataFormatError
 
@@ -33,9 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--variants", action="store_true",
                         help="keep the ablation tables of published data (variants, and default rows averaged "
                              "over fewer benchmarks)")
-    parser.add_argument("--max-drop", type=float, metavar="PCT",
+    parser.add_argument("--max-drop", type=nonnegative_float, metavar="PCT",
                         help="recommend: largest accuracy drop, in points of %% of vanilla (e.g. 1)")
-    parser.add_argument("--min-speedup", type=float, default=1.0, metavar="X",
+    parser.add_argument("--min-speedup", type=positive_float, default=1.0, metavar="X",
                         help="recommend: smallest prefill speedup (default 1)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(run=run)

@@ -11,9 +11,13 @@ import sys
 import warnings
 from typing import Any
 
-from vidcost.cli.common import add_model_arguments, parse_params, print_json, spec_from_args
+from vidcost.cli.args import budget as budget_type
+from vidcost.cli.args import method_name, whole_number
+from vidcost.cli.common import add_model_arguments, methods_help, parse_params, print_json, spec_from_args
 from vidcost.spec import DEFAULT_PRESET
 from vidcost.store import DEFAULT_STORE
+
+DEFAULT_METHOD, DEFAULT_BUDGET = "mmgvid", 0.25
 
 STAGE_ROWS = (("vision", "vision encoder"), ("projector", "projector + pooling"), ("selection", "pruning selection"),
               ("llm_prefill", "LLM prefill"), ("first_token", "LM head + first token"), ("ttft", "TTFT (total)"))
@@ -27,25 +31,27 @@ def register(subparsers: Any) -> None:
                     "records to the store.")
     add_model_arguments(parser)
     parser.add_argument("--model-path", help="local model directory with weights (local files only)")
-    parser.add_argument("--method", default="mmgvid", help="pruning method (default: mmgvid)")
-    parser.add_argument("--budget", type=float, default=0.25, help="kept fraction of visual tokens (default 0.25)")
+    parser.add_argument("--method", type=method_name, default=DEFAULT_METHOD, help=methods_help(DEFAULT_METHOD))
+    parser.add_argument("--budget", type=budget_type,
+                        help=f"kept fraction of visual tokens, in (0, 1] (default {DEFAULT_BUDGET}; vanilla: 1)")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="method parameter, repeatable (e.g. --param layer=3)")
-    parser.add_argument("--repeats", type=int, default=5, help="measured runs per configuration (default 5)")
-    parser.add_argument("--warmup", type=int, default=1, help="warm-up runs per configuration (default 1)")
+    parser.add_argument("--repeats", type=whole_number(1), default=5,
+                        help="measured runs per configuration (default 5)")
+    parser.add_argument("--warmup", type=whole_number(0), default=1, help="warm-up runs per configuration (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seeds weights, synthetic video and token ids")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
                         help="default bfloat16 on GPU, float32 on CPU")
-    parser.add_argument("--threads", type=int,
+    parser.add_argument("--threads", type=whole_number(1),
                         help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)")
     parser.add_argument("--video", help="a video file (decoded with PyAV); default: a seeded synthetic clip")
     parser.add_argument("--question", help="question text (tokenised when the model directory has a tokenizer)")
     parser.add_argument("--per-layer", action="store_true", help="also time every decoder layer")
-    parser.add_argument("--decode-tokens", type=int, default=0, metavar="N",
+    parser.add_argument("--decode-tokens", type=whole_number(0), default=0, metavar="N",
                         help="greedy decode steps on the pruned KV cache after each prefill, timed per step "
                              "(default 0: prefill only)")
-    parser.add_argument("--energy-blocks", type=int, default=3, metavar="N",
+    parser.add_argument("--energy-blocks", type=whole_number(0), default=3, metavar="N",
                         help="GPU: blocks of >= 1 s of back-to-back runs per configuration for energy per prefill "
                              "(default 3; 0 skips energy)")
     parser.add_argument("--store", default=str(DEFAULT_STORE), help=f"records file (default {DEFAULT_STORE})")
@@ -55,17 +61,22 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vidcost.methods import budget_for, get_method
     from vidcost.profiling import profile_method
-
     from vidcost.runtime.families import get_family
+    from vidcost.store import check_writable
 
+    # Everything that can be checked without building a model is checked first.
     if args.model_path and args.model == DEFAULT_PRESET:
         args.model = args.model_path  # the spec of the weights being loaded, not the tiny preset
     spec = spec_from_args(args)
     family = get_family(spec.architecture)  # an unsupported family fails here, in one line
     if args.video and not args.resolution:
         spec = family.fit_to_video(spec, args.video)
+    args.budget = budget_for(get_method(args.method).name, args.budget, default=DEFAULT_BUDGET)
     store = None if args.no_store else args.store
+    if store is not None:
+        check_writable(store)
     progress = (lambda message: print(f"vidcost profile: {message}", file=sys.stderr, flush=True))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

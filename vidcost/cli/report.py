@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from vidcost.cli.args import nonnegative_float, positive_float
 from vidcost.cli.common import print_json
 from vidcost.errors import ConfigError, DataFormatError
 from vidcost.store import DEFAULT_STORE, iter_records
@@ -26,9 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--published", nargs="+", metavar="CSV",
                         help="published CSV files (default: profiles/published/*.csv)")
     parser.add_argument("--benchmark", default="avg", help="benchmark for fronts and figures (default avg)")
-    parser.add_argument("--max-drop", type=float, default=1.0, metavar="PCT",
+    parser.add_argument("--max-drop", type=nonnegative_float, default=1.0, metavar="PCT",
                         help="recommendation: largest accuracy drop, points of %% of vanilla (default 1)")
-    parser.add_argument("--min-speedup", type=float, default=2.0, metavar="X",
+    parser.add_argument("--min-speedup", type=positive_float, default=2.0, metavar="X",
                         help="recommendation: smallest prefill speedup (default 2)")
     parser.add_argument("--title", default="vidcost report", help="report title")
     parser.add_argument("--json", action="store_true", help="print what was written as JSON")

@@ -20,6 +20,7 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -140,5 +141,27 @@ def _checked_class(cls: Any, spec: str) -> type[Method]:
     return cls
 
 
+def budget_for(method: str, budget: float | None, *, default: float | None = None) -> float:
+    """The budget a run of `method` (a resolved method's name) uses.
+
+    Vanilla keeps every visual token: its budget is 1.0, and another budget given to it is ignored with a
+    warning (stored as given, it would never join with vanilla's accuracy). Any other method takes
+    `budget`, else `default`.
+
+    Raises:
+        ConfigError: a pruning method with neither a budget nor a default, or a budget outside (0, 1].
+    """
+    if method == "vanilla":
+        if budget is not None and budget != 1.0:
+            warnings.warn(f"vanilla keeps every visual token: budget {budget:g} is ignored (vanilla runs at 1.0)",
+                          stacklevel=2)
+        return 1.0
+    if budget is None:
+        if default is None:
+            raise ConfigError(f"method '{method}' needs a budget; pass --budget B (kept fraction in (0, 1])")
+        budget = default
+    return check_budget(budget)
+
+
 __all__ = ["ENTRY_POINT_GROUP", "LayerContext", "LayerReduction", "METHODS", "Method", "Param", "SelectionResult",
-           "check_budget", "get_method", "installed_methods", "method_class", "method_names"]
+           "budget_for", "check_budget", "get_method", "installed_methods", "method_class", "method_names"]

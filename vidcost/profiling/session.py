@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from vidcost.errors import ConfigError, ProfilingError
-from vidcost.methods import Method, check_budget, get_method
+from vidcost.methods import Method, budget_for, get_method
 from vidcost.profiling.environment import capture_environment
 from vidcost.profiling.memory import make_memory_probe, resident_bytes
 from vidcost.profiling.record import DECODE, TTFT, ProfileComparison, ProfileRecord, new_run_id
@@ -60,10 +60,11 @@ def check_request(spec: ModelSpec, method: str | Method, budget: float, *, param
 
     Raises:
         ConfigError: unknown method or parameter, a budget outside (0, 1] or one the method cannot
-            reach, repeats < 1, warmup < 0, decode tokens or energy blocks negative or not whole.
+            reach, repeats < 1, warmup < 0, decode tokens or energy blocks negative or not whole, a model
+            family the runtime does not build.
     """
-    budget = check_budget(budget)
-    chosen = method if isinstance(method, Method) else get_method(method, **(params or {}))
+    chosen = method if isinstance(method, Method) else get_method(method, **(params or {}))  # before its budget
+    budget = budget_for(chosen.name, budget)  # vanilla runs at 1.0 (a warning if given another)
     chosen.plan(spec.method_view(), budget)  # bad parameters fail here, before minutes of model building
     for name, value, low in (("--repeats", repeats, 1), ("--warmup", warmup, 0), ("--decode-tokens", decode_tokens, 0),
                              ("--energy-blocks", energy_blocks, 0)):
@@ -156,7 +157,7 @@ class ProfileSession:
         spec = self.spec.with_overrides(frames=frames)
         chosen = check_request(spec, method, budget, params=params, repeats=repeats, warmup=warmup,
                                decode_tokens=decode_tokens, energy_blocks=energy_blocks)
-        configs = [_Config(chosen, budget, make_timer(self.device))]
+        configs = [_Config(chosen, 1.0 if chosen.name == "vanilla" else budget, make_timer(self.device))]
         if chosen.name != "vanilla":
             configs.insert(0, _Config(get_method("vanilla"), 1.0, make_timer(self.device)))
         base = dict(run_id=run_id or new_run_id(), model=spec.to_dict(), device=self.device, dtype=self.dtype,

@@ -106,7 +106,7 @@ def test_recommend_smallest_budget_meeting_both_targets():
 
 
 def test_recommend_prefers_a_measured_speedup():
-    rows = _rows({0.3: {"speedup_measured": 2.5}})
+    rows = _rows({0.3: {"speedup": 2.5}})
     (rec,) = recommend(rows, max_drop_pct=1.0, min_speedup=2.0, ideal_speedup=lambda m, b: 10.0)
     assert (rec.budget, rec.speedup, rec.speedup_source, rec.interpolated) == (0.3, 2.5, SPEEDUP_MEASURED, False)
 

@@ -11,9 +11,9 @@ from vidcost.plots import (Figure, plot_accuracy_vs_flops, plot_memory_vs_frames
 from vidcost.published import published_rows, read_published
 
 PROFILE_ROWS = [
-    dict(model="tiny", frames=f, method=m, budget=b, device="cpu", dtype="float32", prefill_ms=p,
-         vision_ms=v, selection_ms=s, llm_ms=p - v - s, peak_memory_bytes=mem, memory_source="rss",
-         speedup_measured=sp)
+    dict(model="tiny", frames=f, method=m, budget=b, device="cpu", dtype="float32", ttft_ms=p,
+         vision_ms=v, projector_ms=1.0, selection_ms=s, llm_prefill_ms=p - v - 1.0 - s - 2.0, first_token_ms=2.0,
+         peak_memory_bytes=mem, memory_source="rss", speedup=sp)
     for f, m, b, p, v, s, mem, sp in ((8, "vanilla", 1.0, 120.0, 40.0, 0.0, 900e6, 1.0),
                                        (8, "mmgvid", 0.25, 70.0, 40.0, 6.0, 850e6, 120 / 70),
                                        (16, "vanilla", 1.0, 260.0, 80.0, 0.0, 1100e6, 1.0),
@@ -52,7 +52,7 @@ def test_speedup_vs_budget_labels_measured_and_ideal(tmp_path):
 
 
 def test_speedup_vs_budget_shows_llm_stage_beside_end_to_end(tmp_path):
-    rows = [dict(row, llm_speedup_measured=2 * row["speedup_measured"]) for row in PROFILE_ROWS]
+    rows = [dict(row, llm_prefill_speedup=2 * row["speedup"]) for row in PROFILE_ROWS]
     plot_speedup_vs_budget(["tiny"], tmp_path, measured=rows)
     svg = (tmp_path / "speedup_vs_budget.svg").read_text()
     assert "mmgvid measured, LLM prefill (tiny, cpu)" in svg

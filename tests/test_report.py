@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "lmms_eval"
 
 
-def profile_record(run_id, method, budget, prefill_ms, *, frames=8, selection_ms=0.0, created="2026-01-01T00:00:00"):
+def profile_record(run_id, method, budget, prefill_ms, *, frames=32, selection_ms=0.0, created="2026-01-01T00:00:00"):
     """A record in the agreed profile schema (values chosen for the test, not measured)."""
     vision = 0.3 * prefill_ms
     return {"kind": "profile", "schema_version": 1, "run_id": run_id, "created_at": created, "status": "ok",
@@ -47,42 +48,81 @@ def store(tmp_path):
     return path
 
 
-def test_profile_rows_latest_per_configuration_with_speedup_over_the_same_run(store):
+def test_profile_rows_speak_the_vocabulary_with_vanilla_beside_each_speedup(store):
     from vidcost.store import read_records
 
     rows = {r["method"]: r for r in profile_rows(read_records(store))}
     assert set(rows) == {"vanilla", "mmgvid"}  # the failed record is left out
     mmg = rows["mmgvid"]
-    assert mmg["prefill_ms"] == 44.0 and mmg["repeats_in_store"] == 2
-    assert mmg["speedup_measured"] == pytest.approx(110 / 44)
+    assert "prefill_ms" not in mmg and "speedup_measured" not in mmg  # schema-1 names are read, never written
+    assert mmg["ttft_ms"] == 44.0 and mmg["vanilla_ttft_ms"] == 110.0 and mmg["repeats_in_store"] == 2
+    assert mmg["speedup"] == pytest.approx(mmg["vanilla_ttft_ms"] / mmg["ttft_ms"])
     assert mmg["flops_ratio"] == pytest.approx(0.25)
-    assert mmg["vision_ms"] == pytest.approx(0.3 * 44 + 1) and mmg["selection_ms"] == 5
-    assert mmg["llm_ms"] == pytest.approx(44 - (0.3 * 44 + 1) - 5)
+    assert mmg["vision_ms"] == pytest.approx(0.3 * 44) and mmg["projector_ms"] == 1 and mmg["selection_ms"] == 5
     # The LLM stage alone: vanilla 110 − 33 − 1 − 0 − 2 = 74 ms, mmgvid 44 − 13.2 − 1 − 5 − 2 = 22.8 ms.
-    assert mmg["llm_speedup_measured"] == pytest.approx(74 / 22.8)
+    assert (mmg["vanilla_llm_prefill_ms"], mmg["llm_prefill_ms"]) == pytest.approx((74, 22.8))
+    assert mmg["llm_prefill_speedup"] == pytest.approx(mmg["vanilla_llm_prefill_ms"] / mmg["llm_prefill_ms"])
+    assert rows["vanilla"]["speedup"] == 1.0
 
 
-def test_store_rows_join_accuracy_and_profiles(store):
-    rows = {r["method"]: r for r in store_rows(store)}
-    assert rows["mmgvid"]["speedup_measured"] == pytest.approx(2.5)
-    assert rows["mmgvid"]["relative_pct"] == pytest.approx(100 * (62.5 + 173 / 3) / (63.0 + 58.4))
-    assert rows["mmgvid"]["profile_model"] == rows["mmgvid"]["model"] == "tiny"
+def test_store_rows_join_accuracy_and_profiles_of_one_configuration(store, tmp_path):
+    join = store_rows(store)
+    joined = {r["method"]: r for r in join.rows if r.get("provenance") == "evaluated accuracy, measured cost"}
+    assert set(joined) == {"vanilla", "mmgvid"} and not join.unjoined
+    assert joined["mmgvid"]["speedup"] == pytest.approx(2.5) and joined["mmgvid"]["profile_model"] == "tiny"
+    # The same records at 8 frames: the accuracy (32 frames evaluated) no longer joins, and says why.
+    other = tmp_path / "eight.jsonl"
+    for line in store.read_text().splitlines():
+        record = json.loads(line)
+        if record["kind"] == "profile":
+            record = dict(record, frames=8, model={"name": "tiny", "frames": 8})
+        append_record(other, record)
+    join = store_rows(other)
+    assert not [r for r in join.rows if r.get("provenance") == "evaluated accuracy, measured cost"]
+    reason = next(u.reason for u in join.unjoined if u.side == "accuracy" and u.method == "mmgvid")
+    assert reason == "profiled at [8] frames only; run `vidcost profile` with --frames 32"
+
+
+def test_store_rows_join_a_checkpoint_with_a_profile_of_its_preset(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    for record in (dict(profile_record("r1", "vanilla", 1.0, 100.0, frames=32), model={"name": "llava-onevision-7b"}),
+                   dict(profile_record("r1", "mmgvid", 0.25, 40.0, frames=32), model={"name": "llava-onevision-7b"}),
+                   dict(profile_record("r2", "mmgvid", 0.25, 30.0, frames=16), model={"name": "llava-onevision-7b"}),
+                   profile_record("r3", "mmgvid", 0.25, 4.0, frames=32)):  # tiny: must never join
+        append_record(path, record)
+    for results in ("20260110_101500_results.json", "vanilla_results.json"):
+        for record in read_lmms_eval(DATA / results).to_records():
+            append_record(path, record)
+    join = store_rows(path)
+    mmg = [r for r in join.rows if r.get("method") == "mmgvid" and r.get("score") is not None]
+    assert len(mmg) == 1 and mmg[0]["profile_model"] == "llava-onevision-7b" and mmg[0]["frames"] == 32
+    assert mmg[0]["model"] == "llava-onevision-qwen2-7b-ov" and mmg[0]["speedup"] == pytest.approx(2.5)
+    leftover = {(u.model, u.frames) for u in join.unjoined if u.side == "profile" and u.method == "mmgvid"}
+    assert leftover == {("llava-onevision-7b", 16), ("tiny", 32)}
+    tiny = next(u for u in join.unjoined if u.model == "tiny" and u.method == "mmgvid")
+    assert "evaluated on ['llava-onevision-7b'] only" in tiny.reason
 
 
 def test_measured_speedup_of_another_model_is_not_used_for_a_recommendation():
     from vidcost.pareto import recommend
 
-    rows = [dict(model="big", method="m", budget=0.25, relative_pct=99.5, speedup_measured=9.0, profile_model="tiny")]
+    rows = [dict(model="big", method="m", budget=0.25, relative_pct=99.5, speedup=9.0, profile_model="tiny")]
     (rec,) = recommend(rows, max_drop_pct=1, min_speedup=1, ideal_speedup=lambda m, b: 2.0)
     assert rec.speedup_source == "flops-ideal" and rec.speedup == 2.0
-    attached = attach_measured([dict(model="tiny", method="m", budget=0.25)],
-                               [dict(model="tiny", method="m", budget=0.25, speedup_measured=3.0)])
-    assert attached[0]["speedup_measured"] == 3.0
+    attached = attach_measured([dict(model="tiny", frames=8, method="m", budget=0.25)],
+                               [dict(model="tiny", frames=8, method="m", budget=0.25, speedup=3.0),
+                                dict(model="tiny", frames=16, method="m", budget=0.5, speedup=5.0)])
+    assert attached[0]["speedup"] == 3.0
+    other_frames = attach_measured([dict(model="tiny", frames=32, method="m", budget=0.25)],
+                                   [dict(model="tiny", frames=8, method="m", budget=0.25, speedup=3.0)])
+    assert "speedup" not in other_frames[0]
 
 
 def test_join_keeps_rows_without_a_partner():
-    joined = join_rows([{"method": "a", "budget": 0.3, "score": 1}], [{"method": "b", "budget": 0.3, "model": "t"}])
-    assert sorted(r["method"] for r in joined) == ["a", "b"]
+    join = join_rows([{"model": "t", "eval_frames": 8, "method": "a", "budget": 0.3, "score": 1}],
+                     [{"method": "b", "budget": 0.3, "model": "t", "frames": 8}])
+    assert sorted(r["method"] for r in join.rows) == ["a", "b"]
+    assert [u.side for u in join.unjoined] == ["accuracy", "profile"]
 
 
 def test_empty_store_is_an_error(tmp_path):

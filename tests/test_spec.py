@@ -247,3 +247,15 @@ def test_a_model_type_outside_the_families_is_named(where: str, value: str) -> N
 
     assert f"key '{where}' is '{value}'" in message and all(family in message for family in RUNTIME_FAMILIES)
     assert len(message) < 300
+
+
+@pytest.mark.parametrize("name, canonical", [
+    ("llava-onevision-7b", "llava-onevision-7b"), ("llava-onevision-qwen2-7b-ov", "llava-onevision-7b"),
+    ("lmms-lab/llava-onevision-qwen2-0.5b-ov", "llava-onevision-0.5b"),
+    ("/models/llava-onevision-qwen2-7b-ov-hf/", "llava-onevision-7b"),
+    ("/models/LLaVA-Video-7B-Qwen2/config.json", "llava-video-7b"), ("my-finetune", "my-finetune"), (None, None),
+])
+def test_a_checkpoint_joins_under_its_preset(name, canonical) -> None:
+    from vidcost.spec import canonical_model
+
+    assert canonical_model(name) == canonical

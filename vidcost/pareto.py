@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from vidcost.errors import ConfigError
+from vidcost.spec import canonical_model
 
 LABEL_COLUMNS = ("model", "method", "variant", "budget")
 SPEEDUP_MEASURED = "measured"
@@ -25,15 +26,33 @@ SPEEDUP_PUBLISHED = "published FLOPs ratio"
 
 @dataclass(frozen=True)
 class ParetoPoint:
-    """One row on a front: its label, its cost `x` and accuracy `y`, and its index in the input rows."""
+    """One row on a front: its label, cost `x`, accuracy `y`, index in the input rows, and the configuration
+    it stands for (`model`, `frames`, `method`, `budget`; None where the table has no such column)."""
 
     label: str
     x: float
     y: float
     row: int
+    model: str | None = None
+    frames: int | None = None
+    method: str | None = None
+    budget: float | None = None
 
     def __str__(self) -> str:
         return f"{self.label}: x={self.x:g}, y={self.y:g}"
+
+    @classmethod
+    def of_row(cls, row: Mapping[str, Any], index: int, x: float, y: float,
+               label_columns: Sequence[str]) -> "ParetoPoint":
+        """The point of table row `index` (frames from `frames`, or an accuracy row's `eval_frames`)."""
+        frames = _number(row.get("frames", row.get("eval_frames")))
+        model, method = row.get("model"), row.get("method")
+        return cls(_label(row, label_columns), x, y, index, None if model is None else str(model),
+                   None if frames is None else int(frames), None if method is None else str(method),
+                   _number(row.get("budget")))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 @dataclass(frozen=True)
@@ -41,7 +60,7 @@ class ParetoFront:
     """The non-dominated rows of one group, sorted by ascending cost.
 
     Attributes:
-        x_column: cost column (lower is better), e.g. `flops_ratio`, `prefill_ms`, `peak_memory_bytes`.
+        x_column: cost column (lower is better), e.g. `flops_ratio`, `ttft_ms`, `peak_memory_bytes`.
         y_column: accuracy column (higher is better), e.g. `score`, `relative_pct`.
         group: the value of the group column for this front, None when ungrouped.
         points: the front, ascending x (and descending y among equal x).
@@ -64,7 +83,7 @@ class ParetoFront:
     def to_dict(self) -> dict[str, Any]:
         return {"x": self.x_column, "y": self.y_column, "group": self.group, "total": self.total,
                 "skipped": self.skipped,
-                "points": [{"label": p.label, "x": p.x, "y": p.y, "row": p.row} for p in self.points]}
+                "points": [p.to_dict() for p in self.points]}
 
 
 def pareto_front(xs: Sequence[float], ys: Sequence[float]) -> list[int]:
@@ -119,7 +138,7 @@ def compute_fronts(rows: Sequence[Mapping[str, Any]], *, x: str, y: str, group: 
             continue
         xs = [_number(rows[i][x]) for i in members]
         ys = [_number(rows[i][y]) for i in members]
-        points = tuple(ParetoPoint(_label(rows[members[j]], label_columns), xs[j], ys[j], members[j])
+        points = tuple(ParetoPoint.of_row(rows[members[j]], members[j], xs[j], ys[j], label_columns)
                        for j in pareto_front(xs, ys))
         fronts.append(ParetoFront(x, y, key, points, len(members), len(groups[key]) - len(members)))
     if not fronts:
@@ -243,8 +262,8 @@ def recommend(rows: Sequence[Mapping[str, Any]], *, max_drop_pct: float, min_spe
     """Per (model, method), the smallest budget meeting both targets; methods that cannot are left out.
 
     `rows` hold `model`, `method`, `budget`, `relative_pct` (score as % of vanilla; vanilla rows may be
-    absent, budget 1.0 is taken as 100 %), and optionally `speedup_measured` (used only when its
-    `profile_model`, if given, is the row's model) and `flops_ratio`. Candidate
+    absent, budget 1.0 is taken as 100 %), and optionally a measured `speedup` (TTFT; used only when its
+    `profile_model`, if given, is the row's model — `vidcost.join` never pairs others) and `flops_ratio`. Candidate
     budgets are the rows' budgets plus a grid of `step` between the smallest and 1.0.
 
     Raises:
@@ -282,12 +301,13 @@ def _curves(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], _Curve]:
         if row.get("method") == "vanilla" or budget is None:
             continue
         key = (str(row.get("model")), str(row.get("method")))
-        if relative is not None:
-            points[key][budget].append(relative)
+        if relative is None:
+            continue  # a cost without an accuracy: pairing it with one is the join's job, not this curve's
+        points[key][budget].append(relative)
         # A speedup measured on another model (e.g. a small CPU stand-in) says nothing about this one.
-        same_model = str(row.get("profile_model", row.get("model"))) == key[0]
-        if _number(row.get("speedup_measured")) is not None and same_model:
-            measured[key][budget] = _number(row["speedup_measured"])
+        same_model = canonical_model(row.get("profile_model", row.get("model"))) == canonical_model(key[0])
+        if _number(row.get("speedup")) is not None and same_model:
+            measured[key][budget] = _number(row["speedup"])
         if _number(row.get("flops_ratio")) is not None:
             ratios[key][budget] = _number(row["flops_ratio"])
     curves = {}

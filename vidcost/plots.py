@@ -187,7 +187,7 @@ def _draw_measured_speedups(ax: Any, measured: Sequence[Mapping[str, Any]], seen
     sources = []
     for row in measured:
         # The LLM-prefill stage is what the FLOPs-ideal curves price; older rows only have the end-to-end figure.
-        llm_speedup = row.get("llm_speedup_measured") or row.get("speedup_measured")
+        llm_speedup = row.get("llm_prefill_speedup") or row.get("speedup")
         if llm_speedup is None or row.get("budget") is None:
             continue
         colour, marker = _style(str(row["method"]))
@@ -198,8 +198,8 @@ def _draw_measured_speedups(ax: Any, measured: Sequence[Mapping[str, Any]], seen
         ax.scatter(x, llm_speedup, c=colour, marker=marker, s=70, zorder=4,
                    edgecolors="black", linewidths=0.8, label=None if label in seen else label)
         seen.add(label)
-        end_to_end = row.get("speedup_measured")
-        if row.get("llm_speedup_measured") and end_to_end and row["method"] != "vanilla":
+        end_to_end = row.get("speedup")
+        if row.get("llm_prefill_speedup") and end_to_end and row["method"] != "vanilla":
             label = "measured end to end (TTFT, with vision tower)"
             ax.scatter(x, end_to_end, c="none", marker=marker, s=45, zorder=4, edgecolors="black",
                        linewidths=0.8, label=None if label in seen else label)
@@ -230,7 +230,7 @@ def plot_stage_breakdown(rows: Sequence[Mapping[str, Any]], out_dir: str | os.Pa
     """Stacked prefill latency per measured configuration beside the vanilla run it was measured with:
     vision (+ projector), selection, LLM; one panel per model, each on its own latency scale (a 7B
     run would flatten a tiny one). Returns None when no row has stage timings."""
-    rows = [r for r in rows if r.get("vision_ms") is not None and r.get("llm_ms") is not None
+    rows = [r for r in rows if r.get("vision_ms") is not None and r.get("llm_prefill_ms") is not None
             and r.get("method") != "vanilla"]
     if not rows:
         return None
@@ -272,10 +272,10 @@ def _draw_stage_bars(ax: Any, bars: Sequence[tuple[str, Mapping[str, Any], str]]
         positions.append(x)
         x += 1.0 if prefix == "vanilla_" else 1.5  # pairs sit together, a gap before the next pair
     bottom = [0.0] * len(bars)
-    for key, label, colour in (("vision_ms", "vision tower + projector", "#4c72b0"),
-                               ("selection_ms", "token selection", "#dd8452"),
-                               ("llm_ms", "LLM prefill + first token", "#55a868")):
-        values = [float(r.get(prefix + key) or 0.0) for _, r, prefix in bars]
+    for stages, label, colour in ((("vision", "projector"), "vision tower + projector", "#4c72b0"),
+                                  (("selection",), "token selection", "#dd8452"),
+                                  (("llm_prefill", "first_token"), "LLM prefill + first token", "#55a868")):
+        values = [sum(float(r.get(f"{prefix}{stage}_ms") or 0.0) for stage in stages) for _, r, prefix in bars]
         ax.bar(positions, values, bottom=bottom, color=colour, label=label, width=0.8)
         bottom = [b + v for b, v in zip(bottom, values)]
     hatched = [(p, total) for p, total, (_, _, prefix) in zip(positions, bottom, bars) if prefix == "vanilla_"]

@@ -9,13 +9,14 @@ accuracy records). No number is invented: a figure without data is left out and 
 from __future__ import annotations
 
 import os
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from vidcost.accuracy import accuracy_rows
 from vidcost.errors import DataFormatError
+from vidcost.join import JoinResult, attach_measured, join_rows
 from vidcost.published import AVERAGE_BENCHMARK, published_rows
 
 PROFILE_KEY = ("model", "frames", "method", "budget", "device", "dtype")
@@ -24,13 +25,15 @@ PROFILE_KEY = ("model", "frames", "method", "budget", "device", "dtype")
 # ------------------------------------------------------------------------------------------------- tables
 
 def profile_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per measured configuration (the latest `ok` profile record of each), with the speedup and
-    FLOPs ratio over the vanilla record of the same run.
-
-    Stages: vision = vision tower + projector; selection = the pruning step before the LLM;
-    llm = everything after selection up to the first token (total − vision − selection).
+    """One row per measured configuration (the latest `ok` profile record of each), in the profile vocabulary
+    (DESIGN §8): the method's values, vanilla's beside them as `vanilla_*` (the vanilla record of the same
+    run) and every ratio between them, all from `compare_records` — so each speedup is the quotient of the
+    two values in its row. Stages are `<stage>_ms` (`vision_ms`, `projector_ms`, `selection_ms`,
+    `llm_prefill_ms`, `first_token_ms`); older records are read through `upgrade_record`.
     """
-    records = [r for r in records if r.get("kind") == "profile" and r.get("status", "ok") == "ok"]
+    from vidcost.profiling.record import upgrade_record
+
+    records = [upgrade_record(r) for r in records if r.get("kind") == "profile" and r.get("status", "ok") == "ok"]
     vanilla = {r.get("run_id"): r for r in records if r.get("method") == "vanilla"}
     latest: dict[tuple[Any, ...], dict[str, Any]] = {}
     counts: Counter[tuple[Any, ...]] = Counter()
@@ -45,42 +48,26 @@ def profile_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _profile_row(record: Mapping[str, Any], base: Mapping[str, Any] | None) -> dict[str, Any]:
-    from vidcost.profiling.record import upgrade_record
+    """A record (current schema) as a table row, compared with its vanilla record when there is one."""
+    from vidcost.profiling.record import STAGES, compare_records
 
-    record = upgrade_record(record)
-    base = upgrade_record(base) if base is not None else None
+    compared = compare_records(base or {}, record)
     model = record.get("model") or {}
-    stages = record.get("stages_ms") or {}
-    vision = _sum(stages.get("vision"), stages.get("projector"))
-    selection = stages.get("selection") or 0.0
-    total = prefill = record.get("ttft_ms")
-    flops = (record.get("flops") or {}).get("paper")
-    row = {
+    row: dict[str, Any] = {
         "model": model.get("name") if isinstance(model, Mapping) else str(model),
         "frames": record.get("frames", model.get("frames") if isinstance(model, Mapping) else None),
         "method": record.get("method"), "budget": record.get("budget"),
         "device": record.get("device"), "dtype": record.get("dtype"),
-        "prefill_ms": prefill, "vision_ms": vision, "selection_ms": selection,
-        "llm_prefill_ms": stages.get("llm_prefill"), "llm_speedup_measured": None,
-        "llm_ms": None if total is None or vision is None else max(total - vision - selection, 0.0),
-        "peak_memory_bytes": record.get("peak_memory_bytes"), "memory_source": record.get("memory_source"),
-        "flops_paper": flops, "energy_j": record.get("energy_j"), "total_iqr_pct": _spread_pct(record),
-        "speedup_measured": None, "flops_ratio": None, "run_id": record.get("run_id"),
-        "created_at": record.get("created_at"), "provenance": "measured",
     }
-    if base is not None and record.get("method") != "vanilla":
-        base_row = _profile_row(base, None)
-        row.update({f"vanilla_{k}": base_row[k] for k in ("prefill_ms", "vision_ms", "selection_ms", "llm_ms")})
-        if base.get("ttft_ms") and prefill:
-            row["speedup_measured"] = base["ttft_ms"] / prefill
-        if base_row["llm_prefill_ms"] and row["llm_prefill_ms"]:
-            # The LLM stage alone: what the FLOPs-ideal curve (LLM layers only) predicts.
-            row["llm_speedup_measured"] = base_row["llm_prefill_ms"] / row["llm_prefill_ms"]
-        base_flops = (base.get("flops") or {}).get("paper")
-        if base_flops and flops is not None:
-            row["flops_ratio"] = flops / base_flops
-    elif record.get("method") == "vanilla":
-        row["speedup_measured"], row["llm_speedup_measured"], row["flops_ratio"] = 1.0, 1.0, 1.0
+    stages = {f"{prefix}{stage}_ms": compared[f"{prefix}stages_ms"].get(stage)
+              for prefix in ("", "vanilla_") for stage in STAGES}
+    row.update({k: v for k, v in compared.items() if not k.endswith("stages_ms")}, **stages)
+    paper, base_paper = (((r or {}).get("flops") or {}).get("paper") for r in (record, base))
+    row.update({
+        "flops_paper": paper, "flops_ratio": paper / base_paper if paper is not None and base_paper else None,
+        "memory_source": record.get("memory_source"), "ttft_iqr_pct": _spread_pct(record),
+        "run_id": record.get("run_id"), "created_at": record.get("created_at"), "provenance": "measured",
+    })
     return row
 
 
@@ -92,16 +79,9 @@ def _spread_pct(record: Mapping[str, Any]) -> float | None:
     return None
 
 
-def _sum(*values: Any) -> float | None:
-    present = [float(v) for v in values if v is not None]
-    return sum(present) if present else None
-
-
-def store_rows(path: str | os.PathLike[str], *, benchmark: str = AVERAGE_BENCHMARK) -> list[dict[str, Any]]:
-    """The store as one table: evaluated accuracy joined with measured profiles on (method, budget).
-
-    Accuracy comes from the model that was evaluated (real weights), latency and memory from the model that
-    was profiled; both are kept (`model`, `profile_model`). Rows without a partner keep their own columns.
+def store_rows(path: str | os.PathLike[str], *, benchmark: str = AVERAGE_BENCHMARK) -> JoinResult:
+    """The store as one table: evaluated accuracy joined with measured profiles of the same model, frames,
+    method and budget (`vidcost.join`); what found no partner is kept, and `unjoined` says why.
 
     Raises:
         DataFormatError: the store is missing or holds neither profile nor accuracy records.
@@ -121,53 +101,6 @@ def _record_tables(records: Sequence[Mapping[str, Any]], benchmark: str
     """Profile rows and accuracy rows of the store's records (no accuracy records: no accuracy rows)."""
     has_accuracy = any(r.get("kind") == "accuracy" for r in records)
     return profile_rows(records), (accuracy_rows(records, benchmark=benchmark) if has_accuracy else [])
-
-
-def join_rows(accuracy: Sequence[Mapping[str, Any]], profiles: Sequence[Mapping[str, Any]]
-              ) -> list[dict[str, Any]]:
-    """Outer join of accuracy and profile rows on (method, budget)."""
-    by_key: dict[tuple[Any, Any], list[Mapping[str, Any]]] = defaultdict(list)
-    for p in profiles:
-        by_key[(p["method"], _budget_key(p["budget"]))].append(p)
-    joined, used = [], set()
-    for a in accuracy:
-        key = (a["method"], _budget_key(a["budget"]))
-        partners = by_key.get(key) or [None]
-        used.add(key)
-        for p in partners:
-            joined.append(_merge(a, p))
-    for key, members in by_key.items():
-        if key not in used:
-            joined.extend(_merge(None, p) for p in members)
-    return joined
-
-
-def attach_measured(rows: Sequence[Mapping[str, Any]], profiles: Sequence[Mapping[str, Any]]
-                    ) -> list[dict[str, Any]]:
-    """Rows with the measured speedup of a profile of the same model, method and budget, where one exists."""
-    measured = {(p.get("model"), p.get("method"), _budget_key(p.get("budget"))): p.get("speedup_measured")
-                for p in profiles if p.get("speedup_measured") is not None}
-    attached = []
-    for row in rows:
-        speedup = measured.get((row.get("model"), row.get("method"), _budget_key(row.get("budget"))))
-        attached.append(dict(row, speedup_measured=speedup) if speedup is not None else dict(row))
-    return attached
-
-
-def _budget_key(budget: Any) -> float | None:
-    return None if budget is None else round(float(budget), 6)
-
-
-def _merge(accuracy: Mapping[str, Any] | None, profile: Mapping[str, Any] | None) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    if profile is not None:
-        row.update(profile)
-        row["profile_model"] = profile.get("model")
-    if accuracy is not None:
-        row.update(accuracy)
-    if accuracy is not None and profile is not None:
-        row["provenance"] = "evaluated accuracy, measured cost"
-    return row
 
 
 def check_no_duplicates(rows: Sequence[Mapping[str, Any]], *, source: str) -> None:
@@ -227,9 +160,11 @@ def build_report(out_dir: str | os.PathLike[str], *, store: str | os.PathLike[st
     records, profiles, accuracy, notes = _store_tables(store, benchmark)
     fronts = compute_fronts(pub_rows, x="flops_ratio", y="relative_pct", group="model")
     inconsistencies = check_consistency(published)
-    recommendations = recommend(attach_measured(pub_rows, profiles) + join_rows(accuracy, profiles),
-                                max_drop_pct=max_drop_pct,
-                                min_speedup=min_speedup)
+    join = join_rows(accuracy, profiles)
+    if accuracy and profiles:  # with one side empty, everything is unjoined and the notes above say so
+        notes.extend(f"{line[0].upper()}{line[1:]}." for line in join.notes())
+    recommendations = recommend(attach_measured(pub_rows, profiles) + list(join.rows),
+                                max_drop_pct=max_drop_pct, min_speedup=min_speedup)
     tables = {"published.csv": to_frame(published), f"published_{benchmark}.csv": pub_rows,
               "pareto_fronts.csv": [dict(group=f.group, x=f.x_column, y=f.y_column, label=p.label, x_value=p.x,
                                          y_value=p.y) for f in fronts for p in f.points],
@@ -239,11 +174,15 @@ def build_report(out_dir: str | os.PathLike[str], *, store: str | os.PathLike[st
         tables["profiles.csv"] = profiles
     if accuracy:
         tables["accuracy.csv"] = accuracy
+    if accuracy and profiles:
+        tables["accuracy_with_cost.csv"] = list(join.rows)
+        if join.unjoined:
+            tables["unjoined.csv"] = [u.to_dict() for u in join.unjoined]
     _write_tables(out, tables)
     figures = [plot_accuracy_vs_flops(pub_rows, out)]
     models = sorted({str(r["model"]) for r in pub_rows if r.get("flops_ratio") is not None})
     reference = "llava-onevision-7b" if "llava-onevision-7b" in models else (models[0] if models else "")
-    profiled = sorted({str(r["model"]) for r in profiles if r.get("speedup_measured") is not None})
+    profiled = sorted({str(r["model"]) for r in profiles if r.get("speedup") is not None})
     figures.append(plot_speedup_vs_budget([reference, *profiled[:2]] if reference else profiled[:3], out,
                                           measured=profiles,
                                           published=[r for r in pub_rows if r["model"] == reference]))
@@ -285,11 +224,11 @@ def _store_tables(store: str | os.PathLike[str] | None, benchmark: str
         notes.append(f"Store '{path}' holds no successful profile records: no measured latency or memory.")
     if not accuracy:
         notes.append(f"Store '{path}' holds no evaluated accuracy records (`vidcost ingest lmms-eval`).")
-    noisy = [r for r in profiles if (r.get("total_iqr_pct") or 0.0) > 10.0]
+    noisy = [r for r in profiles if (r.get("ttft_iqr_pct") or 0.0) > 10.0]
     if noisy:
-        worst = max(r["total_iqr_pct"] for r in noisy)
+        worst = max(r["ttft_iqr_pct"] for r in noisy)
         notes.append(f"{len(noisy)} of {len(profiles)} measured configurations have noisy timings (IQR/median of "
-                     f"the total above 10 %, up to {worst:.0f} %): re-run them with more --repeats on a quiet "
+                     f"the TTFT above 10 %, up to {worst:.0f} %): re-run them with more --repeats on a quiet "
                      "machine before trusting their speedups.")
     failed = sum(1 for r in records if r.get("kind") == "profile" and r.get("status") == "failed")
     if failed:
@@ -373,7 +312,7 @@ def render_markdown(**ctx: Any) -> str:
         out += [f"| {p.label} | {p.x:.1%} | {p.y:.1f} |" for p in front.points] + [""]
     if ctx["profiles"]:
         out += ["## Measured prefill (store)", "", "| " + " | ".join(_MEASURED_HEADER) + " |",
-                "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+                "|" + "|".join(["---"] * 2 + ["---:"] * 2 + ["---"] + ["---:"] * (len(_MEASURED_HEADER) - 5)) + "|"]
         out += ["| " + " | ".join(cells) + " |" for cells in _measured_cells(ctx["profiles"])] + [""]
     if ctx["accuracy"]:
         out += ["## Evaluated accuracy (store, lmms-eval)", "",
@@ -394,17 +333,22 @@ def render_markdown(**ctx: Any) -> str:
     return "\n".join(out)
 
 
-_MEASURED_HEADER = ("model", "method", "budget", "frames", "prefill (ms)", "speedup (×)", "selection (ms)",
-                    "peak memory (MiB)", "IQR/median (%)")
+# The vocabulary's own names (DESIGN §8), so a reader finds each column in profiles.csv and `--json`;
+# every speedup stands right after the two values it divides.
+_MEASURED_HEADER = ("model", "method", "budget", "frames", "device", "ttft_ms", "vanilla_ttft_ms", "speedup",
+                    "llm_prefill_ms", "vanilla_llm_prefill_ms", "llm_prefill_speedup", "selection_ms",
+                    "peak_memory_bytes (MiB)", "ttft IQR/median (%)")
 
 
 def _measured_cells(profiles: Sequence[Mapping[str, Any]]) -> list[tuple[str, ...]]:
     rows = sorted(profiles, key=lambda r: (str(r.get("model")), r.get("frames") or 0, -(r.get("budget") or 0),
                                            str(r.get("method"))))
+    mib = (lambda n: None if n is None else n / 2 ** 20)  # noqa: E731
     return [(str(r.get("model")), str(r.get("method")), _fmt(r.get("budget"), ".0%"), str(r.get("frames")),
-             _fmt(r.get("prefill_ms")), _fmt(r.get("speedup_measured"), ".2f"), _fmt(r.get("selection_ms")),
-             _fmt(None if r.get("peak_memory_bytes") is None else r["peak_memory_bytes"] / 2 ** 20, ".0f"),
-             _fmt(r.get("total_iqr_pct"), ".0f")) for r in rows]
+             str(r.get("device")), _fmt(r.get("ttft_ms")), _fmt(r.get("vanilla_ttft_ms")),
+             _fmt(r.get("speedup"), ".2f"), _fmt(r.get("llm_prefill_ms")), _fmt(r.get("vanilla_llm_prefill_ms")),
+             _fmt(r.get("llm_prefill_speedup"), ".2f"), _fmt(r.get("selection_ms")),
+             _fmt(mib(r.get("peak_memory_bytes")), ".0f"), _fmt(r.get("ttft_iqr_pct"), ".0f")) for r in rows]
 
 
 def _fmt(value: Any, spec: str = ".1f") -> str:

@@ -113,6 +113,19 @@ PRESETS: dict[str, dict[str, Any]] = {
 DEFAULT_PRESET = "tiny"
 DEFAULT_TEXT_TOKENS = 32
 
+# Hugging Face checkpoints with each preset's dimensions: an lmms-eval run of one (`pretrained=...`) and a
+# profile of the preset (or of a local copy of the checkpoint) are the same model when joined.
+CHECKPOINTS: dict[str, tuple[str, ...]] = {
+    "llava-onevision-0.5b": ("lmms-lab/llava-onevision-qwen2-0.5b-ov", "llava-hf/llava-onevision-qwen2-0.5b-ov-hf"),
+    "llava-onevision-7b": ("lmms-lab/llava-onevision-qwen2-7b-ov", "llava-hf/llava-onevision-qwen2-7b-ov-hf"),
+    "llava-onevision-72b": ("lmms-lab/llava-onevision-qwen2-72b-ov-sft", "llava-hf/llava-onevision-qwen2-72b-ov-hf"),
+    "llava-video-7b": ("lmms-lab/LLaVA-Video-7B-Qwen2",),
+    "qwen2-vl-7b": ("Qwen/Qwen2-VL-7B-Instruct",),
+    "qwen2.5-vl-3b": ("Qwen/Qwen2.5-VL-3B-Instruct",),
+    "qwen2.5-vl-7b": ("Qwen/Qwen2.5-VL-7B-Instruct",),
+    "qwen2.5-vl-72b": ("Qwen/Qwen2.5-VL-72B-Instruct",),
+}
+
 # Plain decoders a config.json may hold (alone, or as a video LLM's `text_config`), priced as an LLM whose
 # input includes the visual tokens; gpt2 / opt / phi have a two-matrix MLP. With RUNTIME_FAMILIES, the
 # model_type values vidcost reads: any other is a typo or a model it would misprice.
@@ -274,6 +287,22 @@ class ModelSpec:
         return (f"{self.name}: d={self.hidden_size} m={self.intermediate_size} L={self.num_layers} "
                 f"heads={self.num_heads}/{self.num_kv_heads} | {frames} × "
                 f"{self.tokens_per_frame} tokens + {self.text_tokens} text")
+
+
+def canonical_model(name: Any) -> str | None:
+    """The name a model is joined under: its preset when `name` is a preset, one of its `CHECKPOINTS`
+    (a Hub id, or a local directory or config.json path ending in the checkpoint's name), else `name`."""
+    if name is None:
+        return None
+    text = str(name).rstrip("/")
+    if text in PRESETS:
+        return text
+    path = Path(text)
+    leaf = (path.parent.name if path.name == "config.json" else path.name).lower()
+    for preset, repos in CHECKPOINTS.items():
+        if any(leaf == repo.rsplit("/", 1)[-1].lower() for repo in repos):
+            return preset
+    return text
 
 
 def _check_positive(spec: ModelSpec, names: tuple[str, ...]) -> None:

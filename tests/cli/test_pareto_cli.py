@@ -76,3 +76,37 @@ def test_pareto_does_not_import_torch():
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def _profile(run_id: str, model: str, frames: int, method: str, budget: float, ttft_ms: float) -> dict:
+    """A stored profile record (schema 2; values chosen for the test, not measured)."""
+    return {"kind": "profile", "schema_version": 2, "run_id": run_id, "created_at": "2026-01-01T00:00:00",
+            "status": "ok", "method": method, "budget": budget, "model": {"name": model, "frames": frames},
+            "frames": frames, "device": "cpu", "dtype": "float32", "ttft_ms": ttft_ms,
+            "llm_prefill_ms": ttft_ms / 2, "stages_ms": {"vision": ttft_ms / 2, "llm_prefill": ttft_ms / 2},
+            "flops": {"paper": 1e12 * budget, "llm_prefill": 2e12 * budget}}
+
+
+def test_store_front_joins_only_the_same_model_and_frames(tmp_path):
+    store = tmp_path / "runs.jsonl"
+    lines = [_profile("a", "llava-onevision-7b", 32, "vanilla", 1.0, 1000.0),
+             _profile("a", "llava-onevision-7b", 32, "mmgvid", 0.25, 400.0),
+             _profile("b", "tiny", 32, "vanilla", 1.0, 10.0), _profile("b", "tiny", 32, "fastv", 0.3, 1.0)]
+    store.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    data = Path(__file__).resolve().parents[1] / "data" / "lmms_eval"
+    for results in ("20260110_101500_results.json", "vanilla_results.json"):  # llava-onevision-qwen2-7b-ov, 32 fr
+        done = vidcost("ingest", "lmms-eval", str(data / results), "--store", str(store), "--resamples", "200")
+        assert done.returncode == 0, done.stderr
+    result = vidcost("pareto", "--store", str(store), "--x", "ttft_ms", "--y", "relative_pct", "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    (front,) = payload["fronts"]
+    points = {p["method"]: p for p in front["points"]}
+    assert set(points) == {"vanilla", "mmgvid"}  # tiny's fastv has no accuracy; nothing pairs across models
+    expected = {"model": "llava-onevision-qwen2-7b-ov", "frames": 32, "budget": 0.25, "x": 400.0}
+    assert {k: points["mmgvid"][k] for k in expected} == expected
+    unjoined = {(u["side"], u["model"], u["method"]) for u in payload["unjoined"]}
+    assert unjoined == {("profile", "tiny", "vanilla"), ("profile", "tiny", "fastv")}
+    assert any("evaluated on ['llava-onevision-7b'] only" in u["reason"] for u in payload["unjoined"])
+    text = vidcost("pareto", "--store", str(store), "--x", "ttft_ms", "--y", "relative_pct").stdout
+    assert "not joined: profile tiny 32 frames fastv @ 0.3: no evaluated accuracy" in text

@@ -20,8 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "pareto", help="accuracy-vs-cost Pareto front (lower x, higher y) and a budget recommendation",
         description="Non-dominated rows of a table: lower cost (--x) and higher accuracy (--y). The table is a "
                     "CSV (a published CSV is validated and gets relative scores) or the store (evaluated "
-                    "accuracy joined with measured profiles on method and budget). Cost columns: flops_ratio, "
-                    "flops_t, prefill_ms, peak_memory_bytes; accuracy: score, relative_pct.")
+                    "accuracy joined with measured profiles of the same model, frames, method and budget; "
+                    "what could not be joined is listed). Cost columns: flops_ratio, flops_t, ttft_ms, "
+                    "llm_prefill_ms, peak_memory_bytes; accuracy: score, relative_pct.")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("file", nargs="?", metavar="FILE.csv", help="a table (e.g. profiles/published/*.csv)")
     source.add_argument("--store", help="a profile store (JSON lines), e.g. profiles/runs.jsonl")
@@ -37,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-drop", type=nonnegative_float, metavar="PCT",
                         help="recommend: largest accuracy drop, in points of %% of vanilla (e.g. 1)")
     parser.add_argument("--min-speedup", type=positive_float, default=1.0, metavar="X",
-                        help="recommend: smallest prefill speedup (default 1)")
+                        help="recommend: smallest speedup (measured TTFT where profiled, else FLOPs-ideal; "
+                             "default 1)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(run=run)
 
@@ -45,27 +47,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from vidcost.pareto import compute_fronts, recommend
 
-    rows, source = load_rows(args)
+    rows, source, unjoined = load_rows(args)
     fronts = compute_fronts(rows, x=args.x, y=args.y, group=args.group)
     recommendations = []
     if args.max_drop is not None:
         recommendations = recommend(rows, max_drop_pct=args.max_drop, min_speedup=args.min_speedup)
     if args.json:
         print_json({"source": source, "benchmark": args.benchmark, "fronts": [f.to_dict() for f in fronts],
-                    "recommendations": [r.to_dict() for r in recommendations]})
+                    "recommendations": [r.to_dict() for r in recommendations],
+                    "unjoined": [u.to_dict() for u in unjoined]})
         return 0
     print(f"{source}, benchmark {args.benchmark}")
-    models = {str(r.get("model")) for r in rows if r.get("model") is not None}
-    if args.group is None and len(models) > 1:
-        print(f"note: the rows span {len(models)} models in one front; pass --group model for one front each")
+    for column in ("model", "device"):
+        values = {str(r.get(column)) for r in rows if r.get(column) is not None}
+        if args.group != column and len(values) > 1:
+            print(f"note: the rows span {len(values)} {column}s in one front; pass --group {column} for one "
+                  "front each")
     for front in fronts:
-        print(front)
-        width = max(len(p.label) for p in front.points)
-        print(f"  {'row':<{width}}  {args.x:>14}  {args.y:>12}")
-        for point in front.points:
-            print(f"  {point.label:<{width}}  {point.x:>14.4g}  {point.y:>12.4g}")
-        if front.skipped:
-            print(f"  ({front.skipped} row(s) without {args.x} or {args.y} left out)")
+        _print_front(front, args)
+    for u in unjoined:
+        print(f"not joined: {u}")
     if args.max_drop is not None:
         print(f"recommendation (accuracy drop ≤ {args.max_drop:g} pt, speedup ≥ {args.min_speedup:g}×):")
         for rec in recommendations:
@@ -75,22 +76,33 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str]:
-    """The table the command works on, and a phrase naming its source."""
+def _print_front(front: Any, args: argparse.Namespace) -> None:
+    print(front)
+    width = max(len(p.label) for p in front.points)
+    print(f"  {'row':<{width}}  {args.x:>14}  {args.y:>12}")
+    for point in front.points:
+        print(f"  {point.label:<{width}}  {point.x:>14.4g}  {point.y:>12.4g}")
+    if front.skipped:
+        print(f"  ({front.skipped} row(s) without {args.x} or {args.y} left out)")
+
+
+def load_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str, list[Any]]:
+    """The table the command works on, a phrase naming its source, and the store rows that found no partner."""
     from vidcost.published import REQUIRED_COLUMNS, published_rows, read_published
     from vidcost.report import store_rows
 
     if args.store:
-        return store_rows(args.store, benchmark=args.benchmark), f"store {args.store}"
+        join = store_rows(args.store, benchmark=args.benchmark)
+        return list(join.rows), f"store {args.store}", list(join.unjoined)
     if args.published:
         return (published_rows(read_published(), benchmark=args.benchmark, include_variants=args.variants),
-                "published results (profiles/published/)")
+                "published results (profiles/published/)", [])
     path = Path(args.file)
     rows = read_csv_rows(path)
     if rows and all(c in rows[0] for c in REQUIRED_COLUMNS):
         return (published_rows(read_published([path]), benchmark=args.benchmark,
-                               include_variants=args.variants), f"published {path}")
-    return filter_benchmark(rows, args.benchmark, path), str(path)
+                               include_variants=args.variants), f"published {path}", [])
+    return filter_benchmark(rows, args.benchmark, path), str(path), []
 
 
 def read_csv_rows(path: Path) -> list[dict[str, Any]]:

@@ -1,12 +1,18 @@
 """Accuracy: lmms-eval results files turned into accuracy records for the store.
 
 An lmms-eval results JSON (DESIGN §7) holds `results[task]["<metric>,<filter>"]` (newer) or
-`results[task]["<metric>"]` (older) scores with `…_stderr…` errors (a number or "N/A"), the run's
-`config.model_args` (where a pruning method and budget are usually passed), `n-samples`,
-`higher_is_better` and `group_subtasks`. Scores are normalised to 0–100 (a metric whose every value in a
-file is within [0, 1] is taken as a fraction and rescaled; each rescale is reported). A group without its
-own aggregate is averaged from its subtasks (weighted by sample count when every subtask has one).
-A samples JSONL, when given, yields a bootstrap confidence interval (scipy.stats.bootstrap).
+`results[task]["<metric>"]` (older) scores with `…_stderr…` errors (a number, "N/A", or NaN), the run's
+`config.model_args` (`model_configs` before lmms-eval 0.2.4; where a pruning method and budget are usually
+passed), `n-samples`, `higher_is_better` and `group_subtasks`. The shapes lmms-eval writes, from its
+`evaluator.py` / `evaluator_utils.py`: a group without its own aggregate is an entry holding only its alias
+and a `" ": " "` placeholder, and is averaged here from its subtasks (weighted by sample count when every
+subtask has one); a group with an aggregate carries its score (also under `groups`); subtasks' aliases are
+indented (" - task"), which is how a file without `group_subtasks` (lmms-eval < 0.2.4) tells its hierarchy;
+beside each metric stand `_stderr`, `_stderr_clt`, `_stderr_clustered` and, with repeats, stability
+metrics (`_expected_accuracy` …), none of them a score. Scores are normalised to 0–100 (a metric whose
+every value in a file is within [0, 1] is taken as a fraction and rescaled; each rescale is reported).
+A samples file (JSONL, or lmms-eval 0.2's JSON with its `logs`), when given, yields a bootstrap confidence
+interval (scipy.stats.bootstrap); `vidcost.lmms_eval.find_runs` finds every run in an output folder.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ FRAMES_KEYS = ("max_frames_num", "num_frames", "frames", "nframes")
 _NOT_METRICS = ("alias", "samples", "name", "sample_len", "sample_count", "original", "effective")
 # Error estimates beside a metric; lmms-eval >= 0.6 adds CLT and clustered ones (a number or "N/A").
 _STDERR_SUFFIXES = ("_stderr", "_stderr_clt", "_stderr_clustered")
+# With --repeats > 1, lmms-eval adds stability statistics of each metric: about the metric, not scores.
+_STABILITY_SUFFIXES = ("_expected_accuracy", "_consensus_accuracy", "_internal_variance", "_consistency_rate")
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ class EvaluatedRun:
     model_args: dict[str, str]
     results: tuple[AccuracyResult, ...]
     notes: tuple[str, ...] = field(default=())
+    evaluated_at: str | None = None  # when lmms-eval ran (its `date`), ISO 8601; the latest run of a key wins
 
     @property
     def rescaled(self) -> list[str]:
@@ -100,7 +109,7 @@ class EvaluatedRun:
         common = {"kind": "accuracy", "schema_version": SCHEMA_VERSION, "created_at": created,
                   "source": "lmms-eval", "source_file": self.source_file, "model": self.model,
                   "method": self.method, "budget": self.budget, "frames": self.frames,
-                  "model_args": self.model_args}
+                  "model_args": self.model_args, "evaluated_at": self.evaluated_at}
         records = []
         for result in self.results:
             record = dict(common, record_id=uuid.uuid4().hex, benchmark=result.benchmark, metric=result.metric,
@@ -135,20 +144,23 @@ def read_lmms_eval(path: str | os.PathLike[str], *, method_key: str | None = Non
                    budget_key: str | None = None, model: str | None = None, metric: str | None = None,
                    samples: Sequence[str | os.PathLike[str]] = (),
                    percent_metrics: Sequence[str] = (), ci_level: float = 0.95, resamples: int = 2000,
-                   seed: int = 0, lenient_samples: bool = False) -> EvaluatedRun:
+                   seed: int = 0, lenient_samples: bool = False, frames: int | None = None) -> EvaluatedRun:
     """Read one lmms-eval results JSON.
 
     Args:
         path: the results file.
         method_key / budget_key: the `model_args` keys holding the method and budget (default: the first
             of METHOD_KEYS / BUDGET_KEYS present; neither present means vanilla at budget 1.0).
-        model: model name to record (default: `pretrained` from model_args, else `config.model`).
-        metric: metric to keep per task (default: the first metric each task reports).
-        samples: samples JSONL files (`<anything>_<task>.jsonl`) for bootstrap confidence intervals.
+        model: model name to record (default: `pretrained` from model_args, else the file's `model_name`,
+            else `config.model`).
+        metric: metric to keep per task, `metric` or `metric,filter` (default: the first each task reports).
+        samples: samples files (`<anything>_<task>.jsonl`, or lmms-eval 0.2's `<task>.json`) for bootstrap
+            confidence intervals.
         percent_metrics: metrics already on 0–100 even when every value is ≤ 1 (never rescaled).
         ci_level / resamples / seed: bootstrap settings.
         lenient_samples: samples files found automatically: one that matches no scored task or cannot give
             an interval is left out with a note instead of failing the whole file.
+        frames: frames per video evaluated, when model_args does not say (`max_frames_num` …).
 
     Raises:
         DataFormatError: unreadable JSON, or a missing or malformed key (file and key named).
@@ -161,19 +173,21 @@ def read_lmms_eval(path: str | os.PathLike[str], *, method_key: str | None = Non
                               "results file (not a samples file)?")
     if isinstance(data.get("groups"), Mapping):  # lm-eval 0.4-style files keep group aggregates apart
         results = {**results, **data["groups"]}
-    config = data.get("config") or {}
+    key = "config" if "config" in data else "model_configs"  # lmms-eval < 0.2.4 wrote model_configs
+    config = data.get(key) or {}
     if not isinstance(config, Mapping):
-        raise DataFormatError(f"'{source}': key 'config' is not an object")
+        raise DataFormatError(f"'{source}': key '{key}' is not an object")
     args = parse_model_args(config.get("model_args"), source=source)
     method, budget, notes = _configuration(args, method_key, budget_key, source)
-    name = model or Path(args.get("pretrained", "")).name or str(config.get("model") or "unknown")
-    frames = next((int(float(args[k])) for k in FRAMES_KEYS if _is_number(args.get(k))), None)
+    name = (model or Path(args.get("pretrained", "")).name or str(data.get("model_name") or "")
+            or str(config.get("model") or "unknown"))
+    frames = frames or next((int(float(args[k])) for k in FRAMES_KEYS if _is_number(args.get(k))), None)
     scores = _task_scores(results, data, metric, source)
     scores = _normalise_scales(scores, percent_metrics)
     if samples:
         scores = _with_intervals(scores, samples, notes, lenient=lenient_samples, level=ci_level,
                                  resamples=resamples, seed=seed)
-    groups = _group_members(data, source)
+    groups = _group_members(data, source) if "group_subtasks" in data else _groups_from_aliases(results)
     final = _aggregate_groups(scores, groups, source)
     unscored = sorted(t for t in results if t not in scores and t not in groups)
     if unscored:  # e.g. a submission-only split (EgoSchema test) reports no number
@@ -183,7 +197,8 @@ def read_lmms_eval(path: str | os.PathLike[str], *, method_key: str | None = Non
     if lower:
         notes.append(f"lower-is-better metric(s) {lower}: Pareto fronts and relative scores take every score "
                      "as higher-is-better")
-    return EvaluatedRun(source, name, method, budget, frames, args, tuple(final), tuple(notes))
+    return EvaluatedRun(source, name, method, budget, frames, args, tuple(final), tuple(notes),
+                        evaluated_at=_evaluated_at(data, Path(path)))
 
 
 def _load_json(path: Path) -> dict[str, Any]:
@@ -268,10 +283,15 @@ def _task_scores(results: Mapping[str, Any], data: Mapping[str, Any], metric: st
 
 def _pick_metric(entry: Mapping[str, Any], metric: str | None, task: str,
                  source: str) -> tuple[str, str, str | None] | None:
+    """(key, metric, filter) of the task's score: the first metric (or `metric`, "name" or "name,filter")
+    with a number; None for a group without its own aggregate (its entry holds an alias and " ": " ")."""
     for key, value in entry.items():
         name, _, filt = key.partition(",")
-        if name in _NOT_METRICS or name.endswith(_STDERR_SUFFIXES) or (metric is not None and name != metric):
+        if (not name.strip() or name in _NOT_METRICS or name.endswith(_STDERR_SUFFIXES + _STABILITY_SUFFIXES)
+                or (metric is not None and metric not in (name, key))):
             continue
+        if isinstance(value, float) and math.isnan(value):
+            continue  # an aggregate over no answered sample: unscored, and said so
         if not _is_number(value):
             if isinstance(value, (int, float, str)) and not isinstance(value, bool):
                 raise DataFormatError(f"{source}: key 'results.{task}.{key}' is '{value}', not a number")
@@ -281,8 +301,8 @@ def _pick_metric(entry: Mapping[str, Any], metric: str | None, task: str,
 
 
 def _stderr(value: Any, task: str, key: str, source: str) -> float | None:
-    if value is None or value == "N/A":
-        return None
+    if value is None or value == "N/A" or (isinstance(value, float) and math.isnan(value)):
+        return None  # lmms-eval writes "N/A" for one sample, NaN where a clustered estimate is undefined
     if not _is_number(value):
         raise DataFormatError(f"{source}: key 'results.{task}.{key}' is '{value}'; expected a number or \"N/A\"")
     return float(value)
@@ -312,6 +332,34 @@ def _group_members(data: Mapping[str, Any], source: str) -> dict[str, list[str]]
         if tasks:
             members[group] = [str(t) for t in tasks]
     return members
+
+
+def _groups_from_aliases(results: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The hierarchy of a file without `group_subtasks` (lmms-eval < 0.2.4), from its printed table:
+    entries come parent first, and a subtask's alias is indented one step deeper (" - task", "  - task")."""
+    members: dict[str, list[str]] = {}
+    parents: list[tuple[int, str]] = []  # (depth, name) of the enclosing entries
+    for task, entry in results.items():
+        alias = str(entry.get("alias", task)) if isinstance(entry, Mapping) else str(task)
+        depth = len(alias) - len(alias.lstrip(" ")) if alias.lstrip(" ").startswith("- ") else 0
+        while parents and parents[-1][0] >= depth:
+            parents.pop()
+        if parents:
+            members.setdefault(parents[-1][1], []).append(task)
+        parents.append((depth, task))
+    return members
+
+
+def _evaluated_at(data: Mapping[str, Any], path: Path) -> str | None:
+    """When lmms-eval ran: its `date` (YYYYMMDD_HHMMSS), else the date its file or folder name starts with."""
+    import re
+
+    for text in (str(data.get("date") or ""), path.name, path.parent.name):
+        found = re.match(r"(\d{4})(\d{2})(\d{2})_(\d{2})(\d{2})(\d{2})", text)
+        if found:
+            y, mo, d, h, mi, sec = found.groups()
+            return f"{y}-{mo}-{d}T{h}:{mi}:{sec}"
+    return None
 
 
 def _aggregate_groups(scores: dict[str, AccuracyResult], groups: Mapping[str, list[str]],
@@ -356,39 +404,62 @@ def _mean_of(group: str, parts: Sequence[AccuracyResult]) -> AccuracyResult:
 
 
 def read_samples(path: str | os.PathLike[str], metric: str) -> list[float]:
-    """Per-sample values of `metric` from an lmms-eval samples JSONL (a number, a bool, or an object holding
-    "score", or "pred_answer" (or "parsed_pred") and "answer" compared for equality).
+    """Per-sample values of `metric` from an lmms-eval samples file: a JSONL (lmms-eval ≥ 0.2.4, one sample a
+    line) or a JSON object whose `logs` list holds the samples (lmms-eval 0.2.0–0.2.3). A value is a number,
+    a bool, or an object holding a numeric "score" or a prediction ("pred_answer", "parsed_pred", "pred")
+    and its truth ("answer", "gt_answer", "ground_truth") compared for equality.
 
     Raises:
-        DataFormatError: unreadable file, a malformed line, or a line without the metric (line named).
+        DataFormatError: unreadable file, a malformed line, or a sample without the metric (named).
     """
     values = []
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as err:
-        raise DataFormatError(f"cannot read samples '{path}': {err.strerror}") from err
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            sample = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataFormatError(f"{path}:{number}: not valid JSON ({err.msg})") from err
+    for where, sample in _samples_of(Path(path)):
         value = sample.get(metric) if isinstance(sample, dict) else None
         if isinstance(value, Mapping):
-            if _is_number(value.get("score")):
-                value = value["score"]
-            elif "pred_answer" in value and "answer" in value:
-                value = float(value["pred_answer"] == value["answer"])
-            elif "parsed_pred" in value and "answer" in value:  # LongVideoBench's lvb_acc
-                value = float(value["parsed_pred"] == value["answer"])
+            value = _sample_value(value)
         if isinstance(value, bool) or _is_number(value):
             values.append(float(value))
         else:
-            raise DataFormatError(f"{path}:{number}: key '{metric}' is missing or not a number")
+            raise DataFormatError(f"{where}: key '{metric}' is missing or not a number")
     if not values:
         raise DataFormatError(f"samples file '{path}' has no samples")
     return values
+
+
+_PREDICTION_KEYS = ("pred_answer", "parsed_pred", "pred")  # VideoMME/MLVU/MVBench, LongVideoBench, EgoSchema
+_TRUTH_KEYS = ("answer", "gt_answer", "ground_truth")
+
+
+def _sample_value(value: Mapping[str, Any]) -> Any:
+    if _is_number(value.get("score")):
+        return value["score"]
+    pred = next((k for k in _PREDICTION_KEYS if k in value), None)
+    truth = next((k for k in _TRUTH_KEYS if k in value), None)
+    return float(value[pred] == value[truth]) if pred and truth else None
+
+
+def _samples_of(path: Path) -> Iterable[tuple[str, Any]]:
+    """(where, sample) of each sample in a samples file, where = "file:line" or "file: logs[i]"."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise DataFormatError(f"cannot read samples '{path}': {err.strerror}") from err
+    if path.suffix == ".json":  # lmms-eval 0.2.0-0.2.3: {"args", "model_configs", "logs": [...], "time"}
+        try:
+            logs = json.loads(text).get("logs")
+        except (json.JSONDecodeError, AttributeError) as err:
+            raise DataFormatError(f"samples '{path}' is not an lmms-eval samples JSON with 'logs'") from err
+        if not isinstance(logs, list):
+            raise DataFormatError(f"samples '{path}': key 'logs' is missing or not a list")
+        return [(f"{path}: logs[{i}]", sample) for i, sample in enumerate(logs)]
+    samples = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                samples.append((f"{path}:{number}", json.loads(line)))
+            except json.JSONDecodeError as err:
+                raise DataFormatError(f"{path}:{number}: not valid JSON ({err.msg})") from err
+    return samples
 
 
 def bootstrap_interval(values: Sequence[float], *, level: float = 0.95, resamples: int = 2000,
@@ -446,7 +517,7 @@ def _with_interval(result: AccuracyResult, samples_path: str | os.PathLike[str] 
 
 def samples_for(paths: Iterable[str | os.PathLike[str]], tasks: Iterable[str]) -> dict[str, str]:
     """Match samples files to tasks by name: the longest task name the file's stem ends with
-    (lmms-eval writes `<date>_samples_<task>.jsonl` or `<model>_<task>.jsonl`).
+    (lmms-eval writes `<date>_samples_<task>.jsonl`, `<model>_<task>.jsonl` or, before 0.2.4, `<task>.json`).
 
     Raises:
         DataFormatError: a file that matches no task.
@@ -464,7 +535,7 @@ def samples_for(paths: Iterable[str | os.PathLike[str]], tasks: Iterable[str]) -
 
 def _task_of(path: str | os.PathLike[str], tasks: Iterable[str]) -> str | None:
     """The longest task name a samples file's stem ends with (after "_"), None when none."""
-    stem = Path(path).name.removesuffix(".jsonl")
+    stem = Path(path).name.removesuffix(".jsonl").removesuffix(".json")
     return next((t for t in sorted(tasks, key=len, reverse=True) if stem == t or stem.endswith("_" + t)), None)
 
 
@@ -473,14 +544,15 @@ def accuracy_rows(records: Iterable[Mapping[str, Any]], *, benchmark: str = AVER
     """Evaluated accuracy of each (model, frames, method, budget) on one benchmark (or "avg": the mean over
     the benchmarks the model's vanilla run has, for configurations evaluated on all of them), with the score
     relative to the vanilla run with the same frames (or the model's only vanilla run). Subtasks of a group
-    are left out; the latest record of a key wins. `eval_frames` is the frame count evaluated.
+    are left out; the latest evaluation of a key wins (`evaluated_at`, the lmms-eval run's own date, then
+    when it was ingested). `eval_frames` is the frame count evaluated.
 
     Raises:
         ConfigError: the benchmark does not occur (the ones that do are listed).
     """
     latest: dict[tuple[Any, ...], Mapping[str, Any]] = {}
     for record in sorted((r for r in records if r.get("kind") == "accuracy" and not r.get("group")),
-                         key=lambda r: str(r.get("created_at", ""))):
+                         key=lambda r: (str(r.get("evaluated_at") or ""), str(r.get("created_at", "")))):
         latest[(record.get("model"), record.get("frames"), record.get("method"), record.get("budget"),
                 record.get("benchmark"))] = record
     scores: dict[tuple[Any, ...], dict[str, float]] = defaultdict(dict)

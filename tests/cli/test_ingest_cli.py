@@ -77,3 +77,25 @@ def test_samples_beside_the_results_for_an_unscored_task_do_not_fail_the_ingest(
     assert "videomme videomme_perception_score: 62.50 [" in result.stdout  # its interval is still there
     assert "note: samples file(s) ['20260301_120000_samples_egoschema.jsonl'] match no scored task" in result.stdout
     assert "note: task(s) ['egoschema'] report no numeric score: left out" in result.stdout
+
+
+def test_an_output_folder_of_several_runs_and_a_0_2_folder(tmp_path):
+    store = tmp_path / "runs.jsonl"
+    result = vidcost("ingest", "lmms-eval", str(DATA / "output"), str(DATA / "output_v0_2"), "--store", str(store),
+                     "--resamples", "200")
+    assert result.returncode == 0, result.stderr
+    assert "from 4 run(s)" in result.stdout and "sample-weighted mean of 2 subtasks" in result.stdout
+    records = [json.loads(line) for line in store.read_text().splitlines()]
+    assert {r["evaluated_at"] for r in records} == {"2026-03-01T10:15:00", "2026-03-02T09:30:00",
+                                                    "2026-03-03T08:00:00", "2024-06-15T14:25:30"}
+    assert all(r["frames"] == 32 for r in records)
+    fastv = [r for r in records if r["method"] == "fastv"]
+    assert {r["benchmark"] for r in fastv if r["group"] is None} == {"mvbench", "nextqa_mc_test"}
+
+
+def test_samples_named_for_several_runs_and_an_unwritable_store_are_one_line_errors(tmp_path):
+    line = _error_line(vidcost("ingest", "lmms-eval", str(DATA / "output"), "--samples",
+                               str(DATA / "20260110_101500_samples_videomme.jsonl"), "--store", str(tmp_path / "s")))
+    assert "--samples needs a single results file, got 3 runs" in line
+    line = _error_line(vidcost("ingest", "lmms-eval", str(DATA / "vanilla_results.json"), "--store", "/proc/x.jsonl"))
+    assert "cannot append to store '/proc/x.jsonl'" in line

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+from typing import Any
 
 from vidcost.cli.args import whole_number
 from vidcost.cli.common import print_json
@@ -18,18 +18,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     formats = parser.add_subparsers(dest="format", metavar="FORMAT", required=True)
     lmms = formats.add_parser(
         "lmms-eval", help="lmms-eval results JSON files",
-        description="Read lmms-eval results JSON files (newer 'metric,filter' and older 'metric' keys). The "
-                    "pruning method and budget come from config.model_args; scores are normalised to 0-100 "
-                    "(rescaled metrics are listed); groups without their own score are averaged from their "
-                    "subtasks. Samples files <date>_samples_<task>.jsonl beside a results file "
-                    "<date>_results.json are found automatically and give bootstrap confidence intervals.")
-    lmms.add_argument("paths", nargs="+", metavar="PATH", help="results JSON files")
+        description="Read lmms-eval results as lmms-eval writes them (0.2 to current: 'metric,filter' and older "
+                    "'metric' keys, groups with or without their own aggregate, nested subtasks). A PATH is a "
+                    "results file or an output folder: every run under it is read, each with its own samples "
+                    "files (<date>_samples_<task>.jsonl beside <date>_results.json, or 0.2's <task>.json beside "
+                    "results.json), which give bootstrap confidence intervals. The pruning method and budget "
+                    "come from config.model_args; scores are normalised to 0-100 (rescaled metrics are "
+                    "listed); groups without their own score are averaged from their subtasks.")
+    lmms.add_argument("paths", nargs="+", metavar="PATH", help="results JSON files or lmms-eval output folders")
     lmms.add_argument("--samples", nargs="+", default=[], metavar="JSONL",
-                      help="samples files for bootstrap CIs (only with a single PATH)")
+                      help="samples files for bootstrap CIs (only with a single results file)")
     lmms.add_argument("--method-key", help="model_args key holding the pruning method")
     lmms.add_argument("--budget-key", help="model_args key holding the budget (fraction or percent)")
     lmms.add_argument("--model", help="model name to record (default: model_args 'pretrained')")
-    lmms.add_argument("--metric", help="metric to keep per task (default: each task's first)")
+    lmms.add_argument("--frames", type=whole_number(1),
+                      help="frames per video evaluated, when model_args has no max_frames_num (joins need it)")
+    lmms.add_argument("--metric", help="metric to keep per task, METRIC or METRIC,FILTER (default: each task's "
+                                       "first)")
     lmms.add_argument("--percent-metric", action="append", default=[], metavar="METRIC",
                       help="a metric already on 0-100 even when its values are <= 1 (repeatable)")
     lmms.add_argument("--resamples", type=whole_number(100), default=2000,
@@ -42,19 +47,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vidcost.accuracy import read_lmms_eval
-    from vidcost.store import append_record
+    from vidcost.lmms_eval import find_runs
+    from vidcost.store import append_record, check_writable
 
-    if args.samples and len(args.paths) > 1:
-        raise ConfigError(f"--samples needs a single results PATH, got {len(args.paths)}; samples beside "
-                          "<date>_results.json are matched automatically")
+    runs_files = [run for path in args.paths for run in find_runs(path)]
+    if args.samples and len(runs_files) > 1:
+        raise ConfigError(f"--samples needs a single results file, got {len(runs_files)} runs; samples beside "
+                          "each results file are matched automatically")
+    if not args.dry_run:
+        check_writable(args.store)
     runs = []
-    for path in args.paths:
-        samples = args.samples or _sibling_samples(Path(path))
+    for files in runs_files:
         # Files found beside the results may belong to unscored tasks: those are noted, not fatal.
-        runs.append(read_lmms_eval(path, method_key=args.method_key, budget_key=args.budget_key,
-                                   model=args.model, metric=args.metric, samples=samples,
+        runs.append(read_lmms_eval(files.results, method_key=args.method_key, budget_key=args.budget_key,
+                                   model=args.model, metric=args.metric, samples=args.samples or files.samples,
                                    percent_metrics=args.percent_metric, resamples=args.resamples,
-                                   lenient_samples=not args.samples))
+                                   lenient_samples=not args.samples, frames=args.frames))
     records = [record for run_ in runs for record in run_.to_records()]
     if not args.dry_run:
         for record in records:  # read everything first: a bad file appends nothing
@@ -63,23 +71,18 @@ def run(args: argparse.Namespace) -> int:
         print_json(records)
         return 0
     for run_ in runs:
-        print(run_)
-        for result in run_.results:
-            indent = "    - " if result.group else "  "
-            print(f"{indent}{result}" + (f"  [{result.aggregation}]" if result.subtasks else ""))
-        if run_.rescaled:
-            print(f"  rescaled 0-1 → 0-100: {', '.join(run_.rescaled)}")
-        for note in run_.notes:
-            print(f"  note: {note}")
+        _print_run(run_)
     action = "would append" if args.dry_run else "appended"
-    print(f"{action} {len(records)} accuracy record(s) to {args.store}")
+    print(f"{action} {len(records)} accuracy record(s) from {len(runs)} run(s) to {args.store}")
     return 0
 
 
-def _sibling_samples(results_path: Path) -> list[str]:
-    """lmms-eval ≥ 0.3 writes `<date>_results.json` beside `<date>_samples_<task>.jsonl`."""
-    stem = results_path.name.removesuffix(".json")
-    if not stem.endswith("_results"):
-        return []
-    prefix = stem.removesuffix("_results")
-    return sorted(str(p) for p in results_path.parent.glob(f"{prefix}_samples_*.jsonl"))
+def _print_run(run: Any) -> None:
+    print(run)
+    for result in run.results:
+        indent = "    - " if result.group else "  "
+        print(f"{indent}{result}" + (f"  [{result.aggregation}]" if result.subtasks else ""))
+    if run.rescaled:
+        print(f"  rescaled 0-1 → 0-100: {', '.join(run.rescaled)}")
+    for note in run.notes:
+        print(f"  note: {note}")

@@ -90,7 +90,9 @@ def test_load_frame_flattens_nested_fields(tmp_path):
     append_record(store, {"kind": "accuracy", "score": 0.9})
     frame = load_frame(store, kind="profile")
     assert isinstance(frame, pd.DataFrame) and len(frame) == 1
-    assert frame.loc[0, "stages_ms.total"] == 2.0 and frame.loc[0, "method"] == "uniform"
+    # A schema-1 record is read in the current vocabulary: its "total" stage is the TTFT.
+    assert frame.loc[0, "ttft_ms"] == 2.0 and frame.loc[0, "method"] == "uniform"
+    assert "stages_ms.total" not in frame.columns
 
 
 def test_unwritable_store_is_a_data_format_error_not_an_os_error(tmp_path):

@@ -174,7 +174,8 @@ def read_records(path: str | os.PathLike[str], *, kind: str | None = None) -> li
 
 
 def load_frame(path: str | os.PathLike[str], *, kind: str | None = None) -> "pd.DataFrame":
-    """Records as a pandas DataFrame, nested objects flattened to dotted column names."""
-    import pandas as pd
+    """Records as a pandas DataFrame, one row each, nested objects flattened to dotted column names, profile
+    records in the current vocabulary beside their vanilla comparison (`vidcost.export.records_table`)."""
+    from vidcost.export import records_table
 
-    return pd.json_normalize(read_records(path, kind=kind))
+    return records_table(read_records(path, kind=kind))

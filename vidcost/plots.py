@@ -1,8 +1,9 @@
 """Plots: the report's figures, rendered with matplotlib's Agg backend to PNG and SVG.
 
 Four figures: accuracy vs FLOPs ratio with the Pareto fronts highlighted; prefill speedup vs budget
-(measured points beside the FLOPs-ideal curve of the cost model); latency per stage (stacked: vision,
-selection, LLM); peak memory vs frames. Each says in its caption whether it is measured, predicted or
+(published and, one panel per model, measured points beside the FLOPs-ideal curve of the cost model, one
+legend entry per method and each marker style explained once); latency per stage (stacked: vision,
+selection, LLM); peak memory vs frames (axes from zero). Each says in its caption whether it is measured, predicted or
 published. matplotlib is imported inside the functions, so importing this module is cheap.
 """
 
@@ -120,109 +121,176 @@ def plot_accuracy_vs_flops(rows: Sequence[Mapping[str, Any]], out_dir: str | os.
 
 
 _SPEEDUP_CAPTION = (
-    "Lines: FLOPs-ideal speedup (1 / FLOPs ratio of a constant schedule keeping budget·T·P tokens "
-    "in every layer, cost model, paper convention). Hollow markers: 1 / FLOPs ratio printed by the "
-    "papers (in-LLM methods keep more tokens early). Filled markers: claimed or measured speedups; measured "
-    "ones (black edge) are the LLM-prefill stage alone, comparable with the lines, joined to a hollow "
-    "black-edged marker for the end-to-end speedup (vision tower included, which pruning does not "
-    "shorten); they are labelled with their frame count and shifted sideways by up to a few "
-    "budget points per configuration so that none hides another.")
+    "Lines: FLOPs-ideal speedup (1 / FLOPs ratio of a constant schedule keeping budget·T·P tokens in every "
+    "layer; cost model, paper convention). Published panel: hollow markers are 1 / the FLOPs ratio a paper "
+    "prints (in-LLM methods keep more tokens early), filled ones a speedup it claims. Measured panels, one per "
+    "model in the store: black-edged filled markers the LLM-prefill speedup (comparable with the lines), joined "
+    "to a hollow one for the TTFT speedup (vision tower included, which pruning does not shorten); the number "
+    "under each pair is its frame count, and pairs measured at one budget (dotted line) sit a few points apart "
+    "on either side of it. One legend entry per method; the marker styles are explained once.")
+# The marker styles of the figure, explained once in the legend: (label, face, edge).
+_SPEEDUP_STYLES = {"claimed": ("speedup claimed by the paper", "#888888", "#888888"),
+                   "ratio": ("1 / FLOPs ratio printed by the paper", "none", "#888888"),
+                   "llm": ("measured, LLM prefill", "#888888", "black"),
+                   "ttft": ("measured, TTFT (with vision tower)", "none", "black")}
+_DODGE_PT = 11.0  # sideways step between configurations measured at one budget: wider than a marker (7.7 pt)
 
 
 def plot_speedup_vs_budget(models: Sequence[str], out_dir: str | os.PathLike[str], *,
                            measured: Sequence[Mapping[str, Any]] = (),
                            published: Sequence[Mapping[str, Any]] = (),
                            name: str = "speedup_vs_budget") -> Figure:
-    """Prefill speedup vs token budget: the FLOPs-ideal curve of each model (cost model, a pre-LLM constant
-    schedule), published FLOPs-ratio speedups and claimed speedups, and measured speedups when profiled."""
+    """Prefill speedup vs token budget, published (left) and measured (right) on one log scale, each panel
+    with the FLOPs-ideal curve (cost model, a pre-LLM constant schedule) of its models among `models`."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    seen: set[str] = set()  # legend labels already used: one entry per label
-    sources = _draw_ideal_speedups(ax, models)
-    sources += _draw_published_speedups(ax, published, seen)
-    sources += _draw_measured_speedups(ax, measured, seen)
-    _format_speedup_axes(ax)
+    measured = [r for r in measured if r.get("method") != "vanilla" and r.get("budget") is not None
+                and (r.get("llm_prefill_speedup") or r.get("speedup"))]
+    published = [r for r in published if r.get("method") != "vanilla"]
+    # Published rows in one panel, each measured model in its own: no two models' points share one.
+    panels = [("published", published)] if published else []
+    for model in sorted({str(r.get("model")) for r in measured}):
+        panels.append(("measured", [r for r in measured if str(r.get("model")) == model]))
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.3 * max(len(panels), 1) + 2.8, 4.4),
+                             squeeze=False, sharey=True)
+    seen: dict[str, Any] = {"method": set(), "style": set(), "line": {}}
+    styles = {m: _IDEAL_STYLES[i % 4] for i, m in enumerate(models)}
+    sources: list[str] = []
+    for ax, (panel, rows) in zip(axes[0], panels or [("published", [])]):
+        drawn = [m for m in models if m in {str(r.get("model")) for r in rows}] if rows else list(models)
+        sources += _draw_ideal_speedups(ax, drawn, seen, styles)
+        sources += (_draw_published_speedups if panel == "published" else _draw_measured_speedups)(ax, rows, seen)
+        _format_speedup_axes(ax, panel, rows)
+    axes[0][0].set_ylabel("prefill speedup over vanilla (×)")
+    _speedup_legend(fig, axes[0][-1], seen)
+    fig.suptitle("Prefill speedup vs budget")
     files = _save(fig, out_dir, name)
     provenance = " + ".join(dict.fromkeys(sources)) or "none"
     return Figure(name, "Speedup vs budget", provenance, _SPEEDUP_CAPTION, files)
 
 
-def _draw_ideal_speedups(ax: Any, models: Sequence[str]) -> list[str]:
+_IDEAL_STYLES = ("-", "--", ":", "-.")
+
+
+def _draw_ideal_speedups(ax: Any, models: Sequence[str], seen: dict[str, Any], styles: Mapping[str, str]
+                         ) -> list[str]:
     """One FLOPs-ideal line per preset model (cost model, constant pre-LLM schedule); "predicted" per line."""
     from vidcost.pareto import flops_ideal_speedup
 
     budgets = [b / 100 for b in range(5, 101)]
     sources = []
-    for index, model in enumerate(models):
+    for model in models:
         curve = [(b, flops_ideal_speedup(model, b)) for b in budgets]
         curve = [(b, s) for b, s in curve if s is not None]
         if curve:
-            ax.plot([100 * b for b, _ in curve], [s for _, s in curve], lw=1.6,
-                    ls=("-", "--", ":", "-.")[index % 4], color="#555555", label=f"FLOPs-ideal: {model}")
+            ax.plot([100 * b for b, _ in curve], [s for _, s in curve], lw=1.4, ls=styles[model], color="#555555",
+                    zorder=1)
+            seen["line"][model] = styles[model]  # one style per model in both panels and the legend
             sources.append("predicted")
     return sources
 
 
-def _draw_published_speedups(ax: Any, published: Sequence[Mapping[str, Any]], seen: set[str]) -> list[str]:
+def _draw_published_speedups(ax: Any, published: Sequence[Mapping[str, Any]], seen: dict[str, Any]) -> list[str]:
     """Claimed speedups (filled) and 1 / published FLOPs ratio (hollow); "published" per marker."""
     sources = []
     for row in published:
         speedup = row.get("prefill_speedup") or (1 / row["flops_ratio"] if row.get("flops_ratio") else None)
-        if speedup is None or row.get("method") == "vanilla":
+        if speedup is None:
             continue
         colour, marker = _style(str(row["method"]))
         claimed = bool(row.get("prefill_speedup"))
-        kind = "claimed speedup" if claimed else "1 / published FLOPs ratio"
-        label = f"{row['method']} ({kind}, {row['model']})"
         ax.scatter(100 * row["budget"], speedup, c=colour if claimed else "none", edgecolors=colour,
-                   marker=marker, s=60 if claimed else 40, zorder=3, label=None if label in seen else label)
-        seen.add(label)
+                   marker=marker, s=60 if claimed else 40, zorder=3)
+        seen["method"].add(str(row["method"]))
+        seen["style"].add("claimed" if claimed else "ratio")
         sources.append("published")
     return sources
 
 
-def _draw_measured_speedups(ax: Any, measured: Sequence[Mapping[str, Any]], seen: set[str]) -> list[str]:
-    """Measured LLM-prefill speedups (black edge), each joined to its end-to-end speedup; "measured" per row."""
-    dodge_keys = sorted({(str(r["method"]), r.get("frames") or 0) for r in measured if r.get("method") != "vanilla"})
+def _draw_measured_speedups(ax: Any, measured: Sequence[Mapping[str, Any]], seen: dict[str, Any]) -> list[str]:
+    """Measured LLM-prefill speedups (filled, black edge) over TTFT speedups (hollow), each pair labelled with its
+    frame count below it; pairs at one budget are set apart by a display offset, so their budget stays exact."""
+    from matplotlib.transforms import offset_copy
+
+    columns: dict[float, list[tuple[str, Any, str]]] = {}
+    for row in measured:
+        key = (str(row["method"]), row.get("frames") or 0, str(row.get("model")))
+        columns.setdefault(round(float(row["budget"]), 6), [])
+        if key not in columns[round(float(row["budget"]), 6)]:
+            columns[round(float(row["budget"]), 6)].append(key)
+    for keys in columns.values():
+        keys.sort()
+    for budget in columns:  # the exact budget, under configurations set apart for visibility
+        ax.axvline(100 * budget, color="#aaaaaa", lw=0.8, ls=":", zorder=0)
     sources = []
     for row in measured:
-        # The LLM-prefill stage is what the FLOPs-ideal curves price; older rows only have the end-to-end figure.
-        llm_speedup = row.get("llm_prefill_speedup") or row.get("speedup")
-        if llm_speedup is None or row.get("budget") is None:
-            continue
+        keys = columns[round(float(row["budget"]), 6)]
+        slot = keys.index((str(row["method"]), row.get("frames") or 0, str(row.get("model"))))
+        shift = offset_copy(ax.transData, fig=ax.figure, x=_DODGE_PT * (slot - (len(keys) - 1) / 2), units="points")
         colour, marker = _style(str(row["method"]))
-        # Methods measured at the same budget would hide each other: shift each by its own small offset.
-        slot = dodge_keys.index((str(row["method"]), row.get("frames") or 0)) if row["method"] != "vanilla" else 0
-        x = 100 * row["budget"] + (0.0 if row["method"] == "vanilla" else 1.6 * (slot - (len(dodge_keys) - 1) / 2))
-        label = f"{row['method']} measured, LLM prefill ({row.get('model')}, {row.get('device')})"
-        ax.scatter(x, llm_speedup, c=colour, marker=marker, s=70, zorder=4,
-                   edgecolors="black", linewidths=0.8, label=None if label in seen else label)
-        seen.add(label)
-        end_to_end = row.get("speedup")
-        if row.get("llm_prefill_speedup") and end_to_end and row["method"] != "vanilla":
-            label = "measured end to end (TTFT, with vision tower)"
-            ax.scatter(x, end_to_end, c="none", marker=marker, s=45, zorder=4, edgecolors="black",
-                       linewidths=0.8, label=None if label in seen else label)
-            ax.plot([x, x], [end_to_end, llm_speedup], color="black", lw=0.6, zorder=3)
-            seen.add(label)
-        if row.get("method") != "vanilla":
-            ax.annotate(f"{row.get('frames')}", (x, llm_speedup), fontsize=7,
-                        textcoords="offset points", xytext=(-4, 8 if slot % 2 else -15))  # alternate: no overlap
+        x, llm, ttft = 100 * row["budget"], row.get("llm_prefill_speedup"), row.get("speedup")
+        top, bottom = (llm or ttft), (ttft if llm else None)
+        ax.scatter([x], [top], c=colour, marker=marker, s=60, zorder=4, edgecolors="black", linewidths=0.8,
+                   transform=shift)
+        seen["style"].add("llm" if llm else "ttft")
+        if bottom:
+            ax.scatter([x], [bottom], c="none", marker=marker, s=42, zorder=4, edgecolors="black", linewidths=0.8,
+                       transform=shift)
+            ax.plot([x, x], [bottom, top], color="black", lw=0.6, zorder=3, transform=shift)
+            seen["style"].add("ttft")
+        ax.annotate(f"{row.get('frames')}", (x, min(top, bottom or top)), xycoords=shift, xytext=(0, -7),
+                    textcoords="offset points", ha="center", va="top", fontsize=7, zorder=5)
+        seen["method"].add(str(row["method"]))
         sources.append("measured")
     return sources
 
 
-def _format_speedup_axes(ax: Any) -> None:
-    """Labelled axes with units, a log speedup axis with plain tick labels, the legend outside the plot."""
+def _format_speedup_axes(ax: Any, panel: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Budget axis in %, a log speedup axis with plain tick labels, a title naming the panel's models."""
     ax.set_xlabel("token budget (% of visual tokens kept)")
-    ax.set_ylabel("prefill speedup over vanilla (×)")
     ax.set_yscale("log")
-    ticks = [0.25, 0.5, 1, 2, 3, 5, 10, 20]
+    ticks = [0.5, 1, 2, 3, 5, 10, 20]
     ax.set_yticks(ticks)
     ax.set_yticklabels([f"{t:g}" for t in ticks])
-    ax.set_xlim(0, 102)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # outside: it hides no point
-    ax.set_title("Prefill speedup vs budget")
+    ax.set_ylim(0.5, 40)
+    budgets = [100 * float(r["budget"]) for r in rows if r.get("budget") is not None]
+    if panel == "measured" and budgets:
+        # Close in on the measured budgets: configurations set apart at one budget stay clear of the next budget.
+        low, high = max(0.0, min(budgets) - 8), min(102.0, max(budgets) + 8)
+        ax.set_xlim(low, max(high, low + 20))
+    else:
+        ax.set_xlim(0, 102)
+    ax.xaxis.set_major_formatter(lambda value, _: f"{value:g}")
+    where = sorted({f"{r.get('model')}" + (f", {r.get('device')}" if panel == "measured" else "") for r in rows})
+    ax.set_title(f"{panel}: {'; '.join(where)}" if where else panel, fontsize=9)
+
+
+def _speedup_legend(fig: Any, ax: Any, seen: dict[str, Any]) -> None:
+    """One legend beside the last panel: each method once, each marker style once, each FLOPs-ideal line once."""
+    from matplotlib.lines import Line2D
+
+    def header(text: str) -> Line2D:
+        return Line2D([], [], ls="none", label=text)
+
+    def dot(face: str, edge: str, marker: str = "o", label: str = "") -> Line2D:
+        return Line2D([], [], ls="none", marker=marker, markersize=7, markerfacecolor=face, markeredgecolor=edge,
+                      label=label)
+
+    handles = [header("method")]
+    for method in sorted(seen["method"], key=lambda m: list(METHOD_STYLE).index(m) if m in METHOD_STYLE else 99):
+        colour, marker = _style(method)
+        handles.append(dot(colour, colour, marker, method))
+    handles.append(header("marker"))
+    handles += [dot(face, edge, label=label) for key, (label, face, edge) in _SPEEDUP_STYLES.items()
+                if key in seen["style"]]
+    if seen["line"]:
+        handles.append(header("line"))
+        handles += [Line2D([], [], color="#555555", lw=1.4, ls=style, label=f"FLOPs-ideal: {model}")
+                    for model, style in seen["line"].items()]
+    legend = ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False,
+                       handletextpad=0.5)
+    for text, handle in zip(legend.get_texts(), handles):
+        if handle.get_marker() in ("None", None, "") and handle.get_linestyle() in ("None", "none", ""):
+            text.set_fontweight("bold")  # the section headers
 
 
 def plot_stage_breakdown(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike[str], *,
@@ -341,4 +409,5 @@ def _format_memory_axes(ax: Any, title: str, frames: Sequence[int], **title_styl
     ax.set_xscale("log", base=2)
     ax.set_xticks(list(frames))
     ax.set_xticklabels([str(f) for f in frames])
+    ax.set_ylim(bottom=0)  # from zero: a few percent of jitter must not look like a saving
     ax.legend(fontsize=8)

@@ -189,3 +189,24 @@ def test_evaluated_accuracy_table_names_the_frames_evaluated(store, tmp_path):
     assert "| model | frames | method | budget | score | % of vanilla |" in (out / "report.md").read_text()
     assert "| tiny | 32 | mmgvid | 0.25 |" in (out / "report.md").read_text()
     assert "<td>tiny</td><td>32</td><td>mmgvid</td>" in (out / "index.html").read_text()
+
+
+def test_the_report_says_what_could_not_be_joined(store, tmp_path):
+    other = tmp_path / "eight.jsonl"
+    for line in store.read_text().splitlines():
+        record = json.loads(line)
+        if record["kind"] == "profile":
+            record = dict(record, frames=8, model={"name": "tiny", "frames": 8})
+        append_record(other, record)
+    out = tmp_path / "rep"
+    report = build_report(out, store=other)
+    assert_self_contained(out)
+    assert any(n.startswith("Not joined: accuracy tiny 32 frames mmgvid @ 0.25: profiled at [8] frames only")
+               for n in report.notes)
+    assert "unjoined.csv" in report.tables and "accuracy_with_cost.csv" in report.tables
+    assert "profiled at [8] frames only" in (out / "report.md").read_text()
+    import csv
+
+    with (out / "recommendations.csv").open() as handle:
+        rows = [r for r in csv.DictReader(handle) if r["model"] == "tiny"]
+    assert rows and all(r["speedup_source"] != "measured" for r in rows)  # no speedup borrowed across frames

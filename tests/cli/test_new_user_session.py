@@ -23,8 +23,8 @@ TYPO_CONFIG = {"model_type": "llava_onevisoin",  # a typo of llava_onevision
 SESSION = [
     ("vidcost profile --store /proc/x.jsonl", "cannot append to store '/proc/x.jsonl'"),
     ("vidcost profile --model ./typo", "key 'model_type' is 'llava_onevisoin'"),
-    ("vidcost flops --model ./typo", "known: video LLMs llava_onevision, qwen2_vl"),
-    ("vidcost profile --model qwen2-vl-7b", "`vidcost profile` runs llava_onevision models"),
+    ("vidcost flops --model ./typo", "known: video LLMs llava_onevision, qwen2_5_vl, qwen2_vl; plain decoders"),
+    ("vidcost profile --model ./decoder", "the runtime does not run 'llm' models; supported families"),
     ("vidcost flops --method mmg", "Unknown pruning method 'mmg'; choose one of"),  # not "needs a budget"
     ("vidcost flops --method fastv", "method 'fastv' needs a budget"),
     ("vidcost flops --method fastv --budget nan", "argument --budget: 'nan' is not a finite number"),
@@ -45,10 +45,12 @@ SESSION = [
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    """A fresh folder with what the user brought: a config.json with a typo in it."""
+    """A fresh folder with what the user brought: a config.json with a typo in it, and a plain decoder's."""
     folder = tmp_path_factory.mktemp("user")
     (folder / "typo").mkdir()
     (folder / "typo" / "config.json").write_text(json.dumps(TYPO_CONFIG))
+    (folder / "decoder").mkdir()  # a plain decoder: priced by `vidcost flops`, not run by `vidcost profile`
+    (folder / "decoder" / "config.json").write_text(json.dumps(TYPO_CONFIG["text_config"]))
     return folder
 
 

@@ -61,5 +61,6 @@ def test_a_config_of_an_unsupported_family_lists_the_supported_ones(tmp_path):
     done = vidcost("profile", "--model", str(tmp_path), "--method", "uniform", "--no-store", cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     line = done.stderr.strip().splitlines()[-1]
-    assert "does not run 'idefics3' models" in line
-    assert "['llava_onevision', 'qwen2_5_vl', 'qwen2_vl']" in line and "building" not in done.stderr
+    # Refused where the config is read (so `vidcost flops` refuses it too), naming the families vidcost reads.
+    assert "key 'model_type' is 'idefics3', not a model family vidcost reads" in line
+    assert "video LLMs llava_onevision, qwen2_5_vl, qwen2_vl" in line and "building" not in done.stderr

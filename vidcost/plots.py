@@ -366,22 +366,11 @@ def plot_memory_vs_frames(out_dir: str | os.PathLike[str], *, measured: Sequence
 
     plt = _pyplot()
     measured = [r for r in measured if r.get("peak_memory_bytes") and r.get("frames")]
-    panels = 2 if measured else 1
-    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.2), squeeze=False)
-    if measured:
-        ax = axes[0][0]
-        groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
-        for r in measured:
-            groups.setdefault((r["method"], r["budget"], r.get("model"), r.get("memory_source")), []).append(r)
-        series = sorted(groups.items(), key=str)
-        for index, ((method, budget, model_name, source), members) in enumerate(series):
-            members.sort(key=lambda r: r["frames"])
-            colour, marker = _style(str(method))
-            # equal readings would hide each other: shift each series sideways a little (log axis: a factor)
-            shift = 2 ** (0.05 * (index - (len(series) - 1) / 2))
-            ax.plot([r["frames"] * shift for r in members], [r["peak_memory_bytes"] / GIB for r in members],
-                    marker=marker, color=colour, label=f"{method} {budget:.0%} ({model_name}, {source})")
-        _format_memory_axes(ax, "measured", sorted({int(r["frames"]) for r in measured}))
+    # One panel per measured model: a 0.5B model's GiB would flatten a tiny one's MiB to a line at zero.
+    models = sorted({str(r.get("model")) for r in measured})
+    fig, axes = plt.subplots(1, len(models) + 1, figsize=(5.2 * (len(models) + 1), 4.2), squeeze=False)
+    for ax, model_name in zip(axes[0], models):
+        _draw_measured_memory(ax, [r for r in measured if str(r.get("model")) == model_name], model_name)
     ax = axes[0][-1]
     spec = load_spec(model)
     for budget, style in zip(budgets, ("-", "--", ":", "-.")):
@@ -395,10 +384,36 @@ def plot_memory_vs_frames(out_dir: str | os.PathLike[str], *, measured: Sequence
     files = _save(fig, out_dir, name)
     provenance = "measured + predicted" if measured else "predicted"
     caption = (f"Right: cost-model prediction for {model} (bfloat16, pre-LLM schedule at each budget). "
-               + ("Left: measured peak memory of the profile records (series shifted sideways slightly so that "
-                  "equal readings stay visible)." if measured else
+               + ("Left, one panel per measured model: the run's own peak allocation above the weights "
+                  "(peak_increase_bytes) where the records have it, else the peak with the weights (series shifted "
+                  "sideways slightly so that equal readings stay visible)." if measured else
                   "No measured memory in the store."))
     return Figure(name, "Memory vs frames", provenance, caption, files)
+
+
+def _draw_measured_memory(ax: Any, rows: Sequence[Mapping[str, Any]], model_name: str) -> None:
+    """One model's measured peaks by frames, a series per (method, budget): the increase above the weights
+    when every row has it (what tells vanilla from pruned), else the peak with the weights."""
+    increase = all(r.get("peak_increase_bytes") is not None for r in rows)
+    key = "peak_increase_bytes" if increase else "peak_memory_bytes"
+    groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["method"], r["budget"]), []).append(r)
+    series = sorted(groups.items(), key=str)
+    for index, ((method, budget), members) in enumerate(series):
+        members = sorted(members, key=lambda r: r["frames"])
+        colour, marker = _style(str(method))
+        # equal readings would hide each other: shift each series sideways a little (log axis: a factor)
+        shift = 2 ** (0.05 * (index - (len(series) - 1) / 2))
+        ax.plot([r["frames"] * shift for r in members], [r[key] / 2 ** 20 for r in members], marker=marker,
+                color=colour, label=f"{method} {budget:.0%}")
+    sources = ", ".join(sorted({str(r.get("memory_source")) for r in rows}))
+    _format_memory_axes(ax, f"measured: {model_name} ({sources})", sorted({int(r["frames"]) for r in rows}),
+                        fontsize=9)
+    ax.set_ylabel("peak above the weights (MiB)" if increase else "peak memory with the weights (MiB)")
+    counts = sorted({int(r["frames"]) for r in rows})
+    if len(counts) == 1:  # one frame count: a factor of 2 each side, so the sideways shift stays small
+        ax.set_xlim(counts[0] / 2, counts[0] * 2)
 
 
 def _format_memory_axes(ax: Any, title: str, frames: Sequence[int], **title_style: Any) -> None:

@@ -384,18 +384,22 @@ def plot_memory_vs_frames(out_dir: str | os.PathLike[str], *, measured: Sequence
     files = _save(fig, out_dir, name)
     provenance = "measured + predicted" if measured else "predicted"
     caption = (f"Right: cost-model prediction for {model} (bfloat16, pre-LLM schedule at each budget). "
-               + ("Left, one panel per measured model: the run's own peak allocation above the weights "
-                  "(peak_increase_bytes) where the records have it, else the peak with the weights (series shifted "
-                  "sideways slightly so that equal readings stay visible)." if measured else
+               + ("Left, one panel per measured model: the LLM prefill's own peak allocation above what was "
+                  "allocated when it began (activations and the KV cache it fills: what pruning changes; the run's "
+                  "whole peak is often the vision tower's) where the records have it, else the run's peak above "
+                  "the weights, else the peak with the weights (series shifted sideways slightly so that equal "
+                  "readings stay visible)." if measured else
                   "No measured memory in the store."))
     return Figure(name, "Memory vs frames", provenance, caption, files)
 
 
 def _draw_measured_memory(ax: Any, rows: Sequence[Mapping[str, Any]], model_name: str) -> None:
-    """One model's measured peaks by frames, a series per (method, budget): the increase above the weights
-    when every row has it (what tells vanilla from pruned), else the peak with the weights."""
-    increase = all(r.get("peak_increase_bytes") is not None for r in rows)
-    key = "peak_increase_bytes" if increase else "peak_memory_bytes"
+    """One model's measured peaks by frames, a series per (method, budget): the LLM prefill's own peak
+    above its start when every row has it (what pruning changes: the run's peak is often the vision
+    tower's), else the run's increase above the weights, else the peak with the weights."""
+    for key in ("llm_prefill_peak_increase_bytes", "peak_increase_bytes", "peak_memory_bytes"):
+        if all(r.get(key) is not None for r in rows):
+            break
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["method"], r["budget"]), []).append(r)
@@ -410,7 +414,8 @@ def _draw_measured_memory(ax: Any, rows: Sequence[Mapping[str, Any]], model_name
     sources = ", ".join(sorted({str(r.get("memory_source")) for r in rows}))
     _format_memory_axes(ax, f"measured: {model_name} ({sources})", sorted({int(r["frames"]) for r in rows}),
                         fontsize=9)
-    ax.set_ylabel("peak above the weights (MiB)" if increase else "peak memory with the weights (MiB)")
+    ax.set_ylabel({"llm_prefill_peak_increase_bytes": "LLM prefill's peak above its start (MiB)",
+                   "peak_increase_bytes": "peak above the weights (MiB)"}.get(key, "peak memory with the weights (MiB)"))
     counts = sorted({int(r["frames"]) for r in rows})
     if len(counts) == 1:  # one frame count: a factor of 2 each side, so the sideways shift stays small
         ax.set_xlim(counts[0] / 2, counts[0] * 2)

@@ -205,6 +205,10 @@ def compare_records(vanilla: Mapping[str, Any], method: Mapping[str, Any]) -> di
         result[f"vanilla_{key}"] = vanilla.get(key)
     for ratio, key in SPEEDUPS.items():
         result[ratio] = ratio_or_none(vanilla.get(key), method.get(key))
+    # The LLM prefill's own peak: what pruning changes (the run's peak may be the vision tower's).
+    for prefix, record in (("", method), ("vanilla_", vanilla)):
+        peaks = record.get("stage_peak_increase_bytes") or {}
+        result[f"{prefix}llm_prefill_peak_increase_bytes"] = peaks.get("llm_prefill")
     van_flops, met_flops = vanilla.get("flops") or {}, method.get("flops") or {}
     result["flops_speedup"] = ratio_or_none(van_flops.get("llm_prefill"), met_flops.get("llm_prefill"))
     result["ttft_flops_speedup"] = ratio_or_none(van_flops.get("ttft"), met_flops.get("ttft"))

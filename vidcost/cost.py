@@ -32,6 +32,8 @@ from vidcost.schedule import Schedule
 from vidcost.spec import ModelSpec
 
 CONVENTIONS: tuple[str, ...] = ("paper", "exact")
+# Bytes per element of the dtypes vidcost prices and runs.
+DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2, "int8": 1, "fp8": 1}
 
 # Elementwise FLOPs per element (estimates; FlopCounterMode does not count these at all):
 _NORM_FLOPS = 4       # RMSNorm: square, mean, rsqrt-scale, weight
@@ -313,13 +315,12 @@ def vision_flops(spec: ModelSpec) -> int:
         return 0
     if spec.architecture in QWEN_VL_FAMILIES:
         return spec.temporal_patches * _qwen_vl_tower_flops(spec)
-    dv, mv, d = spec.vision_hidden_size, spec.vision_intermediate_size, spec.hidden_size
+    dv, mv = spec.vision_hidden_size, spec.vision_intermediate_size
     patches = spec.patches_per_frame
     embed = 2 * patches * 3 * spec.patch_size ** 2 * dv
     # Per encoder layer: Q, K, V, O (8·P·d_v²), QKᵀ + P·V (4·P²·d_v), MLP (4·P·d_v·m_v).
     encoder = spec.vision_layers * (8 * patches * dv * dv + 4 * patches * patches * dv + 4 * patches * dv * mv)
-    projector = 2 * patches * (dv * d + d * d)
-    return spec.frames * (embed + encoder + projector)
+    return spec.frames * (embed + encoder) + projector_flops(spec)
 
 
 QWEN_VL_FAMILIES = ("qwen2_5_vl", "qwen2_vl")
@@ -333,7 +334,7 @@ def _qwen_vl_tower_flops(spec: ModelSpec) -> int:
     window's patches in a windowed one), the MLP (SwiGLU's three d_v×m_v matrices for Qwen2.5-VL, two for
     Qwen2-VL); then the patch merger on P/4 groups of 4: (4·d_v → 4·d_v → d).
     """
-    dv, mv, d, merge = spec.vision_hidden_size, spec.vision_intermediate_size, spec.hidden_size, spec.pool_stride
+    dv, mv = spec.vision_hidden_size, spec.vision_intermediate_size
     patches = spec.patches_per_frame
     embed = 2 * patches * 3 * spec.temporal_patch_size * spec.patch_size ** 2 * dv
     mlp_matrices = 3 if spec.architecture == "qwen2_5_vl" else 2
@@ -344,9 +345,25 @@ def _qwen_vl_tower_flops(spec: ModelSpec) -> int:
         windowed = spec.vision_window_size and layer not in spec.vision_full_attention_layers
         scores = window_scores if windowed else full_scores
         encoder += 8 * patches * dv * dv + 4 * scores * dv + 2 * mlp_matrices * patches * dv * mv
-    group = merge * merge * dv
-    merger = 2 * (patches // (merge * merge)) * (group * group + group * d)
-    return embed + encoder + merger
+    return embed + encoder + _qwen_vl_merger_flops(spec)
+
+
+def projector_flops(spec: ModelSpec) -> int:
+    """Matmul FLOPs of the projector alone over all frames (part of `vision_flops`): LLaVA-OV's two-layer
+    MLP (d_v→d→d) on every patch before pooling; Qwen-VL's patch merger per temporal patch."""
+    if not spec.vision_layers or not spec.patch_size:
+        return 0
+    if spec.architecture in QWEN_VL_FAMILIES:
+        return spec.temporal_patches * _qwen_vl_merger_flops(spec)
+    dv, d = spec.vision_hidden_size, spec.hidden_size
+    return spec.frames * 2 * spec.patches_per_frame * (dv * d + d * d)
+
+
+def _qwen_vl_merger_flops(spec: ModelSpec) -> int:
+    # P/4 groups of 4 patches: (4·d_v → 4·d_v → d).
+    group = spec.pool_stride * spec.pool_stride * spec.vision_hidden_size
+    groups = spec.patches_per_frame // (spec.pool_stride * spec.pool_stride)
+    return 2 * groups * (group * group + group * spec.hidden_size)
 
 
 def _window_scores(spec: ModelSpec) -> int:
@@ -365,11 +382,16 @@ def _window_scores(spec: ModelSpec) -> int:
 
 def llm_parameters(spec: ModelSpec) -> int:
     """Parameters of the LLM: embeddings, decoder layers (q/k/v biases as in Qwen2), final norm, LM head."""
+    d = spec.hidden_size
+    embeddings = spec.vocab_size * d
+    return embeddings + spec.num_layers * layer_parameters(spec) + d + (0 if spec.tie_word_embeddings else embeddings)
+
+
+def layer_parameters(spec: ModelSpec) -> int:
+    """Parameters of one decoder layer (what a prefill or decode step reads per layer)."""
     d, q_width, kv_width = spec.hidden_size, spec.num_heads * spec.head_dim, spec.kv_dim
     attention = d * q_width + q_width + 2 * (d * kv_width + kv_width) + q_width * d
-    layer = attention + spec.mlp_matrices * d * spec.intermediate_size + 2 * d
-    embeddings = spec.vocab_size * d
-    return embeddings + spec.num_layers * layer + d + (0 if spec.tie_word_embeddings else embeddings)
+    return attention + spec.mlp_matrices * d * spec.intermediate_size + 2 * d
 
 
 def vision_parameters(spec: ModelSpec) -> int:

@@ -4,7 +4,8 @@ A row is on the front when no other row costs no more *and* scores no less while
 one of the two (lower x, higher y). Rows with identical (x, y) do not dominate each other, so ties and
 duplicates stay on the front together. The recommendation picks, per method, the smallest budget whose
 accuracy drop (from a monotone, linearly interpolated accuracy-vs-budget curve) is at most δ and whose
-speedup is at least s: measured where profiled, else the FLOPs-ideal speedup, and says which it used.
+speedup is at least s: measured where profiled, else predicted on the user's device where a latency source
+is given (`vidcost.predict.DeviceLatency`), else the FLOPs-ideal speedup, and says which it used.
 """
 
 from __future__ import annotations
@@ -178,8 +179,9 @@ class Recommendation:
         budget: fraction of visual tokens kept.
         accuracy_drop_pct: drop of the monotone interpolated relative score, in points of % of vanilla.
         speedup: prefill speedup over vanilla (×) at that budget.
-        speedup_source: "measured", "flops-ideal" (cost model, constant schedule of round(budget·T·P)
-            tokens) or "published FLOPs ratio" (1 / the paper's ratio, interpolated).
+        speedup_source: "measured", "predicted on DEVICE (calibrated|roofline-only)", "flops-ideal" (cost
+            model, constant schedule of round(budget·T·P) tokens) or "published FLOPs ratio" (1 / the
+            paper's ratio, interpolated).
         max_drop_pct: the accuracy target δ asked for.
         min_speedup: the speedup target s asked for.
         interpolated: the budget lies between evaluated budgets (its accuracy is interpolated).
@@ -258,13 +260,15 @@ def flops_ideal_speedup(model: str, budget: float) -> float | None:
 def recommend(rows: Sequence[Mapping[str, Any]], *, max_drop_pct: float, min_speedup: float,
               step: float = 0.01,
               ideal_speedup: Callable[[str, float], float | None] = flops_ideal_speedup,
-              ) -> list[Recommendation]:
+              predicted: Any = None) -> list[Recommendation]:
     """Per (model, method), the smallest budget meeting both targets; methods that cannot are left out.
 
     `rows` hold `model`, `method`, `budget`, `relative_pct` (score as % of vanilla; vanilla rows may be
     absent, budget 1.0 is taken as 100 %), and optionally a measured `speedup` (TTFT; used only when its
     `profile_model`, if given, is the row's model — `vidcost.join` never pairs others) and `flops_ratio`. Candidate
-    budgets are the rows' budgets plus a grid of `step` between the smallest and 1.0.
+    budgets are the rows' budgets plus a grid of `step` between the smallest and 1.0. With `predicted` (a
+    `vidcost.predict.DeviceLatency`), a budget without a measured speedup takes the speedup predicted on
+    that device, before the FLOPs-ideal one.
 
     Raises:
         ConfigError: a negative, NaN or infinite target, or no row with a relative score.
@@ -278,7 +282,7 @@ def recommend(rows: Sequence[Mapping[str, Any]], *, max_drop_pct: float, min_spe
         raise ConfigError("no row has a relative score (relative_pct); pass rows with vanilla baselines")
     found = []
     for (model, method), curve in sorted(curves.items()):
-        pick = _smallest_budget(model, method, curve, max_drop_pct, min_speedup, step, ideal_speedup)
+        pick = _smallest_budget(model, method, curve, max_drop_pct, min_speedup, step, ideal_speedup, predicted)
         if pick is not None:
             found.append(pick)
     return found
@@ -324,7 +328,8 @@ def _curves(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], _Curve]:
 
 
 def _smallest_budget(model: str, method: str, curve: _Curve, max_drop_pct: float, min_speedup: float,
-                     step: float, ideal_speedup: Callable[[str, float], float | None]) -> Recommendation | None:
+                     step: float, ideal_speedup: Callable[[str, float], float | None],
+                     predicted: Any = None) -> Recommendation | None:
     low = curve.budgets[0]
     grid = {round(low + k * step, 6) for k in range(int((1.0 - low) / step) + 1)}
     for budget in sorted(grid | set(curve.budgets)):
@@ -333,7 +338,7 @@ def _smallest_budget(model: str, method: str, curve: _Curve, max_drop_pct: float
         drop = 100.0 - interpolate(curve.budgets, curve.relative_pct, budget)
         if drop > max_drop_pct + 1e-9:
             continue
-        speedup, source = _speedup_at(model, budget, curve, ideal_speedup)
+        speedup, source = _speedup_at(model, method, budget, curve, ideal_speedup, predicted)
         if speedup is not None and speedup >= min_speedup:
             evaluated = any(abs(budget - b) < 1e-9 for b in curve.budgets)
             return Recommendation(model, method, budget, max(drop, 0.0), speedup, source, max_drop_pct,
@@ -341,11 +346,15 @@ def _smallest_budget(model: str, method: str, curve: _Curve, max_drop_pct: float
     return None
 
 
-def _speedup_at(model: str, budget: float, curve: _Curve,
-                ideal_speedup: Callable[[str, float], float | None]) -> tuple[float | None, str]:
+def _speedup_at(model: str, method: str, budget: float, curve: _Curve,
+                ideal_speedup: Callable[[str, float], float | None], predicted: Any = None) -> tuple[float | None, str]:
     for measured_budget, speedup in curve.measured.items():
         if abs(measured_budget - budget) < 1e-9:
             return speedup, SPEEDUP_MEASURED
+    if predicted is not None:
+        speedup = predicted.speedup(model, method, budget)
+        if speedup is not None:
+            return speedup, predicted.label
     ideal = ideal_speedup(model, budget)
     if ideal is not None:
         return ideal, SPEEDUP_FLOPS_IDEAL

@@ -71,28 +71,32 @@ def _save(fig: Any, out_dir: str | os.PathLike[str], name: str) -> tuple[str, ..
 
 
 def plot_accuracy_vs_flops(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike[str], *,
-                           name: str = "accuracy_vs_flops", provenance: str = "published") -> Figure:
-    """Relative accuracy vs FLOPs ratio, one panel per model, the Pareto front of each drawn as a line.
+                           name: str = "accuracy_vs_flops", provenance: str = "published",
+                           x: str = "flops_ratio", device_label: str = "") -> Figure:
+    """Relative accuracy vs FLOPs ratio — or, with `x="predicted_ttft_ms"`, vs the TTFT predicted on a device
+    (`device_label` says which) — one panel per model, the Pareto front of each drawn as a line.
 
-    Rows need `model`, `method`, `budget`, `flops_ratio` (fraction) and `relative_pct`.
+    Rows need `model`, `method`, `budget`, `x` (a FLOPs ratio as a fraction, or milliseconds) and `relative_pct`.
     """
     plt = _pyplot()
-    usable = [r for r in rows if r.get("flops_ratio") is not None and r.get("relative_pct") is not None]
+    ratio = x == "flops_ratio"
+    scale = 100 if ratio else 1
+    usable = [r for r in rows if r.get(x) is not None and r.get("relative_pct") is not None]
     models = sorted({str(r["model"]) for r in usable})
     fig, axes = plt.subplots(1, max(len(models), 1), figsize=(4.6 * max(len(models), 1), 4.2), squeeze=False,
                              sharey=True)
-    fronts = {f.group: f for f in compute_fronts(usable, x="flops_ratio", y="relative_pct", group="model")} \
+    fronts = {f.group: f for f in compute_fronts(usable, x=x, y="relative_pct", group="model")} \
         if usable else {}
     methods_seen: dict[str, Any] = {}
     for ax, model in zip(axes[0], models):
         for row in (r for r in usable if r["model"] == model):
             colour, marker = _style(str(row["method"]))
-            handle = ax.scatter(100 * float(row["flops_ratio"]), float(row["relative_pct"]), c=colour,
+            handle = ax.scatter(scale * float(row[x]), float(row["relative_pct"]), c=colour,
                                 marker=marker, s=46, zorder=3, edgecolors="white", linewidths=0.5)
             methods_seen.setdefault(str(row["method"]), handle)
         front = fronts.get(model)
         if front is not None:
-            xs = [100 * p.x for p in front.points]
+            xs = [scale * p.x for p in front.points]
             ys = [p.y for p in front.points]
             line, = ax.step(xs, ys, where="post", color="#444444", lw=1.2, ls="--", zorder=2)
             ax.scatter(xs, ys, s=130, facecolors="none", edgecolors="#444444", linewidths=1.1, zorder=4)
@@ -100,24 +104,33 @@ def plot_accuracy_vs_flops(rows: Sequence[Mapping[str, Any]], out_dir: str | os.
             for p in front.points:
                 budget = usable[p.row].get("budget")
                 if budget is not None and budget < 1:
-                    ax.annotate(f"{budget:.0%}", (100 * p.x, p.y), textcoords="offset points", xytext=(5, -11),
+                    ax.annotate(f"{budget:.0%}", (scale * p.x, p.y), textcoords="offset points", xytext=(5, -11),
                                 fontsize=8, color="#444444")
-        ax.set_xscale("log")
-        ax.set_xticks([5, 10, 20, 30, 50, 100])
-        ax.set_xticklabels(["5", "10", "20", "30", "50", "100"])
+        if ratio:
+            ax.set_xscale("log")
+            ax.set_xticks([5, 10, 20, 30, 50, 100])
+            ax.set_xticklabels(["5", "10", "20", "30", "50", "100"])
         ax.set_title(model)
-        ax.set_xlabel("prefill FLOPs (% of vanilla, HieraVid Eq. 12)")
+        ax.set_xlabel("prefill FLOPs (% of vanilla, HieraVid Eq. 12)" if ratio else "TTFT (ms, predicted)")
     axes[0][0].set_ylabel("average score (% of vanilla)")
     if not models:
-        axes[0][0].text(0.5, 0.5, "no rows with both FLOPs ratio and relative score", ha="center",
-                        transform=axes[0][0].transAxes)
+        axes[0][0].text(0.5, 0.5, f"no rows with both {'FLOPs ratio' if ratio else 'a predicted TTFT'} and a "
+                        "relative score", ha="center", transform=axes[0][0].transAxes)
     fig.legend(list(methods_seen.values()), list(methods_seen), loc="lower center",
-               ncol=min(len(methods_seen), 8), bbox_to_anchor=(0.5, -0.08), frameon=False)
-    fig.suptitle("Accuracy vs prefill FLOPs (circled: Pareto front; labels: token budget)")
+               ncol=min(len(methods_seen), 8), bbox_to_anchor=(0.5, -0.08 if ratio else -0.13), frameon=False)
+    if ratio:
+        fig.suptitle("Accuracy vs prefill FLOPs (circled: Pareto front; labels: token budget)")
+        caption = ("Average score relative to the unpruned model vs paper-convention prefill FLOPs ratio; "
+                   "the dashed line joins the non-dominated rows.")
+        title = "Accuracy vs FLOPs ratio"
+    else:
+        fig.suptitle(f"Accuracy vs TTFT {device_label} (circled: Pareto front; labels: token budget)")
+        caption = (f"Average score relative to the unpruned model vs the time to first token {device_label} "
+                   "(vidcost predict: vision tower, selection where fitted, LLM prefill); the dashed line joins "
+                   "the non-dominated rows. The latency is a prediction, not a measurement.")
+        title = f"Accuracy vs TTFT {device_label}"
     files = _save(fig, out_dir, name)
-    caption = ("Average score relative to the unpruned model vs paper-convention prefill FLOPs ratio; "
-               "the dashed line joins the non-dominated rows.")
-    return Figure(name, "Accuracy vs FLOPs ratio", provenance, caption, files)
+    return Figure(name, title, provenance, caption, files)
 
 
 _SPEEDUP_CAPTION = (
@@ -431,3 +444,29 @@ def _format_memory_axes(ax: Any, title: str, frames: Sequence[int], **title_styl
     ax.set_xticklabels([str(f) for f in frames])
     ax.set_ylim(bottom=0)  # from zero: a few percent of jitter must not look like a saving
     ax.legend(fontsize=8)
+
+
+def plot_predicted_speedup(predictions: Sequence[Any], path: str | os.PathLike[str]) -> str:
+    """Predicted TTFT and LLM-prefill speedup vs budget (`vidcost predict --budgets … --plot FILE.png`),
+    with the held-out band where the prediction is calibrated; the title says calibrated or roofline-only."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    budgets = [100 * p.budget for p in predictions]
+    for key, label, colour in (("speedup", "TTFT speedup", "#1f77b4"),
+                               ("llm_prefill_speedup", "LLM prefill speedup", "#d62728")):
+        ax.plot(budgets, [getattr(p, key) for p in predictions], marker="o", color=colour, label=label)
+        bands = [p.band(key) for p in predictions]
+        if all(low is not None for low, _ in bands):
+            ax.fill_between(budgets, [low for low, _ in bands], [high for _, high in bands], color=colour,
+                            alpha=0.15, label=f"{label}: held-out error band")
+    first = predictions[0]
+    kind = "calibrated" if first.calibrated else "roofline-only"
+    ax.set_xlabel("kept visual tokens (% of vanilla)")
+    ax.set_ylabel("predicted speedup over vanilla (×)")
+    ax.set_title(f"Predicted: {first.method} on {first.model}, {first.frames} frames\n{first.device} ({kind})")
+    ax.legend()
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(target, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    return str(target)

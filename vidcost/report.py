@@ -8,6 +8,7 @@ accuracy records). No number is invented: a figure without data is left out and 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -142,8 +143,12 @@ class Report:
 def build_report(out_dir: str | os.PathLike[str], *, store: str | os.PathLike[str] | None = None,
                  published_paths: Sequence[str | os.PathLike[str]] | None = None,
                  benchmark: str = AVERAGE_BENCHMARK, max_drop_pct: float = 1.0, min_speedup: float = 2.0,
-                 title: str = "vidcost report") -> Report:
+                 title: str = "vidcost report", latency: Any = None) -> Report:
     """Write `index.html`, `report.md`, figures, CSV tables, `config.json` and `environment.json`.
+
+    With `latency` (a `vidcost.predict.DeviceLatency`), published and ingested rows are also priced on
+    that device: an accuracy-vs-predicted-TTFT figure (labelled predicted), the predicted columns in the
+    tables, and recommendations that use the predicted speedup where none was measured.
 
     Raises:
         ConfigError / DataFormatError: bad published data, an unknown benchmark, a corrupt store.
@@ -163,8 +168,17 @@ def build_report(out_dir: str | os.PathLike[str], *, store: str | os.PathLike[st
     join = join_rows(accuracy, profiles)
     if accuracy and profiles:  # with one side empty, everything is unjoined and the notes above say so
         notes.extend(f"{line[0].upper()}{line[1:]}." for line in join.notes())
+    if latency is not None:
+        from vidcost.predict import attach_predicted
+
+        pub_rows, unpriced = attach_predicted(pub_rows, latency)
+        joined, unpriced_joined = attach_predicted(join.rows, latency)
+        join = dataclasses.replace(join, rows=tuple(joined))
+        if unpriced + unpriced_joined:
+            notes.append(f"{unpriced + unpriced_joined} row(s) could not be priced {latency.label.removeprefix('predicted ')}"
+                         " (a model that is not a preset, or a budget its method cannot plan).")
     recommendations = recommend(attach_measured(pub_rows, profiles) + list(join.rows),
-                                max_drop_pct=max_drop_pct, min_speedup=min_speedup)
+                                max_drop_pct=max_drop_pct, min_speedup=min_speedup, predicted=latency)
     tables = {"published.csv": to_frame(published), f"published_{benchmark}.csv": pub_rows,
               "pareto_fronts.csv": [dict(group=f.group, x=f.x_column, y=f.y_column, label=p.label, x_value=p.x,
                                          y_value=p.y) for f in fronts for p in f.points],
@@ -180,6 +194,10 @@ def build_report(out_dir: str | os.PathLike[str], *, store: str | os.PathLike[st
             tables["unjoined.csv"] = [u.to_dict() for u in join.unjoined]
     _write_tables(out, tables)
     figures = [plot_accuracy_vs_flops(pub_rows, out)]
+    if latency is not None:
+        figures.append(plot_accuracy_vs_flops(pub_rows + list(join.rows), out, name="accuracy_vs_predicted_ttft",
+                                              provenance="published accuracy, predicted latency",
+                                              x="predicted_ttft_ms", device_label=latency.label))
     models = sorted({str(r["model"]) for r in pub_rows if r.get("flops_ratio") is not None})
     reference = "llava-onevision-7b" if "llava-onevision-7b" in models else (models[0] if models else "")
     profiled = sorted({str(r["model"]) for r in profiles if r.get("speedup") is not None})
@@ -194,7 +212,8 @@ def build_report(out_dir: str | os.PathLike[str], *, store: str | os.PathLike[st
     figures.append(plot_memory_vs_frames(out, measured=profiles))
     config = {"store": None if store is None else str(store), "benchmark": benchmark,
               "published": [str(p) for p in (published_paths or [])] or "profiles/published/*.csv",
-              "max_drop_pct": max_drop_pct, "min_speedup": min_speedup}
+              "max_drop_pct": max_drop_pct, "min_speedup": min_speedup,
+              "latency_source": latency.label if latency is not None else None}
     environment = _environment(profiles, records)
     _write_json(out / "config.json", config)
     _write_json(out / "environment.json", environment)

@@ -15,7 +15,7 @@ from typing import Sequence
 from vidcost import __version__
 from vidcost.cli.args import USAGE_ERROR, ArgumentParser, run_command
 
-COMMANDS = ("flops", "profile", "sweep", "methods", "pareto", "ingest", "report", "export")
+COMMANDS = ("flops", "profile", "sweep", "fit", "predict", "methods", "pareto", "ingest", "report", "export")
 
 
 def build_parser() -> ArgumentParser:

@@ -13,13 +13,12 @@ from typing import Any
 from vidcost.cli.args import budget as budget_type
 from vidcost.cli.args import method_name
 from vidcost.cli.common import add_model_arguments, methods_help, parse_params, print_json, spec_from_args
-from vidcost.cost import (CONVENTIONS, CostEstimate, MemoryEstimate, decode_flops, decode_kv_lengths,
-                          estimate_cost, estimate_memory, format_bytes, format_flops)
+from vidcost.cost import (CONVENTIONS, DTYPE_BYTES, CostEstimate, MemoryEstimate, decode_flops,
+                          decode_kv_lengths, estimate_cost, estimate_memory, format_bytes, format_flops)
 from vidcost.errors import ConfigError
 from vidcost.schedule import Schedule, parse_schedule
 from vidcost.spec import ModelSpec
 
-DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2, "int8": 1, "fp8": 1}
 _CONVENTION_NOTES = {
     "paper": "HieraVid Eq. 12: Σ 4nd² + 2n²d + 2ndm, n = visual tokens{text}",
     "exact": "dense-kernel matmuls at 2 FLOPs/MAC: GQA, {mlp}-matrix MLP, text tokens, {attention} attention, "

@@ -22,12 +22,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "CSV (a published CSV is validated and gets relative scores) or the store (evaluated "
                     "accuracy joined with measured profiles of the same model, frames, method and budget; "
                     "what could not be joined is listed). Cost columns: flops_ratio, flops_t, ttft_ms, "
-                    "llm_prefill_ms, peak_memory_bytes; accuracy: score, relative_pct.")
+                    "llm_prefill_ms, peak_memory_bytes; accuracy: score, relative_pct. With --calibration or "
+                    "--device-spec every row is also priced on that device (predicted_ttft_ms, predicted_speedup, "
+                    "predicted_llm_prefill_ms, predicted_peak_memory_bytes), the front is drawn against the "
+                    "predicted TTFT and the recommendation uses the predicted speedup where none was measured.")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("file", nargs="?", metavar="FILE.csv", help="a table (e.g. profiles/published/*.csv)")
     source.add_argument("--store", help="a profile store (JSON lines), e.g. profiles/runs.jsonl")
     source.add_argument("--published", action="store_true", help="every CSV under profiles/published/")
-    parser.add_argument("--x", default="flops_ratio", help="cost column, lower is better (default flops_ratio)")
+    parser.add_argument("--x", help="cost column, lower is better (default flops_ratio; predicted_ttft_ms with "
+                                    "--calibration or --device-spec)")
     parser.add_argument("--y", default="relative_pct",
                         help="accuracy column, higher is better (default relative_pct: %% of vanilla)")
     parser.add_argument("--group", help="one front per value of this column (e.g. model)")
@@ -40,6 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--min-speedup", type=positive_float, default=1.0, metavar="X",
                         help="recommend: smallest speedup (measured TTFT where profiled, else FLOPs-ideal; "
                              "default 1)")
+    device = parser.add_argument_group("on the user's hardware (one of)")
+    choice = device.add_mutually_exclusive_group()
+    choice.add_argument("--calibration", metavar="FILE", help="price rows with a calibration from `vidcost fit`")
+    choice.add_argument("--device-spec", metavar="NAME", help="price rows with a device's roofline (see vidcost predict)")
+    device.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), help="roofline dtype (default bfloat16)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(run=run)
 
@@ -48,23 +57,36 @@ def run(args: argparse.Namespace) -> int:
     from vidcost.pareto import compute_fronts, recommend
 
     rows, source, unjoined = load_rows(args)
+    latency, unpriced = None, 0
+    if args.calibration or args.device_spec:
+        from vidcost.predict import DeviceLatency, attach_predicted
+
+        latency = DeviceLatency.from_options(args.calibration, args.device_spec, args.dtype)
+        rows, unpriced = attach_predicted(rows, latency)
+    args.x = args.x or ("predicted_ttft_ms" if latency else "flops_ratio")
     fronts = compute_fronts(rows, x=args.x, y=args.y, group=args.group)
     recommendations = []
     if args.max_drop is not None:
-        recommendations = recommend(rows, max_drop_pct=args.max_drop, min_speedup=args.min_speedup)
+        recommendations = recommend(rows, max_drop_pct=args.max_drop, min_speedup=args.min_speedup,
+                                    predicted=latency)
     if args.json:
         print_json({"source": source, "benchmark": args.benchmark, "fronts": [f.to_dict() for f in fronts],
                     "recommendations": [r.to_dict() for r in recommendations],
-                    "unjoined": [u.to_dict() for u in unjoined]})
+                    "unjoined": [u.to_dict() for u in unjoined],
+                    "latency_source": latency.label if latency else None, "unpriced_rows": unpriced})
         return 0
     print(f"{source}, benchmark {args.benchmark}")
+    if latency:
+        print(f"latency {latency.label}; measured ttft_ms beside where the row was profiled"
+              + (f"; {unpriced} row(s) could not be priced (not a preset, or a budget the method cannot plan)"
+                 if unpriced else ""))
     for column in ("model", "device"):
         values = {str(r.get(column)) for r in rows if r.get(column) is not None}
         if args.group != column and len(values) > 1:
             print(f"note: the rows span {len(values)} {column}s in one front; pass --group {column} for one "
                   "front each")
     for front in fronts:
-        _print_front(front, args)
+        _print_front(front, args, rows)
     for u in unjoined:
         print(f"not joined: {u}")
     if args.max_drop is not None:
@@ -76,12 +98,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_front(front: Any, args: argparse.Namespace) -> None:
+def _print_front(front: Any, args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     print(front)
     width = max(len(p.label) for p in front.points)
-    print(f"  {'row':<{width}}  {args.x:>14}  {args.y:>12}")
+    # A predicted cost is shown beside the measured one where the row was profiled.
+    beside = args.x.removeprefix("predicted_") if args.x.startswith("predicted_") else None
+    extra = f"  {'measured ' + beside:>20}" if beside else ""
+    print(f"  {'row':<{width}}  {args.x:>14}  {args.y:>12}{extra}")
     for point in front.points:
-        print(f"  {point.label:<{width}}  {point.x:>14.4g}  {point.y:>12.4g}")
+        measured = rows[point.row].get(beside) if beside else None
+        cell = (f"  {measured:>20.4g}" if isinstance(measured, (int, float)) else f"  {'—':>20}") if beside else ""
+        print(f"  {point.label:<{width}}  {point.x:>14.4g}  {point.y:>12.4g}{cell}")
     if front.skipped:
         print(f"  ({front.skipped} row(s) without {args.x} or {args.y} left out)")
 

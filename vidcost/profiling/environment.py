@@ -15,7 +15,7 @@ def capture_environment(device: str, dtype: str, seed: int) -> dict[str, Any]:
 
     on_gpu = device.startswith("cuda")
     return {
-        "device_name": torch.cuda.get_device_name(device) if on_gpu else _cpu_name(),
+        "device_name": device_name(device),
         "driver": _nvidia_driver() if on_gpu else None,
         "cuda": torch.version.cuda if on_gpu else None,
         "torch": torch.__version__,
@@ -27,6 +27,15 @@ def capture_environment(device: str, dtype: str, seed: int) -> dict[str, Any]:
         "platform": platform.platform(),
         "seed": seed,
     }
+
+
+def device_name(device: str) -> str:
+    """The GPU's name ("NVIDIA H100 80GB HBM3") or the CPU model's ("AMD EPYC")."""
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_name(device)
+    return _cpu_name()
 
 
 def git_revision() -> str | None:

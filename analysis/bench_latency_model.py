@@ -1,0 +1,129 @@
+"""How well does the fitted latency model predict configurations it was not fitted on?
+
+For each store (profiles of one model on one device, e.g. from `vidcost sweep`), with the model of
+`vidcost.latency` and the splits of `vidcost.validation`:
+
+* leave-one-budget-out — every budget predicted (all methods and frame counts at it) by a fit on the other
+  budgets: goal median |error| of the predicted TTFT speedup ≤ 5 %, max ≤ 10 %;
+* frame extrapolation — fitted on --train-frames, every profile at --test-frames predicted: goal
+  |error| of the predicted speedup ≤ 10 %.
+
+Beside the goals it prints the TTFT errors and the noise floor they sit on: how much the vanilla TTFT of
+one frame count varies from cell to cell (max / min − 1) — a model cannot be shown better than the
+measurements it is checked against.
+
+The error of a speedup is predicted / measured − 1, the measured speedup being vanilla over method within
+one sweep cell (one run_id). The LLM-prefill speedup's error is printed beside (no goal). Exits 1 when a
+goal is missed.
+
+The stores in profiles/ were measured with (CPU, float32, one torch thread):
+
+    vidcost sweep --model tiny --methods fastv,mmgvid --budgets 0.1,0.2,0.3,0.5,0.7 --frames 4,8,16 \\
+        --decode-tokens 4 --threads 1 --store profiles/latency_cpu_tiny.jsonl
+    (0.5B: the same with --model llava-onevision-0.5b, --repeats 1, one budget per process; see the README)
+
+    python analysis/bench_latency_model.py --store profiles/latency_cpu_tiny.jsonl \\
+        --store profiles/latency_cpu_0.5b.jsonl [--train-frames 4,8 --test-frames 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+GOAL_BUDGET_MEDIAN = 0.05
+GOAL_BUDGET_MAX = 0.10
+GOAL_FRAMES = 0.10
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", action="append", required=True, help="a profile store; repeat for several")
+    parser.add_argument("--train-frames", default="4,8", help="frame counts to fit on (default 4,8)")
+    parser.add_argument("--test-frames", default="16", help="frame counts to predict (default 16)")
+    parser.add_argument("--rows", action="store_true", help="also print every held-out row")
+    args = parser.parse_args(argv)
+
+    from vidcost.latency import observations
+    from vidcost.store import read_records
+
+    train = [int(f) for f in args.train_frames.split(",")]
+    test = [int(f) for f in args.test_frames.split(",")]
+    missed = []
+    for store in args.store:
+        data = observations(read_records(store, kind="profile"))
+        print(f"\n{store}: {len(data)} profiles of {len({o.key for o in data})} configurations "
+              f"({', '.join(sorted({o.config.spec.name for o in data}))}, "
+              f"frames {sorted({o.config.spec.frames for o in data})}, "
+              f"methods {sorted({o.config.method for o in data} - {'vanilla'})})")
+        _noise_floor(data)
+        missed += _budget_split(store, data, args.rows)
+        if {o.config.spec.frames for o in data} & set(test):
+            missed += _frame_split(store, data, train, test, args.rows)
+        else:
+            print(f"  no profile at {test} frames: frame extrapolation not measured")
+    print("\nall goals met" if not missed else "\nMISSED: " + "; ".join(missed))
+    return 1 if missed else 0
+
+
+def _budget_split(store: str, data: list[Any], rows: bool) -> list[str]:
+    from vidcost.validation import leave_one_budget_out
+
+    result = leave_one_budget_out(data)
+    summary = result.summary()
+    _print(result, rows)
+    speedup = summary.get("speedup")
+    if speedup is None:
+        return [f"{store}: no speedup could be predicted held-out"]
+    missed = []
+    if speedup["median"] > GOAL_BUDGET_MEDIAN:
+        missed.append(f"{store} leave-one-budget-out median {speedup['median']:.1%} > {GOAL_BUDGET_MEDIAN:.0%}")
+    if speedup["max"] > GOAL_BUDGET_MAX:
+        missed.append(f"{store} leave-one-budget-out max {speedup['max']:.1%} > {GOAL_BUDGET_MAX:.0%}")
+    return missed
+
+
+def _frame_split(store: str, data: list[Any], train: list[int], test: list[int], rows: bool) -> list[str]:
+    from vidcost.validation import extrapolate_frames
+
+    result = extrapolate_frames(data, train, test)
+    summary = result.summary()
+    _print(result, rows)
+    missed = []
+    if "speedup" in summary and summary["speedup"]["max"] > GOAL_FRAMES:
+        missed.append(f"{store} {result.split}: speedup max {summary['speedup']['max']:.1%} > {GOAL_FRAMES:.0%}")
+    return missed
+
+
+def _noise_floor(data: list[Any]) -> None:
+    """Cell-to-cell spread of vanilla's TTFT at each frame count (max / min − 1)."""
+    spreads = []
+    for frames in sorted({o.config.spec.frames for o in data}):
+        vanilla = [o.ttft_ms for o in data if o.config.method == "vanilla" and o.config.spec.frames == frames]
+        if len(vanilla) > 1:
+            spreads.append(f"{frames} frames {max(vanilla) / min(vanilla) - 1:.0%} over {len(vanilla)} cells")
+    if spreads:
+        print("  noise floor, vanilla TTFT from cell to cell: " + ", ".join(spreads))
+
+
+def _print(result: Any, rows: bool) -> None:
+    print(f"  {result.split}")
+    print(f"    {'quantity':<22} {'median |err|':>12} {'max |err|':>10} {'n':>4}")
+    for quantity, values in result.summary().items():
+        print(f"    {quantity:<22} {values['median']:>12.1%} {values['max']:>10.1%} {values['count']:>4}")
+    for skipped in result.skipped:
+        print(f"    not predicted: {skipped}")
+    if rows:
+        print(f"    {'method':<8} {'frames':>6} {'budget':>6} {'speedup meas':>12} {'pred':>6} {'err':>7}")
+        for row in result.rows:
+            if row.measured.get("speedup") is None:
+                continue
+            print(f"    {row.method:<8} {row.frames:>6} {row.budget:>6g} {row.measured['speedup']:>12.3f} "
+                  f"{row.predicted['speedup']:>6.3f} {row.error('speedup'):>+7.1%}")
+
+
+if __name__ == "__main__":
+    from vidcost.cli.args import run_script
+
+    sys.exit(run_script(main))

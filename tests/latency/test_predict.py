@@ -1,0 +1,112 @@
+"""Predictions from a calibration or a roofline: monotone in the kept tokens, a target's boundary budget,
+bands from the held-out error, and warnings outside the calibration."""
+
+from __future__ import annotations
+
+import pytest
+
+from vidcost.errors import ConfigError
+from vidcost.latency import Calibration, fit_latency, observations
+from vidcost.predict import (VidcostPredictionWarning, budget_for_speedup, predict, predict_curve)
+from vidcost.schedule import Schedule
+from vidcost.spec import load_spec
+from vidcost.validation import leave_one_configuration_out
+
+# Below 1: at 1.0 a method keeps every token and runs no selection, whose own time a smaller budget pays.
+BUDGETS = [b / 20 for b in range(1, 20)]
+
+
+@pytest.fixture(scope="module")
+def calibration(synthetic) -> Calibration:
+    data = observations(synthetic(models=("tiny",), noise=0.01))
+    return Calibration(fit_latency(data), leave_one_configuration_out(data).summary(), len(data), 33, "synthetic")
+
+
+@pytest.mark.parametrize("method", ["fastv", "mmgvid", "uniform", "divprune"])
+@pytest.mark.parametrize("source", ["calibration", "roofline"])
+def test_predictions_are_monotone_in_the_kept_tokens(calibration, method: str, source: str) -> None:
+    where = {"calibration": calibration} if source == "calibration" else {"device_spec": "h100"}
+    curve = predict_curve("tiny", BUDGETS, method=method, frames=8, **where)
+    kept = [sum(p.visual_tokens) for p in curve]
+    assert kept == sorted(kept)
+    for fewer, more in zip(curve, curve[1:]):
+        if sum(fewer.visual_tokens) < sum(more.visual_tokens):
+            assert fewer.ttft_ms <= more.ttft_ms and fewer.llm_prefill_ms <= more.llm_prefill_ms
+            assert fewer.speedup >= more.speedup and fewer.kv_cache_bytes <= more.kv_cache_bytes
+
+
+def test_more_tokens_in_any_layer_never_predict_faster(calibration) -> None:
+    spec = load_spec("tiny", frames=8)
+    base = Schedule((512, 512, 100, 100, 100, 100), spec.text_tokens, 512)
+    for last in range(2, 6):
+        tokens = list(base.visual_tokens)
+        for layer in range(2, last + 1):
+            tokens[layer] += 50
+        wider = Schedule(tuple(tokens), spec.text_tokens, 512)
+        assert predict(spec, schedule=wider, calibration=calibration).llm_prefill_ms > \
+            predict(spec, schedule=base, calibration=calibration).llm_prefill_ms
+
+
+def test_target_speedup_returns_the_boundary_budget(calibration) -> None:
+    found = budget_for_speedup("tiny", 1.5, method="mmgvid", frames=16, calibration=calibration)
+    assert found.speedup >= 1.5
+    above = predict("tiny", method="mmgvid", frames=16, budget=found.budget + 1e-3, calibration=calibration)
+    assert above.speedup < 1.5
+    prefill = budget_for_speedup("tiny", 2.0, key="llm_prefill_speedup", method="fastv", frames=16,
+                                 device_spec="a100")
+    assert prefill.llm_prefill_speedup >= 2.0 > predict("tiny", method="fastv", frames=16, budget=prefill.budget + 1e-3,
+                                                        device_spec="a100").llm_prefill_speedup
+
+
+def test_an_unreachable_target_names_the_best_speedup(calibration) -> None:
+    with pytest.raises(ConfigError, match=r"target speedup 40× is unreachable: the largest predicted is \d+\.\d\d×"):
+        budget_for_speedup("tiny", 40, method="mmgvid", calibration=calibration)
+    with pytest.raises(ConfigError, match="must exceed 1"):
+        budget_for_speedup("tiny", 1.0, method="mmgvid", calibration=calibration)
+
+
+def test_bands_come_from_the_held_out_error(calibration) -> None:
+    p = predict("tiny", method="fastv", budget=0.3, frames=8, calibration=calibration)
+    error = calibration.held_out["speedup"]["max"]
+    payload = p.to_dict()
+    assert p.calibrated and payload["speedup_low"] == pytest.approx(p.speedup * (1 - error))
+    assert payload["speedup_high"] == pytest.approx(p.speedup * (1 + error))
+    roofline = predict("tiny", method="fastv", budget=0.3, device_spec="a100").to_dict()
+    assert roofline["calibrated"] is False and roofline["speedup_low"] is None
+    assert any("roofline-only" in note for note in roofline["notes"])
+
+
+def test_json_keys_speak_the_profile_vocabulary(calibration) -> None:
+    keys = {"ttft_ms", "vanilla_ttft_ms", "speedup", "speedup_low", "speedup_high", "llm_prefill_ms",
+            "vanilla_llm_prefill_ms", "llm_prefill_speedup", "stages_ms", "decode_ms_per_token", "kv_cache_bytes",
+            "peak_memory_bytes", "calibrated", "device", "budget"}
+    payload = predict("tiny", method="fastv", budget=0.3, calibration=calibration).to_dict()
+    assert keys <= set(payload)
+    assert payload["speedup"] == pytest.approx(payload["vanilla_ttft_ms"] / payload["ttft_ms"])
+    assert sum(payload["stages_ms"].values()) == pytest.approx(payload["ttft_ms"])
+
+
+def test_another_family_warns_naming_both(calibration) -> None:
+    with pytest.warns(VidcostPredictionWarning, match="fitted on the llava_onevision family; 'tiny-qwen2.5-vl' is qwen2_5_vl"):
+        predict("tiny-qwen2.5-vl", method="fastv", budget=0.3, calibration=calibration)
+
+
+def test_another_device_warns_naming_both(calibration) -> None:
+    with pytest.warns(VidcostPredictionWarning, match="fitted on 'Synthetic CPU \\(1 thread\\)', not on 'h100'"):
+        predict("tiny", method="fastv", budget=0.3, calibration=calibration, device_spec="h100")
+
+
+def test_a_method_never_fitted_is_noted(calibration) -> None:
+    p = predict("tiny", method="divprune", budget=0.3, calibration=calibration)
+    assert any("no profile of divprune was fitted" in note for note in p.notes)
+
+
+def test_bad_input_fails_before_pricing() -> None:
+    with pytest.raises(ConfigError, match="unknown --device-spec 'h900'.*a100-sxm-80gb.*local"):
+        predict("tiny", method="fastv", budget=0.3, device_spec="h900")
+    with pytest.raises(ConfigError, match="--calibration FILE.*--device-spec NAME"):
+        predict("tiny", method="fastv", budget=0.3)
+    with pytest.raises(ConfigError, match="no float32 peak"):
+        predict("tiny", method="fastv", budget=0.3, device_spec="a100", dtype="float32")
+    with pytest.raises(ConfigError, match="does not exist"):
+        predict("tiny", method="fastv", budget=0.3, calibration="/nonexistent/calib.json")

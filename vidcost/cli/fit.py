@@ -1,0 +1,113 @@
+"""`vidcost fit --store profiles/runs.jsonl --out calib.json`: fit the latency model to a store's profiles.
+
+Prints every stage's fitted terms with their standard errors, what they mean physically (achieved
+TFLOP/s, Hockney's n½), the terms this store cannot identify, and the leave-one-configuration-out error —
+the band `vidcost predict --calibration` puts around its predictions. No torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vidcost.cli.common import print_json
+from vidcost.errors import DataFormatError, FitError
+from vidcost.store import DEFAULT_STORE, iter_records
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "fit", help="fit the latency model to profiles (calibration JSON for `vidcost predict`)",
+        description="Fit each stage's latency terms (GEMM and attention FLOPs, per-layer and per-frame costs, "
+                    "each method's selection, decode bytes) to the ok profile records of one device, dtype "
+                    "and model family, measure the error on held-out configurations, and write a calibration.")
+    parser.add_argument("--store", default=str(DEFAULT_STORE), help=f"profile records (default {DEFAULT_STORE})")
+    parser.add_argument("--out", required=True, help="calibration JSON to write, e.g. calib.json")
+    select = parser.add_argument_group("choose one group when the store holds several")
+    select.add_argument("--device-name", help="records whose device contains this text (e.g. H100, 'EPYC (1 thread)')")
+    select.add_argument("--dtype", help="records of this dtype (float32, bfloat16, float16)")
+    select.add_argument("--family", help="records of this model family (llava_onevision, qwen2_5_vl, qwen2_vl)")
+    parser.add_argument("--no-validation", action="store_true",
+                        help="skip the leave-one-configuration-out error (predictions then carry no band)")
+    parser.add_argument("--json", action="store_true", help="print the calibration and the held-out rows as JSON")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vidcost.latency import Calibration, derived_quantities, fit_latency, observations
+    from vidcost.validation import leave_one_configuration_out
+
+    if not Path(args.store).is_file():
+        raise DataFormatError(f"store '{args.store}' does not exist; measure profiles with `vidcost sweep` or "
+                              "`vidcost profile` first, or give --store PATH")
+    data = observations(iter_records(args.store, kind="profile"))
+    chosen = [o for o in data
+              if (args.device_name is None or args.device_name.lower() in o.device.lower())
+              and (args.dtype is None or o.config.dtype == args.dtype)
+              and (args.family is None or o.config.spec.architecture == args.family)]
+    if not chosen:
+        raise FitError(f"no usable profile in '{args.store}' matches the choice ({len(data)} usable in all); "
+                       "drop or change --device-name / --dtype / --family")
+    model = fit_latency(chosen)
+    held = None
+    if not args.no_validation:
+        progress = _progress(len({o.key for o in chosen}))
+        held = leave_one_configuration_out(chosen, progress=progress)
+        progress(0, 0)
+    calibration = Calibration(model, held.summary() if held else {}, len(chosen), len({o.key for o in chosen}),
+                              str(args.store))
+    calibration.save(args.out)
+    spec = chosen[0].config.spec
+    if args.json:
+        print_json({**calibration.to_dict(), "derived": derived_quantities(model, spec, model.dtype),
+                    "held_out_rows": held.to_dict()["rows"] if held else [], "out": args.out})
+        return 0
+    print(_render(calibration, derived_quantities(model, spec, model.dtype), held, args.out))
+    return 0
+
+
+def _progress(groups: int):
+    """A tqdm bar on stderr for the refits (each group's model fitted without it); call (0, 0) to close."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=groups, desc="vidcost fit: held-out refits", unit="fit", file=sys.stderr, leave=False,
+               disable=groups < 8)
+
+    def update(done: int, total: int) -> None:
+        if total == 0:
+            bar.close()
+        else:
+            bar.update(done - bar.n)
+
+    return update
+
+
+def _render(calibration, derived, held, out: str) -> str:
+    model = calibration.model
+    lines = [f"latency model of {model.device} / {model.dtype} / {model.family}: {calibration.records} profiles of "
+             f"{calibration.configurations} configurations ({', '.join(model.models)}; methods "
+             f"{', '.join(model.methods) or 'none'})", ""]
+    for stage, fit in model.stages.items():
+        lines.append(f"{stage}  ({fit.rows} profiles, in-sample RMS error {fit.rms_relative_error:.1%})")
+        for term in fit.terms:
+            lines.append(f"  {term}")
+        if fit.unidentified:
+            lines.append(f"  not identifiable from this store (carried by the terms above): {', '.join(fit.unidentified)}")
+    if derived:
+        readings = []
+        if "gemm_tflops" in derived:
+            readings.append(f"GEMMs at {derived['gemm_tflops'] * 1e3:.1f} GFLOP/s asymptotically, n½ ≈ "
+                            f"{derived['gemm_half_rows']:.0f} rows (fixed per-layer time included)")
+        if "attention_tflops" in derived:
+            readings.append(f"attention at {derived['attention_tflops'] * 1e3:.1f} GFLOP/s")
+        lines += ["", "decoder layers: " + "; ".join(readings)]
+    if held is not None:
+        lines += ["", f"held-out error ({held.split}: each configuration predicted by a fit without it):"]
+        lines.append(f"  {'quantity':<22} {'median':>8} {'max':>8} {'n':>4}")
+        for quantity, values in held.summary().items():
+            lines.append(f"  {quantity:<22} {values['median']:>8.1%} {values['max']:>8.1%} {values['count']:>4}")
+        for skipped in held.skipped:
+            lines.append(f"  not predicted: {skipped}")
+    lines += ["", f"wrote {out}"]
+    return "\n".join(lines)

@@ -1,0 +1,316 @@
+"""DeviceSpec: what a roofline needs of an accelerator — dense tensor peak per dtype, memory bandwidth,
+and (where measured) how efficiency rises with the rows of a GEMM.
+
+Three sources, one type:
+
+* the datasheet table `DEVICES` (`--device-spec a100`): vendor peaks, each entry citing its datasheet.
+  A datasheet gives no efficiency curve, so a roofline on one runs at peak — a lower bound on latency;
+  `analysis/roofline_vs_published.py` measures how far below the papers' measured numbers it lands;
+* a user's device JSON (`--device-spec my_gpu.json`, the fields of `DeviceSpec.to_dict`);
+* `--device-spec local`: `measure_local_device` times GEMMs, attention and a copy on the machine it runs
+  on and fits Hockney's model to the GEMM times, t(n) = W(n) / r∞ · (1 + n½ / n) (R. Hockney, "The
+  communication challenge for MPP", Parallel Computing 20, 1994; here n is the rows of the GEMM): the
+  achieved rate r∞ replaces the peak and n½ — the rows at which half of r∞ is reached — gives the
+  efficiency n / (n + n½) at the token counts pruning produces.
+
+Peaks are dense (no 2:4 sparsity), in FLOP/s; bandwidth in bytes/s.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from vidcost.errors import ConfigError, DataFormatError
+
+TERA, GIGA = 1e12, 1e9
+LOCAL = "local"
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """An accelerator as a roofline sees it.
+
+    Attributes:
+        name: the table's name, the JSON's, or "local (<device name>)".
+        peak_flops: dense matmul peak in FLOP/s per dtype ("bfloat16", "float16", "float32").
+        memory_bandwidth: bytes/s.
+        memory_bytes: device memory (0 when unknown).
+        source: where the values come from (a datasheet, a file, a measurement).
+        gemm_half_rows: Hockney's n½ for GEMMs — rows at which half the peak is reached; 0 means a
+            pure roofline at peak (no measured curve).
+        attention_half_tokens: the same for attention over n tokens (0: at peak).
+        attention_rate_fraction: attention's asymptotic rate over the GEMM peak (1 for a datasheet).
+        measured: True when `peak_flops` are achieved rates measured on this machine, not datasheet peaks.
+    """
+
+    name: str
+    peak_flops: Mapping[str, float]
+    memory_bandwidth: float
+    memory_bytes: float = 0.0
+    source: str = ""
+    gemm_half_rows: float = 0.0
+    attention_half_tokens: float = 0.0
+    attention_rate_fraction: float = 1.0
+    measured: bool = False
+
+    def flops_per_second(self, dtype: str) -> float:
+        """The peak for a dtype.
+
+        Raises:
+            ConfigError: the device lists no peak for it.
+        """
+        peak = self.peak_flops.get(dtype)
+        if not peak:
+            raise ConfigError(f"device '{self.name}' has no {dtype} peak (it lists {sorted(self.peak_flops)}); "
+                              f"choose one of those with --dtype, or give a device JSON with peak_tflops.{dtype}")
+        return float(peak)
+
+    def efficiency(self, rows: float, *, attention: bool = False) -> float:
+        """Fraction of the peak a GEMM of `rows` rows reaches, n / (n + n½); attention over `rows` tokens
+        reaches `attention_rate_fraction` of that form with its own n½."""
+        if rows <= 0:
+            return 0.0
+        if attention:
+            return self.attention_rate_fraction * rows / (rows + self.attention_half_tokens)
+        return rows / (rows + self.gemm_half_rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The device-JSON form (TFLOP/s and GB/s, as datasheets print them)."""
+        return {"name": self.name, "peak_tflops": {k: v / TERA for k, v in self.peak_flops.items()},
+                "memory_bandwidth_gbps": self.memory_bandwidth / GIGA, "memory_gb": self.memory_bytes / GIGA,
+                "source": self.source, "gemm_half_rows": self.gemm_half_rows,
+                "attention_half_tokens": self.attention_half_tokens,
+                "attention_rate_fraction": self.attention_rate_fraction, "measured": self.measured}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "device JSON") -> "DeviceSpec":
+        """Read the `to_dict` form, validated.
+
+        Raises:
+            DataFormatError: a field missing, not a number, not finite or not positive.
+        """
+        def number(key: str, value: Any, *, positive: bool = True) -> float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < 0 or (positive and value == 0):
+                raise DataFormatError(f"{where}: '{key}' must be a {'positive' if positive else 'non-negative'} "
+                                      f"finite number, got {value!r}")
+            return float(value)
+
+        for key in ("name", "peak_tflops", "memory_bandwidth_gbps"):
+            if key not in data:
+                raise DataFormatError(f"{where}: missing '{key}' (a device JSON needs name, peak_tflops "
+                                      "{dtype: TFLOP/s} and memory_bandwidth_gbps)")
+        peaks = data["peak_tflops"]
+        if not isinstance(peaks, Mapping) or not peaks:
+            raise DataFormatError(f"{where}: 'peak_tflops' must map dtypes to TFLOP/s, e.g. {{\"bfloat16\": 312}}")
+        return cls(name=str(data["name"]),
+                   peak_flops={str(k): number(f"peak_tflops.{k}", v) * TERA for k, v in peaks.items()},
+                   memory_bandwidth=number("memory_bandwidth_gbps", data["memory_bandwidth_gbps"]) * GIGA,
+                   memory_bytes=number("memory_gb", data.get("memory_gb", 0), positive=False) * GIGA,
+                   source=str(data.get("source", where)),
+                   gemm_half_rows=number("gemm_half_rows", data.get("gemm_half_rows", 0), positive=False),
+                   attention_half_tokens=number("attention_half_tokens", data.get("attention_half_tokens", 0),
+                                                positive=False),
+                   attention_rate_fraction=number("attention_rate_fraction", data.get("attention_rate_fraction", 1)),
+                   measured=bool(data.get("measured", False)))
+
+    def __str__(self) -> str:
+        peaks = ", ".join(f"{k} {v / TERA:.1f} TFLOP/s" for k, v in sorted(self.peak_flops.items()))
+        curve = f", GEMM n½ {self.gemm_half_rows:.0f} rows" if self.gemm_half_rows else ", at peak"
+        return f"{self.name}: {peaks}, {self.memory_bandwidth / GIGA:.0f} GB/s{curve}"
+
+
+def _datasheet(name: str, tflops: float, bandwidth_gbps: float, memory_gb: float, source: str,
+               dtypes: tuple[str, ...] = ("bfloat16", "float16")) -> DeviceSpec:
+    return DeviceSpec(name, {dtype: tflops * TERA for dtype in dtypes}, bandwidth_gbps * GIGA, memory_gb * GIGA,
+                      source)
+
+
+# Dense BF16/FP16 tensor-core peaks (datasheets print "with sparsity" at twice these) and memory bandwidth.
+DEVICES: dict[str, DeviceSpec] = {spec.name: spec for spec in (
+    _datasheet("a100-sxm-80gb", 312, 2039, 80, "NVIDIA A100 Tensor Core GPU datasheet (2021): BF16/FP16 "
+               "Tensor Core 312 TFLOPS (624 sparse); A100 80GB SXM 2,039 GB/s"),
+    _datasheet("a100-sxm-40gb", 312, 1555, 40, "NVIDIA A100 Tensor Core GPU datasheet (2021): BF16/FP16 "
+               "Tensor Core 312 TFLOPS; A100 40GB SXM 1,555 GB/s"),
+    _datasheet("a800", 312, 2039, 80, "NVIDIA A800 Tensor Core GPU datasheet (A800 80GB SXM): BF16/FP16 "
+               "Tensor Core 312 TFLOPS; 2,039 GB/s"),
+    _datasheet("h100-sxm", 989.4, 3350, 80, "NVIDIA H100 Tensor Core GPU datasheet: H100 SXM BF16/FP16 "
+               "Tensor Core 1,979 TFLOPS with sparsity (989.4 dense); 3.35 TB/s"),
+    _datasheet("h100-pcie", 756.5, 2000, 80, "NVIDIA H100 Tensor Core GPU datasheet: H100 PCIe BF16/FP16 "
+               "Tensor Core 1,513 TFLOPS with sparsity (756.5 dense); 2 TB/s"),
+    _datasheet("h200", 989.4, 4800, 141, "NVIDIA H200 Tensor Core GPU datasheet: H200 SXM BF16/FP16 Tensor "
+               "Core 1,979 TFLOPS with sparsity (989.4 dense); 141 GB HBM3e at 4.8 TB/s"),
+    _datasheet("b200", 2250, 8000, 180, "NVIDIA HGX B200 datasheet (per GPU): FP16/BF16 Tensor Core "
+               "4.5 PFLOPS with sparsity (2.25 dense); 180 GB HBM3e at 8 TB/s"),
+    _datasheet("l40s", 362.05, 864, 48, "NVIDIA L40S datasheet: BF16/FP16 Tensor 362.05 TFLOPS "
+               "(733 with sparsity); 48 GB GDDR6 at 864 GB/s"),
+    _datasheet("rtx-4090", 165.2, 1008, 24, "NVIDIA Ada Lovelace GPU architecture whitepaper, Appendix A "
+               "(GeForce RTX 4090): BF16/FP16 Tensor with FP32 accumulate 165.2 TFLOPS dense — the "
+               "accumulation frameworks use; 1,008 GB/s"),
+    _datasheet("v100-sxm", 125, 900, 32, "NVIDIA Tesla V100 datasheet: V100 SXM2 Tensor Performance 125 "
+               "TFLOPS (FP16; no BF16); 900 GB/s", dtypes=("float16",)),
+    _datasheet("mi300x", 1307.4, 5300, 192, "AMD Instinct MI300X accelerator datasheet: BF16/FP16 1,307.4 "
+               "TFLOPS dense (2,614.9 sparse); 192 GB HBM3 at 5.3 TB/s"),
+)}
+ALIASES = {"a100": "a100-sxm-80gb", "h100": "h100-sxm"}
+
+
+def device_names() -> list[str]:
+    """Every name `--device-spec` takes (table names, aliases and "local")."""
+    return sorted(DEVICES) + sorted(ALIASES) + [LOCAL]
+
+
+def load_device(name: str, *, dtype: str = "bfloat16", device: str = "cpu") -> DeviceSpec:
+    """A device by table name or alias, from a device JSON path, or measured here ("local").
+
+    Args:
+        name: a name of `device_names()`, or a path ending in .json.
+        dtype / device: for "local" only — what the microbenchmark runs in and on.
+
+    Raises:
+        ConfigError: an unknown name (the names listed) or a JSON path that does not exist.
+        DataFormatError: a device JSON that is not valid.
+    """
+    key = name.strip().lower()
+    if key in DEVICES or key in ALIASES:
+        return DEVICES[ALIASES.get(key, key)]
+    if key == LOCAL:
+        return measure_local_device(dtype=dtype, device=device)
+    if key.endswith(".json"):
+        path = Path(name)
+        if not path.is_file():
+            raise ConfigError(f"device JSON '{name}' does not exist; give a path to a file with name, "
+                              "peak_tflops and memory_bandwidth_gbps, or one of " + ", ".join(device_names()))
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise DataFormatError(f"device JSON '{name}' cannot be read: {err}") from err
+        if not isinstance(data, Mapping):
+            raise DataFormatError(f"device JSON '{name}' must hold one object")
+        return DeviceSpec.from_dict(data, where=f"device JSON '{name}'")
+    raise ConfigError(f"unknown --device-spec '{name}'; choose one of {', '.join(device_names())}, "
+                      "or give a device JSON file")
+
+
+@dataclass(frozen=True)
+class HockneyFit:
+    """t(n) = W(n) / r∞ · (1 + n½ / n), fitted to timed work W at sizes n.
+
+    Attributes:
+        rate: r∞ in FLOP/s (or bytes/s).
+        half_size: n½, the size at which half of r∞ is reached.
+        sizes / seconds / work: the measurements fitted.
+    """
+
+    rate: float
+    half_size: float
+    sizes: tuple[float, ...] = field(default=(), repr=False)
+    seconds: tuple[float, ...] = field(default=(), repr=False)
+    work: tuple[float, ...] = field(default=(), repr=False)
+
+    def predict_seconds(self, work: float, size: float) -> float:
+        return work / self.rate * (1 + self.half_size / size)
+
+
+def fit_hockney(sizes: list[float], work: list[float], seconds: list[float]) -> HockneyFit:
+    """Fit Hockney's r∞ and n½ by non-negative least squares in relative error.
+
+    t = a·W + b·W/n is linear in a = 1/r∞ and b = n½/r∞; each row is divided by its t, so a small
+    GEMM's microseconds weigh as much as a large one's milliseconds. Where the fitted n½ lies beyond the
+    largest size measured, the timings show no rising efficiency in their range (a kernel whose rate
+    falls with size, or noise) and the rate alone is kept: r∞ = median W/t, n½ = 0.
+
+    Raises:
+        ConfigError: fewer than two sizes, or a fit with no positive rate.
+    """
+    import numpy as np
+    from scipy.optimize import lsq_linear
+
+    if len(set(sizes)) < 2:
+        raise ConfigError(f"Hockney's model needs timings at two sizes or more, got {sorted(set(sizes))}")
+    t = np.asarray(seconds, dtype=float)
+    w = np.asarray(work, dtype=float)
+    n = np.asarray(sizes, dtype=float)
+    design = np.column_stack([w, w / n]) / t[:, None]
+    scale = np.abs(design).max(axis=0)
+    result = lsq_linear(design / scale, np.ones_like(t), bounds=(0, np.inf))
+    a, b = result.x / scale
+    if a > 0 and b / a <= n.max():
+        return HockneyFit(1 / a, b / a, tuple(n), tuple(t), tuple(w))
+    rate = float(np.median(w / t))
+    if not rate > 0:
+        raise ConfigError("the timings give no positive rate; rerun on a quieter machine")
+    return HockneyFit(rate, 0.0, tuple(n), tuple(t), tuple(w))
+
+
+def measure_local_device(*, dtype: str = "float32", device: str = "cpu", width: int = 1024,
+                         repeats: int = 5, clock: Callable[[], float] = time.perf_counter) -> DeviceSpec:
+    """Measure this machine: GEMMs [n, width] × [width, 4·width] at n = 16 … 2048 rows, causal SDPA
+    attention over 256 … 4096 tokens, and a large copy; fit Hockney's r∞ and n½ to each (`fit_hockney`).
+
+    Takes a few seconds on a CPU. The median of `repeats` timed runs after one warm-up, with a device
+    synchronise around each on a GPU (one kernel per run, so the sync costs no overlap).
+
+    Raises:
+        ConfigError: an unknown dtype or device, or timings too noisy to fit.
+    """
+    import torch
+
+    from vidcost.profiling.environment import device_name
+    from vidcost.runtime.model import resolve_device, resolve_dtype
+
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
+    torch_dtype = getattr(torch, dtype)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+    def seconds(run: Callable[[], Any]) -> float:
+        run()
+        sync()
+        samples = []
+        for _ in range(repeats):
+            start = clock()
+            run()
+            sync()
+            samples.append(clock() - start)
+        return statistics.median(samples)
+
+    with torch.inference_mode():
+        weight = torch.randn(width, 4 * width, dtype=torch_dtype, device=device)
+        gemm_rows = [16, 64, 256, 1024, 2048]
+        gemm_times = []
+        for rows in gemm_rows:
+            activations = torch.randn(rows, width, dtype=torch_dtype, device=device)
+            gemm_times.append(seconds(lambda: activations @ weight))
+        gemm = fit_hockney(gemm_rows, [2 * rows * width * 4 * width for rows in gemm_rows], gemm_times)
+
+        heads, head_dim = 8, 64
+        lengths = [256, 1024, 2048, 4096]
+        attention_times = []
+        for length in lengths:
+            q = torch.randn(1, heads, length, head_dim, dtype=torch_dtype, device=device)
+            attention_times.append(seconds(
+                lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True)))
+        # Causal QKᵀ and P·V: 2 · 2·n²·hd per head, halved.
+        attention = fit_hockney(lengths, [2 * heads * length * length * head_dim for length in lengths],
+                                attention_times)
+
+        elements = 64 * 2**20 // torch.finfo(torch_dtype).bits * 8  # 64 MiB
+        source_tensor = torch.empty(elements, dtype=torch_dtype, device=device)
+        target = torch.empty_like(source_tensor)
+        copy_seconds = seconds(lambda: target.copy_(source_tensor))
+        bandwidth = 2 * source_tensor.numel() * source_tensor.element_size() / copy_seconds  # read + write
+
+    return DeviceSpec(
+        name=f"local ({device_name(device)})", peak_flops={dtype: gemm.rate}, memory_bandwidth=bandwidth,
+        source=(f"measured by vidcost on {device} in {dtype}: GEMM r∞ {gemm.rate / GIGA:.1f} GFLOP/s, "
+                f"n½ {gemm.half_size:.0f} rows; attention r∞ {attention.rate / GIGA:.1f} GFLOP/s, "
+                f"n½ {attention.half_size:.0f} tokens; copy {bandwidth / GIGA:.1f} GB/s"),
+        gemm_half_rows=gemm.half_size, attention_half_tokens=attention.half_size,
+        attention_rate_fraction=attention.rate / gemm.rate, measured=True)

@@ -1,0 +1,374 @@
+"""Prediction: the latency, speedup and memory of a pruning budget before it is deployed.
+
+`predict` prices a method's plan (or a schedule) on a model with a fitted `Calibration`
+(`vidcost.latency`; calibrated: the error band is the held-out error of that fit) or a device's roofline
+(`vidcost.roofline`; roofline-only: no band — nothing measured it on that device). Speedups are vanilla
+over method, both predicted by the same model. Memory comes from the cost model (`estimate_memory`:
+weights, the KV cache under the schedule and the LLM prefill's activation peak; `analysis/bench_memory.py`
+compares them with measured peaks).
+
+`predict_curve` runs it at several budgets; `budget_for_speedup` finds the largest budget whose
+predicted speedup still meets a target (bisection: the predicted speedup falls as the budget grows).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from vidcost.cost import DTYPE_BYTES, estimate_memory
+from vidcost.errors import ConfigError
+from vidcost.latency import (Calibration, Configuration, LatencyModel, load_calibration,
+                             predict_stages, vanilla_configuration)
+from vidcost.schedule import Schedule
+from vidcost.spec import ModelSpec, load_spec
+
+SPEEDUP_KEYS = ("speedup", "llm_prefill_speedup")
+# The smallest budget the target search tries: below it a method keeps almost nothing.
+MIN_BUDGET = 0.01
+
+
+class VidcostPredictionWarning(UserWarning):
+    """A prediction made outside what its calibration was fitted on (another family, device or model)."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a budget is predicted to buy, in the vocabulary of `vidcost profile --json`.
+
+    Attributes:
+        model / frames / method / budget / params: what was priced (budget None for a schedule).
+        device / dtype: where: the calibration's device, or the roofline's.
+        calibrated: True when fitted on profiles of that device; False for a roofline.
+        stages_ms / vanilla_stages_ms: predicted stages of TTFT.
+        ttft_ms / vanilla_ttft_ms, llm_prefill_ms / vanilla_llm_prefill_ms: predicted.
+        speedup: TTFT speedup (vision encoder and selection included); llm_prefill_speedup: the decoder's.
+        speedup_low / speedup_high (and llm_prefill_*): the band from the held-out error; None roofline-only.
+        decode_ms_per_token / vanilla_decode_ms_per_token: one decode step (None if never measured).
+        kv_cache_bytes / peak_memory_bytes (and vanilla_*): from the cost model.
+        errors: quantity → relative half-width of its band (the held-out max error).
+        notes: what the prediction does not cover, in words.
+    """
+
+    model: str
+    frames: int
+    method: str | None
+    budget: float | None
+    params: Mapping[str, Any]
+    device: str
+    dtype: str
+    calibrated: bool
+    stages_ms: Mapping[str, float]
+    vanilla_stages_ms: Mapping[str, float]
+    ttft_ms: float
+    vanilla_ttft_ms: float
+    llm_prefill_ms: float
+    vanilla_llm_prefill_ms: float
+    speedup: float | None
+    llm_prefill_speedup: float | None
+    decode_ms_per_token: float | None
+    vanilla_decode_ms_per_token: float | None
+    kv_cache_bytes: int
+    vanilla_kv_cache_bytes: int
+    peak_memory_bytes: int
+    vanilla_peak_memory_bytes: int
+    visual_tokens: tuple[int, ...] = ()
+    errors: Mapping[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def band(self, key: str) -> tuple[float | None, float | None]:
+        """(low, high) of a predicted value from its held-out error, or (None, None)."""
+        value, error = getattr(self, key), self.errors.get(key)
+        if value is None or error is None:
+            return None, None
+        return value * (1 - error), value * (1 + error)
+
+    def to_dict(self) -> dict[str, Any]:
+        speedup_low, speedup_high = self.band("speedup")
+        prefill_low, prefill_high = self.band("llm_prefill_speedup")
+        ttft_low, ttft_high = self.band("ttft_ms")
+        return {
+            "model": self.model, "frames": self.frames, "method": self.method, "budget": self.budget,
+            "params": dict(self.params), "device": self.device, "dtype": self.dtype, "calibrated": self.calibrated,
+            "ttft_ms": self.ttft_ms, "ttft_ms_low": ttft_low, "ttft_ms_high": ttft_high,
+            "vanilla_ttft_ms": self.vanilla_ttft_ms,
+            "speedup": self.speedup, "speedup_low": speedup_low, "speedup_high": speedup_high,
+            "llm_prefill_ms": self.llm_prefill_ms, "vanilla_llm_prefill_ms": self.vanilla_llm_prefill_ms,
+            "llm_prefill_speedup": self.llm_prefill_speedup, "llm_prefill_speedup_low": prefill_low,
+            "llm_prefill_speedup_high": prefill_high,
+            "stages_ms": dict(self.stages_ms), "vanilla_stages_ms": dict(self.vanilla_stages_ms),
+            "decode_ms_per_token": self.decode_ms_per_token,
+            "vanilla_decode_ms_per_token": self.vanilla_decode_ms_per_token,
+            "kv_cache_bytes": self.kv_cache_bytes, "vanilla_kv_cache_bytes": self.vanilla_kv_cache_bytes,
+            "peak_memory_bytes": self.peak_memory_bytes, "vanilla_peak_memory_bytes": self.vanilla_peak_memory_bytes,
+            "visual_tokens": list(self.visual_tokens), "errors": dict(self.errors), "notes": list(self.notes),
+        }
+
+    def __str__(self) -> str:
+        what = f"{self.method} @ {self.budget:g}" if self.method and self.budget is not None else "schedule"
+        return (f"Prediction({self.model}, {self.frames} frames, {what} on {self.device}: TTFT {self.ttft_ms:.1f} ms, "
+                f"speedup {self.speedup:.2f}×, {'calibrated' if self.calibrated else 'roofline-only'})")
+
+
+def latency_source(calibration: str | Calibration | None = None, device_spec: str | None = None, *,
+                   dtype: str | None = None) -> tuple[Any, Calibration | None]:
+    """The model that prices stages — a calibration's `LatencyModel`, else the device's `RooflineModel` — and
+    the calibration itself (None for a roofline).
+
+    Raises:
+        ConfigError: neither given, or an unknown device.
+    """
+    if calibration is not None:
+        loaded = load_calibration(calibration) if isinstance(calibration, str) else calibration
+        if device_spec is not None and device_spec.strip().lower() not in loaded.model.device.lower():
+            warnings.warn(f"the calibration was fitted on '{loaded.model.device}', not on '{device_spec}': "
+                          "its terms describe that device; use --device-spec alone for a roofline of "
+                          f"'{device_spec}'", VidcostPredictionWarning, stacklevel=3)
+        return loaded.model, loaded
+    if device_spec is None:
+        raise ConfigError("give --calibration FILE (written by `vidcost fit`) or --device-spec NAME (a roofline: "
+                          "see `vidcost predict --help` for the device names)")
+    from vidcost.devices import load_device
+    from vidcost.roofline import RooflineModel
+
+    dtype = dtype or "bfloat16"
+    device = load_device(device_spec, dtype=dtype)
+    device.flops_per_second(dtype)  # a dtype the device has no peak for fails here, before any pricing
+    return RooflineModel(device, dtype), None
+
+
+def plan_schedule(spec: ModelSpec, method: str | None, budget: float | None,
+                  params: Mapping[str, Any] | None = None) -> tuple[Schedule, str, float, dict[str, Any]]:
+    """A method's planned schedule for a budget: (schedule, method name, budget, resolved parameters)."""
+    from vidcost.methods import budget_for, get_method
+
+    resolved = get_method(method or "vanilla", **dict(params or {}))
+    budget = budget_for(resolved.name, budget)
+    return resolved.plan(spec.method_view(), budget), resolved.name, budget, resolved.resolved_params()
+
+
+def predict(model: str | ModelSpec, *, frames: int | None = None, method: str | None = None,
+            budget: float | None = None, params: Mapping[str, Any] | None = None, schedule: Schedule | None = None,
+            calibration: str | Calibration | None = None, device_spec: str | None = None, dtype: str | None = None,
+            decode_tokens: int = 0, text_tokens: int | None = None, tokens_per_frame: int | None = None,
+            source: Any = None) -> Prediction:
+    """Predict a budget's latency, speedup and memory (see the module docstring).
+
+    Args:
+        model: a preset, a config.json path, or a `ModelSpec`.
+        frames / text_tokens / tokens_per_frame: override the model's.
+        method / budget / params: the plan to price (or `schedule`, token counts per layer).
+        calibration: a calibration file or object (`vidcost fit`); or `device_spec`: a device table name,
+            a device JSON or "local" for a roofline.
+        dtype: the roofline's dtype (default bfloat16); a calibration has its own.
+        decode_tokens: decode steps after the prefill (the KV cache they read grows).
+        source: an already built latency source (`latency_source`), to price many budgets.
+
+    Raises:
+        ConfigError: bad input (the value and the fix), before any pricing.
+    """
+    spec = model if isinstance(model, ModelSpec) else load_spec(model, frames=frames, text_tokens=text_tokens,
+                                                                tokens_per_frame=tokens_per_frame)
+    if isinstance(model, ModelSpec):
+        spec = spec.with_overrides(frames=frames, text_tokens=text_tokens, tokens_per_frame=tokens_per_frame)
+    if decode_tokens < 0:
+        raise ConfigError(f"decode tokens must be 0 or more, got {decode_tokens}")
+    latency, calibration_used = source if source is not None else latency_source(calibration, device_spec,
+                                                                                  dtype=dtype)
+    run_dtype = latency.dtype
+    if schedule is not None:
+        if method is not None or budget is not None:
+            raise ConfigError("a schedule gives the token counts itself; drop the method and budget")
+        from vidcost.cost import check_schedule
+
+        check_schedule(spec, schedule)
+        name, resolved_params, plan = None, {}, schedule
+    else:
+        plan, name, budget, resolved_params = plan_schedule(spec, method, budget, params)
+    config = Configuration(spec, plan, name or "schedule", run_dtype, decode_tokens)
+    notes = _notes(latency, calibration_used, spec, name)
+    predicted = predict_stages(latency, config)
+    vanilla = predict_stages(latency, vanilla_configuration(config))
+    memory = estimate_memory(spec, plan, dtype_bytes=DTYPE_BYTES[run_dtype], generated_tokens=decode_tokens)
+    vanilla_memory = estimate_memory(spec, vanilla_configuration(config).schedule, dtype_bytes=DTYPE_BYTES[run_dtype],
+                                     generated_tokens=decode_tokens)
+    errors = {}
+    if calibration_used is not None:
+        errors = {key: float(values["max"]) for key, values in calibration_used.held_out.items() if "max" in values}
+    return Prediction(
+        model=spec.name, frames=spec.frames, method=name, budget=budget, params=resolved_params,
+        device=latency.device if isinstance(latency, LatencyModel) else latency.device.name, dtype=run_dtype,
+        calibrated=calibration_used is not None,
+        stages_ms=dict(predicted.stages_ms), vanilla_stages_ms=dict(vanilla.stages_ms),
+        ttft_ms=predicted.ttft_ms, vanilla_ttft_ms=vanilla.ttft_ms, llm_prefill_ms=predicted.llm_prefill_ms,
+        vanilla_llm_prefill_ms=vanilla.llm_prefill_ms,
+        speedup=_ratio(vanilla.ttft_ms, predicted.ttft_ms),
+        llm_prefill_speedup=_ratio(vanilla.llm_prefill_ms, predicted.llm_prefill_ms),
+        decode_ms_per_token=predicted.decode_ms_per_token, vanilla_decode_ms_per_token=vanilla.decode_ms_per_token,
+        kv_cache_bytes=memory.kv_cache_bytes, vanilla_kv_cache_bytes=vanilla_memory.kv_cache_bytes,
+        peak_memory_bytes=memory.total_bytes, vanilla_peak_memory_bytes=vanilla_memory.total_bytes,
+        visual_tokens=plan.visual_tokens, errors=errors, notes=notes)
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator > 0 else None
+
+
+def _notes(latency: Any, calibration: Calibration | None, spec: ModelSpec, method: str | None) -> tuple[str, ...]:
+    """What the prediction does not cover, with a warning where it reaches outside its calibration."""
+    notes = ["memory from the cost model (weights + KV cache + LLM activation peak); the vision tower's own "
+             "transient peak is not in it"]
+    if calibration is None:
+        notes.append("roofline-only: no selection time, no launch overheads; a lower bound on latency, and no "
+                     "error band (`analysis/roofline_vs_published.py` shows how far below measured numbers it lands)")
+        return tuple(notes)
+    fitted = calibration.model
+    if spec.architecture != fitted.family:
+        message = (f"the calibration was fitted on the {fitted.family} family; '{spec.name}' is {spec.architecture}: "
+                   "the prediction extrapolates across families")
+        warnings.warn(message, VidcostPredictionWarning, stacklevel=4)
+        notes.append(message)
+    elif spec.name not in fitted.models:
+        notes.append(f"'{spec.name}' was not in the fit ({', '.join(fitted.models)}): its per-layer terms are "
+                     "carried over from those models")
+    if method not in (None, "vanilla", "schedule") and method not in fitted.methods:
+        notes.append(f"no profile of {method} was fitted: its selection time is not in the prediction "
+                     f"(fitted: {', '.join(fitted.methods) or 'none'})")
+    if "decode" not in fitted.stages:
+        notes.append("no profile timed decoding (vidcost profile --decode-tokens N): no decode prediction")
+    return tuple(notes)
+
+
+def predict_curve(model: str | ModelSpec, budgets: Sequence[float], **kwargs: Any) -> list[Prediction]:
+    """`predict` at each budget (the latency source built once)."""
+    source = kwargs.pop("source", None) or latency_source(kwargs.pop("calibration", None),
+                                                          kwargs.pop("device_spec", None), dtype=kwargs.get("dtype"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("once", VidcostPredictionWarning)
+        return [predict(model, budget=budget, source=source, **kwargs) for budget in budgets]
+
+
+def budget_for_speedup(model: str | ModelSpec, target: float, *, key: str = "speedup",
+                       tolerance: float = 1e-3, **kwargs: Any) -> Prediction:
+    """The largest budget whose predicted `key` ("speedup" or "llm_prefill_speedup") is at least `target`.
+
+    Bisection on (MIN_BUDGET, 1]: the plan keeps fewer tokens as the budget falls, and the predicted
+    speedup rises with it (`tests/test_predict.py` checks the monotony). The returned prediction's budget
+    meets the target; one `tolerance` above it does not.
+
+    Raises:
+        ConfigError: a key that is not a speedup, a target of 1 or less, or one no budget down to
+            MIN_BUDGET reaches (the largest speedup predicted is named).
+    """
+    if key not in SPEEDUP_KEYS:
+        raise ConfigError(f"target key '{key}' is not one of {list(SPEEDUP_KEYS)}")
+    if not target > 1:
+        raise ConfigError(f"a target speedup must exceed 1 (vanilla is 1), got {target:g}")
+    source = kwargs.pop("source", None) or latency_source(kwargs.pop("calibration", None),
+                                                          kwargs.pop("device_spec", None), dtype=kwargs.get("dtype"))
+
+    def at(budget: float) -> Prediction:
+        return predict(model, budget=round(budget, 6), source=source, **kwargs)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("once", VidcostPredictionWarning)
+        low = at(MIN_BUDGET)
+        if (getattr(low, key) or 0) < target:
+            raise ConfigError(f"target {key} {target:g}× is unreachable: the largest predicted is "
+                              f"{getattr(low, key):.2f}× at budget {MIN_BUDGET:g}; lower the target")
+        high = at(1.0)
+        if (getattr(high, key) or 0) >= target:
+            return high
+        lo, hi = MIN_BUDGET, 1.0
+        best = low
+        while hi - lo > tolerance:
+            middle = (lo + hi) / 2
+            candidate = at(middle)
+            if (getattr(candidate, key) or 0) >= target:
+                lo, best = middle, candidate
+            else:
+                hi = middle
+        return best
+
+
+@dataclass
+class DeviceLatency:
+    """Predicted latency of table rows (published or ingested accuracy) on one device, for Pareto fronts and
+    recommendations on the user's hardware (`vidcost pareto|report --calibration|--device-spec`).
+
+    A row's method that vidcost does not implement (a paper's own) is priced as its kept token count before
+    the LLM — a constant schedule — with no selection time. Predictions are cached per configuration.
+
+    Attributes:
+        source: a `latency_source` pair.
+        label: "predicted on DEVICE (calibrated)" or "(roofline-only)", for tables and figures.
+    """
+
+    source: tuple[Any, Calibration | None]
+    label: str
+    _cache: dict[tuple[Any, ...], Prediction | None] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_options(cls, calibration: str | None, device_spec: str | None, dtype: str | None = None
+                     ) -> "DeviceLatency":
+        source = latency_source(calibration, device_spec, dtype=dtype)
+        model, fitted = source
+        device = model.device if isinstance(model, LatencyModel) else model.device.name
+        return cls(source, f"predicted on {device} ({'calibrated' if fitted else 'roofline-only'})")
+
+    def prediction(self, model: str, method: str, budget: float, frames: int | None = None) -> Prediction | None:
+        """The row's prediction, or None when its model is not a preset or its method cannot plan that budget."""
+        key = (model, method, round(budget, 6), frames)
+        if key not in self._cache:
+            self._cache[key] = self._predict(model, method, budget, frames)
+        return self._cache[key]
+
+    def _predict(self, model: str, method: str, budget: float, frames: int | None) -> Prediction | None:
+        from vidcost.methods import method_names
+
+        try:
+            spec = load_spec(model, frames=frames)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", VidcostPredictionWarning)  # the label says where it was priced
+                if method in method_names():
+                    return predict(spec, method=method, budget=budget, source=self.source)
+                initial = spec.num_visual_tokens
+                schedule = Schedule.constant(spec.num_layers, max(1, round(budget * initial)), spec.text_tokens,
+                                             initial)
+                return predict(spec, schedule=schedule, source=self.source)
+        except ConfigError:
+            return None
+
+    def speedup(self, model: str, method: str, budget: float) -> float | None:
+        """Predicted TTFT speedup of a row (for `vidcost.pareto.recommend`)."""
+        prediction = self.prediction(model, method, budget)
+        return prediction.speedup if prediction else None
+
+
+PREDICTED_COLUMNS = ("predicted_ttft_ms", "predicted_speedup", "predicted_llm_prefill_ms",
+                     "predicted_llm_prefill_speedup", "predicted_peak_memory_bytes")
+
+
+def attach_predicted(rows: Sequence[Mapping[str, Any]], latency: DeviceLatency) -> tuple[list[dict[str, Any]], int]:
+    """Rows with `PREDICTED_COLUMNS` and `latency_source` added, and how many rows could not be priced."""
+    out, unpriced = [], 0
+    for row in rows:
+        row = dict(row)
+        budget = row.get("budget")
+        frames = row.get("frames")
+        prediction = None
+        if row.get("model") and row.get("method") and isinstance(budget, (int, float)):
+            method = "vanilla" if row["method"] == "vanilla" else str(row["method"])
+            prediction = latency.prediction(str(row["model"]), method, 1.0 if method == "vanilla" else float(budget),
+                                            int(frames) if isinstance(frames, (int, float)) and math.isfinite(frames) else None)
+        if prediction is None:
+            unpriced += 1
+        else:
+            row.update(predicted_ttft_ms=prediction.ttft_ms, predicted_speedup=prediction.speedup,
+                       predicted_llm_prefill_ms=prediction.llm_prefill_ms,
+                       predicted_llm_prefill_speedup=prediction.llm_prefill_speedup,
+                       predicted_peak_memory_bytes=prediction.peak_memory_bytes, latency_source=latency.label)
+        out.append(row)
+    return out, unpriced

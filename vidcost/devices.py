@@ -18,7 +18,6 @@ Peaks are dense (no 2:4 sparsity), in FLOP/s; bandwidth in bytes/s.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import time
@@ -187,13 +186,10 @@ def load_device(name: str, *, dtype: str = "bfloat16", device: str = "cpu") -> D
         if not path.is_file():
             raise ConfigError(f"device JSON '{name}' does not exist; give a path to a file with name, "
                               "peak_tflops and memory_bandwidth_gbps, or one of " + ", ".join(device_names()))
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise DataFormatError(f"device JSON '{name}' cannot be read: {err}") from err
-        if not isinstance(data, Mapping):
-            raise DataFormatError(f"device JSON '{name}' must hold one object")
-        return DeviceSpec.from_dict(data, where=f"device JSON '{name}'")
+        from vidcost.store import read_json_object
+
+        where = f"device JSON '{name}'"
+        return DeviceSpec.from_dict(read_json_object(path, where), where=where)
     raise ConfigError(f"unknown --device-spec '{name}'; choose one of {', '.join(device_names())}, "
                       "or give a device JSON file")
 

@@ -505,19 +505,13 @@ def load_calibration(path: str) -> Calibration:
         ConfigError: no such file.
         DataFormatError: not a calibration, or of another version.
     """
-    import json
     from pathlib import Path
 
-    from vidcost.errors import ConfigError, DataFormatError
+    from vidcost.errors import ConfigError
+    from vidcost.store import read_json_object
 
-    file = Path(path)
-    if not file.is_file():
+    if not Path(path).is_file():
         raise ConfigError(f"calibration '{path}' does not exist; write one with `vidcost fit --store STORE --out "
                           f"{path}`, or predict roofline-only with --device-spec NAME")
-    try:
-        data = json.loads(file.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise DataFormatError(f"calibration '{path}' cannot be read: {err}") from err
-    if not isinstance(data, Mapping):
-        raise DataFormatError(f"calibration '{path}' must hold one JSON object")
-    return Calibration.from_dict(data, where=f"calibration '{path}'")
+    where = f"calibration '{path}'"
+    return Calibration.from_dict(read_json_object(path, where), where=where)

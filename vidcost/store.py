@@ -179,3 +179,18 @@ def load_frame(path: str | os.PathLike[str], *, kind: str | None = None) -> "pd.
     from vidcost.export import records_table
 
     return records_table(read_records(path, kind=kind))
+
+
+def read_json_object(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """One JSON object from a file (a calibration, a device JSON), `what` naming it in the errors.
+
+    Raises:
+        DataFormatError: unreadable, not JSON, or not one object.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataFormatError(f"{what} cannot be read: {err}") from err
+    if not isinstance(data, dict):
+        raise DataFormatError(f"{what} must hold one JSON object")
+    return data

@@ -37,6 +37,9 @@ def test_a_device_json_round_trips_and_bad_fields_are_named(tmp_path) -> None:
     path.write_text(json.dumps({"name": "x"}))
     with pytest.raises(DataFormatError, match="missing 'peak_tflops'"):
         load_device(str(path))
+    path.write_text("{not json")
+    with pytest.raises(DataFormatError, match=f"device JSON '{path}' cannot be read"):
+        load_device(str(path))
 
 
 def test_hockney_fit_recovers_rate_and_half_size() -> None:

@@ -110,3 +110,13 @@ def test_bad_input_fails_before_pricing() -> None:
         predict("tiny", method="fastv", budget=0.3, device_spec="a100", dtype="float32")
     with pytest.raises(ConfigError, match="does not exist"):
         predict("tiny", method="fastv", budget=0.3, calibration="/nonexistent/calib.json")
+
+
+def test_predict_is_in_the_api_and_imports_no_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, vidcost; p = vidcost.predict('tiny', method='fastv', budget=0.3, device_spec='a100'); "
+            "print(p.calibrated, 'torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["False", "False"], result.stderr

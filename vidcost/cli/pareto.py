@@ -42,8 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-drop", type=nonnegative_float, metavar="PCT",
                         help="recommend: largest accuracy drop, in points of %% of vanilla (e.g. 1)")
     parser.add_argument("--min-speedup", type=positive_float, default=1.0, metavar="X",
-                        help="recommend: smallest speedup (measured TTFT where profiled, else FLOPs-ideal; "
-                             "default 1)")
+                        help="recommend: smallest speedup (measured TTFT where profiled, else predicted with "
+                             "--calibration / --device-spec, else FLOPs-ideal; default 1)")
     device = parser.add_argument_group("on the user's hardware (one of)")
     choice = device.add_mutually_exclusive_group()
     choice.add_argument("--calibration", metavar="FILE", help="price rows with a calibration from `vidcost fit`")

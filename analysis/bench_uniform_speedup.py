@@ -27,12 +27,13 @@ from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vidcost.cli.args import ArgumentParser, budget, method_name, positive_float, whole_number
+    from vidcost.cli.args import ArgumentParser, method_name, positive_float, whole_number
+    from vidcost.cli.args import budget as budget_type
 
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="llava-onevision-0.5b")
     parser.add_argument("--frames", type=whole_number(1), default=8)
-    parser.add_argument("--budget", type=budget, default=0.25)
+    parser.add_argument("--budget", type=budget_type, default=0.25)
     parser.add_argument("--method", type=method_name, default="uniform")
     parser.add_argument("--repeats", type=whole_number(1), default=5)
     parser.add_argument("--warmup", type=whole_number(0), default=1)

@@ -99,7 +99,7 @@ def print_table(comparison: Any, store: str | None) -> None:
     """The human-readable comparison: every speedup beside the two values it divides."""
     from vidcost.schedule import Schedule
 
-    van, met = comparison.vanilla, comparison.method
+    met = comparison.method
     print(f"{met.method} @ budget {met.budget} on {met.model['name']} ({met.frames} frames, {met.device}, "
           f"{met.dtype}), {len(met.samples_ms.get('ttft', []))} repeats, median ms")
     print(f"input: {met.inputs.get('video', '?')}; {met.inputs.get('weights', '?')}; memory from "

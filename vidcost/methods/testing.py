@@ -35,7 +35,7 @@ from vidcost.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-    from vidcost.methods.base import LayerReduction, Method, SelectionResult
+    from vidcost.methods.base import Method, SelectionResult
     from vidcost.schedule import Schedule
 
 # Functions that create a tensor from nothing and so choose a device: each must be told which.

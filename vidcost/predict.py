@@ -89,6 +89,7 @@ class Prediction:
         speedup_low, speedup_high = self.band("speedup")
         prefill_low, prefill_high = self.band("llm_prefill_speedup")
         ttft_low, ttft_high = self.band("ttft_ms")
+        decode_low, decode_high = self.band("decode_ms_per_token")
         return {
             "model": self.model, "frames": self.frames, "method": self.method, "budget": self.budget,
             "params": dict(self.params), "device": self.device, "dtype": self.dtype, "calibrated": self.calibrated,
@@ -99,8 +100,8 @@ class Prediction:
             "llm_prefill_speedup": self.llm_prefill_speedup, "llm_prefill_speedup_low": prefill_low,
             "llm_prefill_speedup_high": prefill_high,
             "stages_ms": dict(self.stages_ms), "vanilla_stages_ms": dict(self.vanilla_stages_ms),
-            "decode_ms_per_token": self.decode_ms_per_token,
-            "vanilla_decode_ms_per_token": self.vanilla_decode_ms_per_token,
+            "decode_ms_per_token": self.decode_ms_per_token, "decode_ms_per_token_low": decode_low,
+            "decode_ms_per_token_high": decode_high, "vanilla_decode_ms_per_token": self.vanilla_decode_ms_per_token,
             "kv_cache_bytes": self.kv_cache_bytes, "vanilla_kv_cache_bytes": self.vanilla_kv_cache_bytes,
             "peak_memory_bytes": self.peak_memory_bytes, "vanilla_peak_memory_bytes": self.vanilla_peak_memory_bytes,
             "visual_tokens": list(self.visual_tokens), "errors": dict(self.errors), "notes": list(self.notes),
@@ -122,7 +123,7 @@ def latency_source(calibration: str | Calibration | None = None, device_spec: st
     """
     if calibration is not None:
         loaded = load_calibration(calibration) if isinstance(calibration, str) else calibration
-        if device_spec is not None and device_spec.strip().lower() not in loaded.model.device.lower():
+        if device_spec is not None and not _same_device(device_spec, loaded.model.device):
             warnings.warn(f"the calibration was fitted on '{loaded.model.device}', not on '{device_spec}': "
                           "its terms describe that device; use --device-spec alone for a roofline of "
                           f"'{device_spec}'", VidcostPredictionWarning, stacklevel=3)
@@ -137,6 +138,19 @@ def latency_source(calibration: str | Calibration | None = None, device_spec: st
     device = load_device(device_spec, dtype=dtype)
     device.flops_per_second(dtype)  # a dtype the device has no peak for fails here, before any pricing
     return RooflineModel(device, dtype), None
+
+
+def _same_device(device_spec: str, fitted_on: str) -> bool:
+    """Whether a device name (a table name, alias or free text) names the device a calibration was fitted on:
+    the table entry's model number ("a100", "4090", "mi300x") appears in the name the profiles recorded."""
+    from vidcost.devices import ALIASES, DEVICES
+
+    key = device_spec.strip().lower()
+    key = ALIASES.get(key, key)
+    if key in DEVICES:
+        key = key.removeprefix("rtx-").split("-")[0]
+    squash = lambda text: "".join(c for c in text.lower() if c.isalnum())  # noqa: E731
+    return squash(key) in squash(fitted_on)
 
 
 def plan_schedule(spec: ModelSpec, method: str | None, budget: float | None,

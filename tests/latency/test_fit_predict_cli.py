@@ -47,6 +47,11 @@ def test_predict_json_from_a_calibration(fitted) -> None:
     data = json.loads(result.stdout)
     assert data["calibrated"] is True and data["device"] == "Synthetic CPU (1 thread)"
     assert data["speedup_low"] < data["speedup"] < data["speedup_high"]
+    assert data["decode_ms_per_token_low"] < data["decode_ms_per_token"] < data["decode_ms_per_token_high"]
+    other = vidcost("predict", "--model", "tiny", "--method", "fastv", "--budget", "0.3", "--calibration",
+                    str(calibration), "--device-spec", "h100")
+    assert other.returncode == 0 and ("warning: the calibration was fitted on 'Synthetic CPU (1 thread)', not on "
+                                      "'h100'") in other.stderr
     assert data["decode_ms_per_token"] > 0 and data["kv_cache_bytes"] < data["vanilla_kv_cache_bytes"]
 
 

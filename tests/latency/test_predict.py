@@ -96,6 +96,20 @@ def test_another_device_warns_naming_both(calibration) -> None:
         predict("tiny", method="fastv", budget=0.3, calibration=calibration, device_spec="h100")
 
 
+def test_a_device_named_as_the_calibrations_does_not_warn(calibration) -> None:
+    import dataclasses
+    import warnings
+
+    from vidcost.predict import _same_device
+
+    assert _same_device("a100", "NVIDIA A100-SXM4-80GB") and _same_device("rtx-4090", "NVIDIA GeForce RTX 4090")
+    assert not _same_device("h100", "NVIDIA A100-SXM4-80GB")
+    on_h100 = dataclasses.replace(calibration, model=dataclasses.replace(calibration.model, device="NVIDIA H100 80GB HBM3"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", VidcostPredictionWarning)
+        predict("tiny", method="fastv", budget=0.3, calibration=on_h100, device_spec="h100-sxm")
+
+
 def test_a_method_never_fitted_is_noted(calibration) -> None:
     p = predict("tiny", method="divprune", budget=0.3, calibration=calibration)
     assert any("no profile of divprune was fitted" in note for note in p.notes)

@@ -33,11 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     what.add_argument("--target-speedup", type=positive_float, metavar="S",
                       help="the largest budget whose predicted TTFT speedup is at least S")
     what.add_argument("--schedule", help='piecewise kept visual fractions instead of a method, e.g. "0:1.0,2:0.3"')
-    source = parser.add_argument_group("latency source (one of)")
-    choice = source.add_mutually_exclusive_group()
-    choice.add_argument("--calibration", metavar="FILE", help="a calibration JSON written by `vidcost fit`")
-    choice.add_argument("--device-spec", metavar="NAME",
-                        help=f"roofline-only: {', '.join(device_names())}, or a device JSON file")
+    source = parser.add_argument_group("latency source")
+    source.add_argument("--calibration", metavar="FILE", help="a calibration JSON written by `vidcost fit`")
+    source.add_argument("--device-spec", metavar="NAME",
+                        help=f"roofline-only: {', '.join(device_names())}, or a device JSON file; with "
+                             "--calibration, the device you predict for (a warning when the calibration was "
+                             "fitted on another)")
     source.add_argument("--dtype", choices=("bfloat16", "float16", "float32"),
                         help="roofline dtype (default bfloat16; local: float32 on a CPU)")
     parser.add_argument("--decode-tokens", type=whole_number(0), default=0, metavar="N",

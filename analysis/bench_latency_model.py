@@ -20,7 +20,10 @@ The stores in profiles/ were measured with (CPU, float32, one torch thread):
 
     vidcost sweep --model tiny --methods fastv,mmgvid --budgets 0.1,0.2,0.3,0.5,0.7 --frames 4,8,16 \\
         --decode-tokens 4 --threads 1 --store profiles/latency_cpu_tiny.jsonl
-    (0.5B: the same with --model llava-onevision-0.5b, --repeats 1, one budget per process; see the README)
+    for each (frames, budget) of 4 × {0.1, 0.2, 0.3, 0.5, 0.7}, 8 × {0.1} and 16 × {0.25} (one process each:
+    a long session's RSS grows at 16 frames; two hours of this CPU in all, the SigLIP tower dominating):
+    vidcost sweep --model llava-onevision-0.5b --methods fastv,mmgvid --budgets B --frames F \
+        --decode-tokens 2 --repeats 1 --warmup 1 --threads 1 --store profiles/latency_cpu_0.5b.jsonl
 
     python analysis/bench_latency_model.py --store profiles/latency_cpu_tiny.jsonl \\
         --store profiles/latency_cpu_0.5b.jsonl [--train-frames 4,8 --test-frames 16]

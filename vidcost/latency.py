@@ -238,7 +238,8 @@ class Observation:
         stages_ms: measured medians of the modelled stages (TTFT's, "other", and "decode" when timed).
         ttft_ms / llm_prefill_ms: measured medians.
         run_id: pairs a method's observation with its vanilla's.
-        key: (model, frames, method, budget) — one configuration, whatever its repeats.
+        budget: the budget the record was run at.
+        device: `record_device` of the record.
     """
 
     config: Configuration
@@ -246,9 +247,13 @@ class Observation:
     ttft_ms: float
     llm_prefill_ms: float
     run_id: str
-    key: tuple[Any, ...]
     budget: float
     device: str
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """(model, frames, method, budget): one configuration, whatever its repeats."""
+        return (self.config.spec.name, self.config.spec.frames, self.config.method, self.budget)
 
 
 def spec_from_record(model: Mapping[str, Any]) -> ModelSpec:
@@ -295,8 +300,7 @@ def observations(records: Iterable[Mapping[str, Any]],
         measured["other"] = max(float(ttft) - sum(float(v) for v in stages.values()), 0.0)
         if record.get("decode_ms_per_token") is not None:
             measured[DECODE] = float(record["decode_ms_per_token"])
-        key = (spec.name, spec.frames, record["method"], float(record["budget"]))
-        kept.append(Observation(config, measured, float(ttft), float(prefill), str(record.get("run_id")), key,
+        kept.append(Observation(config, measured, float(ttft), float(prefill), str(record.get("run_id")),
                                 float(record["budget"]), record_device(record)))
     if skipped:
         message = "; ".join(f"{count} record(s) with {why}" for why, count in skipped.items())
@@ -307,8 +311,7 @@ def observations(records: Iterable[Mapping[str, Any]],
 MIN_CONFIGURATIONS = 3
 
 
-def fit_latency(data: Sequence[Observation], *, device: str | None = None, dtype: str | None = None,
-                family: str | None = None) -> LatencyModel:
+def fit_latency(data: Sequence[Observation]) -> LatencyModel:
     """Fit every stage's terms to observations of one device, dtype and model family.
 
     Raises:
@@ -328,12 +331,15 @@ def fit_latency(data: Sequence[Observation], *, device: str | None = None, dtype
                        f"configuration(s); the fit needs at least {MIN_CONFIGURATIONS} configurations (e.g. "
                        "`vidcost sweep --methods fastv --budgets 0.25,0.5` measures vanilla and two budgets)")
     (group_device, group_dtype, group_family), = groups
+    work_of = [stage_work(o.config) for o in data]  # once per observation, read by every stage
     stages: dict[str, StageFit] = {}
     for stage in MODELLED:
-        rows = [o for o in data if stage in o.stages_ms and (stage != "selection" or o.config.method != "vanilla")]
-        if not rows:
+        chosen = [i for i, o in enumerate(data)
+                  if stage in o.stages_ms and (stage != "selection" or o.config.method != "vanilla")]
+        if not chosen:
             continue
-        works = [stage_work(o.config).get(stage, {}) for o in rows]
+        rows = [data[i] for i in chosen]
+        works = [work_of[i].get(stage, {}) for i in chosen]
         if stage == "selection":
             methods = sorted({o.config.method for o in rows})
             candidates = [(f"{m}.{name}", unit) for m in methods for name, unit in SELECTION_TERMS]
@@ -344,7 +350,7 @@ def fit_latency(data: Sequence[Observation], *, device: str | None = None, dtype
         # over for "other") must not weigh as much as the prefill.
         weights = 1 / np.maximum(measured, 0.01 * np.array([o.ttft_ms for o in rows]) / 1e3)
         stages[stage] = _fit_stage(stage, candidates, works, measured, weights, len({o.key for o in rows}), np)
-    return LatencyModel(device or group_device, dtype or group_dtype, family or group_family, stages,
+    return LatencyModel(group_device, group_dtype, group_family, stages,
                         tuple(sorted({o.config.spec.name for o in data})),
                         tuple(sorted({o.config.method for o in data} - {"vanilla"})))
 

@@ -183,10 +183,10 @@ def predict(model: str | ModelSpec, *, frames: int | None = None, method: str | 
     Raises:
         ConfigError: bad input (the value and the fix), before any pricing.
     """
-    spec = model if isinstance(model, ModelSpec) else load_spec(model, frames=frames, text_tokens=text_tokens,
-                                                                tokens_per_frame=tokens_per_frame)
     if isinstance(model, ModelSpec):
-        spec = spec.with_overrides(frames=frames, text_tokens=text_tokens, tokens_per_frame=tokens_per_frame)
+        spec = model.with_overrides(frames=frames, text_tokens=text_tokens, tokens_per_frame=tokens_per_frame)
+    else:
+        spec = load_spec(model, frames=frames, text_tokens=text_tokens, tokens_per_frame=tokens_per_frame)
     if decode_tokens < 0:
         raise ConfigError(f"decode tokens must be 0 or more, got {decode_tokens}")
     latency, calibration_used = source if source is not None else latency_source(calibration, device_spec,
@@ -203,17 +203,18 @@ def predict(model: str | ModelSpec, *, frames: int | None = None, method: str | 
         plan, name, budget, resolved_params = plan_schedule(spec, method, budget, params)
     config = Configuration(spec, plan, name or "schedule", run_dtype, decode_tokens)
     notes = _notes(latency, calibration_used, spec, name)
+    unpruned = vanilla_configuration(config)
     predicted = predict_stages(latency, config)
-    vanilla = predict_stages(latency, vanilla_configuration(config))
+    vanilla = predict_stages(latency, unpruned)
     memory = estimate_memory(spec, plan, dtype_bytes=DTYPE_BYTES[run_dtype], generated_tokens=decode_tokens)
-    vanilla_memory = estimate_memory(spec, vanilla_configuration(config).schedule, dtype_bytes=DTYPE_BYTES[run_dtype],
+    vanilla_memory = estimate_memory(spec, unpruned.schedule, dtype_bytes=DTYPE_BYTES[run_dtype],
                                      generated_tokens=decode_tokens)
     errors = {}
     if calibration_used is not None:
         errors = {key: float(values["max"]) for key, values in calibration_used.held_out.items() if "max" in values}
     return Prediction(
         model=spec.name, frames=spec.frames, method=name, budget=budget, params=resolved_params,
-        device=latency.device if isinstance(latency, LatencyModel) else latency.device.name, dtype=run_dtype,
+        device=_device_name(latency), dtype=run_dtype,
         calibrated=calibration_used is not None,
         stages_ms=dict(predicted.stages_ms), vanilla_stages_ms=dict(vanilla.stages_ms),
         ttft_ms=predicted.ttft_ms, vanilla_ttft_ms=vanilla.ttft_ms, llm_prefill_ms=predicted.llm_prefill_ms,
@@ -224,6 +225,18 @@ def predict(model: str | ModelSpec, *, frames: int | None = None, method: str | 
         kv_cache_bytes=memory.kv_cache_bytes, vanilla_kv_cache_bytes=vanilla_memory.kv_cache_bytes,
         peak_memory_bytes=memory.total_bytes, vanilla_peak_memory_bytes=vanilla_memory.total_bytes,
         visual_tokens=plan.visual_tokens, errors=errors, notes=notes)
+
+
+def _device_name(latency: Any) -> str:
+    """The device a latency source prices: a calibration's recorded name, or the roofline's table name."""
+    return latency.device if isinstance(latency, LatencyModel) else latency.device.name
+
+
+def _source_from(kwargs: dict[str, Any]) -> tuple[Any, Calibration | None]:
+    """The latency source of `predict_curve` / `budget_for_speedup`: given, or built once from their
+    calibration / device_spec / dtype keywords (taken out of `kwargs`, which then go to `predict`)."""
+    return kwargs.pop("source", None) or latency_source(kwargs.pop("calibration", None),
+                                                        kwargs.pop("device_spec", None), dtype=kwargs.get("dtype"))
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
@@ -257,8 +270,7 @@ def _notes(latency: Any, calibration: Calibration | None, spec: ModelSpec, metho
 
 def predict_curve(model: str | ModelSpec, budgets: Sequence[float], **kwargs: Any) -> list[Prediction]:
     """`predict` at each budget (the latency source built once)."""
-    source = kwargs.pop("source", None) or latency_source(kwargs.pop("calibration", None),
-                                                          kwargs.pop("device_spec", None), dtype=kwargs.get("dtype"))
+    source = _source_from(kwargs)
     with warnings.catch_warnings():
         warnings.simplefilter("once", VidcostPredictionWarning)
         return [predict(model, budget=budget, source=source, **kwargs) for budget in budgets]
@@ -269,7 +281,7 @@ def budget_for_speedup(model: str | ModelSpec, target: float, *, key: str = "spe
     """The largest budget whose predicted `key` ("speedup" or "llm_prefill_speedup") is at least `target`.
 
     Bisection on (MIN_BUDGET, 1]: the plan keeps fewer tokens as the budget falls, and the predicted
-    speedup rises with it (`tests/test_predict.py` checks the monotony). The returned prediction's budget
+    speedup rises with it (`tests/latency/test_predict.py` checks the monotony). The returned prediction's budget
     meets the target; one `tolerance` above it does not.
 
     Raises:
@@ -280,8 +292,7 @@ def budget_for_speedup(model: str | ModelSpec, target: float, *, key: str = "spe
         raise ConfigError(f"target key '{key}' is not one of {list(SPEEDUP_KEYS)}")
     if not target > 1:
         raise ConfigError(f"a target speedup must exceed 1 (vanilla is 1), got {target:g}")
-    source = kwargs.pop("source", None) or latency_source(kwargs.pop("calibration", None),
-                                                          kwargs.pop("device_spec", None), dtype=kwargs.get("dtype"))
+    source = _source_from(kwargs)
 
     def at(budget: float) -> Prediction:
         return predict(model, budget=round(budget, 6), source=source, **kwargs)
@@ -328,9 +339,8 @@ class DeviceLatency:
     def from_options(cls, calibration: str | None, device_spec: str | None, dtype: str | None = None
                      ) -> "DeviceLatency":
         source = latency_source(calibration, device_spec, dtype=dtype)
-        model, fitted = source
-        device = model.device if isinstance(model, LatencyModel) else model.device.name
-        return cls(source, f"predicted on {device} ({'calibrated' if fitted else 'roofline-only'})")
+        latency, fitted = source
+        return cls(source, f"predicted on {_device_name(latency)} ({'calibrated' if fitted else 'roofline-only'})")
 
     def prediction(self, model: str, method: str, budget: float, frames: int | None = None) -> Prediction | None:
         """The row's prediction, or None when its model is not a preset or its method cannot plan that budget."""
@@ -374,7 +384,7 @@ def attach_predicted(rows: Sequence[Mapping[str, Any]], latency: DeviceLatency) 
         frames = row.get("frames")
         prediction = None
         if row.get("model") and row.get("method") and isinstance(budget, (int, float)):
-            method = "vanilla" if row["method"] == "vanilla" else str(row["method"])
+            method = str(row["method"])
             prediction = latency.prediction(str(row["model"]), method, 1.0 if method == "vanilla" else float(budget),
                                             int(frames) if isinstance(frames, (int, float)) and math.isfinite(frames) else None)
         if prediction is None:

@@ -41,10 +41,6 @@ class RooflineModel:
     device: DeviceSpec
     dtype: str
 
-    @property
-    def calibrated(self) -> bool:
-        return False
-
     def _seconds(self, flops: float, rows: float, bytes_moved: float, *, attention: bool = False) -> float:
         peak = self.device.flops_per_second(self.dtype)
         efficiency = self.device.efficiency(rows, attention=attention)
@@ -70,8 +66,9 @@ class RooflineModel:
             prefill += gemm + self._seconds(layer.attention_flops, tokens, 0.0, attention=True)
         stages["llm_prefill"] = prefill
         head_bytes = spec.vocab_size * spec.hidden_size * size
-        stages["first_token"] = self._seconds(cost.lm_head_flops, 1, head_bytes)
-        decode = self._seconds(cost.lm_head_flops, 1, head_bytes)
+        head = self._seconds(cost.lm_head_flops, 1, head_bytes)  # the last position, in prefill and in each step
+        stages["first_token"] = head
+        decode = head
         lengths = decode_kv_lengths(schedule, generated_tokens=config.decode_tokens // 2)
         per_token_layer = 2 * layer_parameters(spec)
         for length in lengths:

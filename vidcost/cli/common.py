@@ -27,6 +27,24 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                             "frame (default: the model's, or the --video's own size)")
 
 
+def add_device_arguments(parser: argparse.ArgumentParser, title: str) -> None:
+    """--calibration FILE | --device-spec NAME, and --dtype: price rows on the user's hardware (pareto, report)."""
+    group = parser.add_argument_group(title)
+    choice = group.add_mutually_exclusive_group()
+    choice.add_argument("--calibration", metavar="FILE", help="a calibration from `vidcost fit`")
+    choice.add_argument("--device-spec", metavar="NAME", help="a device's roofline (names: vidcost predict --help)")
+    group.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), help="roofline dtype (default bfloat16)")
+
+
+def device_latency_from_args(args: argparse.Namespace) -> Any:
+    """The `vidcost.predict.DeviceLatency` that `add_device_arguments` describe, or None when neither is given."""
+    if not (args.calibration or args.device_spec):
+        return None
+    from vidcost.predict import DeviceLatency
+
+    return DeviceLatency.from_options(args.calibration, args.device_spec, args.dtype)
+
+
 def methods_help(default: str | None = None) -> str:
     """The --method help: every registered method, so `--help` answers "which methods are there?"."""
     from vidcost.methods import method_names

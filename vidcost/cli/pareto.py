@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vidcost.cli.args import nonnegative_float, positive_float
-from vidcost.cli.common import print_json
+from vidcost.cli.common import add_device_arguments, device_latency_from_args, print_json
 from vidcost.errors import ConfigError, DataFormatError
 
 
@@ -44,11 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--min-speedup", type=positive_float, default=1.0, metavar="X",
                         help="recommend: smallest speedup (measured TTFT where profiled, else predicted with "
                              "--calibration / --device-spec, else FLOPs-ideal; default 1)")
-    device = parser.add_argument_group("on the user's hardware (one of)")
-    choice = device.add_mutually_exclusive_group()
-    choice.add_argument("--calibration", metavar="FILE", help="price rows with a calibration from `vidcost fit`")
-    choice.add_argument("--device-spec", metavar="NAME", help="price rows with a device's roofline (see vidcost predict)")
-    device.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), help="roofline dtype (default bfloat16)")
+    add_device_arguments(parser, "on the user's hardware (one of): rows priced on that device")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(run=run)
 
@@ -57,11 +53,10 @@ def run(args: argparse.Namespace) -> int:
     from vidcost.pareto import compute_fronts, recommend
 
     rows, source, unjoined = load_rows(args)
-    latency, unpriced = None, 0
-    if args.calibration or args.device_spec:
-        from vidcost.predict import DeviceLatency, attach_predicted
+    latency, unpriced = device_latency_from_args(args), 0
+    if latency is not None:
+        from vidcost.predict import attach_predicted
 
-        latency = DeviceLatency.from_options(args.calibration, args.device_spec, args.dtype)
         rows, unpriced = attach_predicted(rows, latency)
     args.x = args.x or ("predicted_ttft_ms" if latency else "flops_ratio")
     fronts = compute_fronts(rows, x=args.x, y=args.y, group=args.group)

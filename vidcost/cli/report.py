@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from vidcost.cli.args import nonnegative_float, positive_float
-from vidcost.cli.common import print_json
+from vidcost.cli.common import add_device_arguments, device_latency_from_args, print_json
 from vidcost.errors import ConfigError, DataFormatError
 from vidcost.store import DEFAULT_STORE, iter_records
 
@@ -32,11 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--min-speedup", type=positive_float, default=2.0, metavar="X",
                         help="recommendation: smallest prefill speedup (default 2)")
     parser.add_argument("--title", default="vidcost report", help="report title")
-    device = parser.add_argument_group("on the user's hardware (one of): accuracy against predicted latency")
-    choice = device.add_mutually_exclusive_group()
-    choice.add_argument("--calibration", metavar="FILE", help="a calibration from `vidcost fit`")
-    choice.add_argument("--device-spec", metavar="NAME", help="a device's roofline (names: vidcost predict --help)")
-    device.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), help="roofline dtype (default bfloat16)")
+    add_device_arguments(parser, "on the user's hardware (one of): accuracy against predicted latency")
     parser.add_argument("--json", action="store_true", help="print what was written as JSON")
     parser.set_defaults(run=run)
 
@@ -59,11 +55,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as err:
         raise ConfigError(f"cannot create the output directory --out '{args.out}': {err.strerror}; "
                           "choose a writable directory") from err
-    latency = None
-    if args.calibration or args.device_spec:
-        from vidcost.predict import DeviceLatency
-
-        latency = DeviceLatency.from_options(args.calibration, args.device_spec, args.dtype)
+    latency = device_latency_from_args(args)
     report = build_report(args.out, store=store, published_paths=args.published, benchmark=args.benchmark,
                           max_drop_pct=args.max_drop, min_speedup=args.min_speedup, title=args.title,
                           latency=latency)

@@ -120,6 +120,12 @@ def test_pareto_speedups_follow_the_device(tmp_path) -> None:
     assert shared and any(speedups["a100"][k] != speedups["rtx-4090"][k] for k in shared)
 
 
+def test_report_with_a_bad_device_writes_nothing(tmp_path) -> None:
+    result = vidcost("report", "--out", str(tmp_path / "report"), "--device-spec", "zz")
+    assert result.returncode == 2 and "unknown --device-spec 'zz'" in result.stderr
+    assert not (tmp_path / "report").exists()
+
+
 def test_report_with_a_calibration_draws_predicted_latency(fitted, tmp_path) -> None:
     calibration, _ = fitted
     out = tmp_path / "report"

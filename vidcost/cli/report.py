@@ -50,12 +50,12 @@ def run(args: argparse.Namespace) -> int:
                               "lmms-eval` first, or leave out --store")
     else:
         store = args.store
+    latency = device_latency_from_args(args)  # a bad device or calibration fails before --out is created
     try:
         Path(args.out).mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ConfigError(f"cannot create the output directory --out '{args.out}': {err.strerror}; "
                           "choose a writable directory") from err
-    latency = device_latency_from_args(args)
     report = build_report(args.out, store=store, published_paths=args.published, benchmark=args.benchmark,
                           max_drop_pct=args.max_drop, min_speedup=args.min_speedup, title=args.title,
                           latency=latency)

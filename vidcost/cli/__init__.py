@@ -15,7 +15,8 @@ from typing import Sequence
 from vidcost import __version__
 from vidcost.cli.args import USAGE_ERROR, ArgumentParser, run_command
 
-COMMANDS = ("flops", "profile", "sweep", "fit", "predict", "methods", "pareto", "ingest", "report", "export")
+COMMANDS = ("flops", "profile", "sweep", "fit", "predict", "methods", "pareto", "ingest", "report", "export",
+            "eval", "save-model")
 
 
 def build_parser() -> ArgumentParser:
@@ -28,9 +29,9 @@ def build_parser() -> ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
-            module = importlib.import_module(f"vidcost.cli.{name}")
+            module = importlib.import_module(f"vidcost.cli.{name.replace('-', '_')}")
         except ModuleNotFoundError as err:
-            if err.name != f"vidcost.cli.{name}":
+            if err.name != f"vidcost.cli.{name.replace('-', '_')}":
                 raise
             continue  # a command whose module is not part of this build
         module.register(subparsers)

@@ -153,7 +153,8 @@ class StagedRuntime:
 
     def prefill(self, inputs: "PromptInputs", method: Method, budget: float, *, seed: int = 0,
                 timer: Any = None, per_layer: bool = False, decode_tokens: int = 0,
-                encoded: tuple["torch.Tensor", "torch.Tensor"] | None = None) -> PrefillResult:
+                encoded: tuple["torch.Tensor", "torch.Tensor"] | None = None,
+                stop_when: Callable[[int], bool] | None = None) -> PrefillResult:
         """One staged prefill with `method` at `budget`, then `decode_tokens` greedy decode steps.
 
         Args:
@@ -166,6 +167,9 @@ class StagedRuntime:
             decode_tokens: greedy decode steps on the prefill's cache, each in a `decode` window.
             encoded: `encode_video` output to reuse (skips the vision and projector stages), for
                 measuring the LLM side alone when the vision tower is the same for every run.
+            stop_when: called with each generated token (the first one included) after its step's window;
+                True ends the decoding there (an end-of-sequence token, a stop string). Reading the
+                token is a host read, outside every timed window, as `generate` does between steps.
 
         Raises:
             ConfigError: the model's pooled tokens per frame differ from the spec's.
@@ -202,7 +206,7 @@ class StagedRuntime:
             # Shapes and sizes are host metadata: reading them costs no synchronisation.
             cached = tuple(int(layer.keys.shape[-2]) - planned.text_tokens for layer in run.cache.layers)
             cache_bytes = sum(layer.keys.nbytes + layer.values.nbytes for layer in run.cache.layers)
-            generated = self._decode_steps(run.cache, token, inputs, decode_tokens, timer)
+            generated = self._decode_steps(run.cache, token, inputs, decode_tokens, timer, stop_when)
         for check in run.checks:  # after the timed windows: these read device values on the host
             check()
         executed_schedule = Schedule(tuple(executed), planned.text_tokens, planned.initial_visual_tokens, cached)
@@ -373,7 +377,7 @@ class StagedRuntime:
         return torch.argmax(logits), logits
 
     def _decode_steps(self, cache: Any, token: "torch.Tensor", inputs: "PromptInputs", steps: int,
-                      timer: Any) -> list["torch.Tensor"]:
+                      timer: Any, stop_when: Callable[[int], bool] | None = None) -> list["torch.Tensor"]:
         """Greedy decode on the prefill's cache, one `decode` window per step; the token never leaves the device.
 
         A generated token takes the position after the full (unpruned) prompt layout, as the stock
@@ -383,7 +387,7 @@ class StagedRuntime:
         import torch
 
         generated = [token]
-        if steps == 0:
+        if steps == 0 or (stop_when is not None and stop_when(int(token))):
             return generated
         device = token.device
         start = inputs.next_position
@@ -398,6 +402,8 @@ class StagedRuntime:
                                    position_embeddings=rope, use_cache=True, **{self._cache_keyword: cache})
                 token, _ = self._next_token(hidden)
             generated.append(token)
+            if stop_when is not None and stop_when(int(token)):
+                break
         return generated
 
     def _layer_positions(self, position_ids: "torch.Tensor") -> "torch.Tensor | None":

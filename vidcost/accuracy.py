@@ -34,6 +34,7 @@ SCHEMA_VERSION = 1
 METHOD_KEYS = ("pruning_method", "prune_method", "method", "token_pruning", "pruning")
 BUDGET_KEYS = ("budget", "keep_ratio", "retention_ratio", "retain_ratio", "token_budget")
 FRAMES_KEYS = ("max_frames_num", "num_frames", "frames", "nframes")
+VIDCOST_BACKEND = "vidcost"  # lmms-eval's `--model` of vidcost's own backend (vidcost.eval)
 _NOT_METRICS = ("alias", "samples", "name", "sample_len", "sample_count", "original", "effective")
 # Error estimates beside a metric; lmms-eval >= 0.6 adds CLT and clustered ones (a number or "N/A").
 _STDERR_SUFFIXES = ("_stderr", "_stderr_clt", "_stderr_clustered")
@@ -182,6 +183,8 @@ def read_lmms_eval(path: str | os.PathLike[str], *, method_key: str | None = Non
     name = (model or Path(args.get("pretrained", "")).name or str(data.get("model_name") or "")
             or str(config.get("model") or "unknown"))
     frames = frames or next((int(float(args[k])) for k in FRAMES_KEYS if _is_number(args.get(k))), None)
+    if config.get("model") == VIDCOST_BACKEND:
+        name, frames = _vidcost_model(args, model or name, frames)
     scores = _task_scores(results, data, metric, source)
     scores = _normalise_scales(scores, percent_metrics)
     if samples:
@@ -199,6 +202,23 @@ def read_lmms_eval(path: str | os.PathLike[str], *, method_key: str | None = Non
                      "as higher-is-better")
     return EvaluatedRun(source, name, method, budget, frames, args, tuple(final), tuple(notes),
                         evaluated_at=_evaluated_at(data, Path(path)))
+
+
+def _vidcost_model(args: Mapping[str, str], name: str, frames: int | None) -> tuple[str, int | None]:
+    """The spec name and frames vidcost's own backend ran, as its request records name them.
+
+    The backend's `model` is a preset or a model directory, and a run without `frames` fed the spec's
+    default: resolving both through `load_spec` is what makes its accuracy join its per-request cost.
+    A model that no longer loads here (a directory since moved) keeps the names the file gives.
+    """
+    from vidcost.errors import ConfigError
+    from vidcost.spec import load_spec
+
+    try:
+        spec = load_spec(args.get("model") or args.get("model_path") or name, frames=frames)
+    except ConfigError:
+        return name, frames
+    return spec.name, spec.frames
 
 
 def _load_json(path: Path) -> dict[str, Any]:

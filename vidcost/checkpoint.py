@@ -132,7 +132,7 @@ def build_processor(config: Any, family: str, tokenizer: Any, spec: "ModelSpec")
 
 
 def save_model(spec: "ModelSpec", out: str | Path, *, seed: int = 0, dtype: str = "float32",
-               processor: bool = True) -> Path:
+               processor: bool = True, init_std: float | None = None) -> Path:
     """Write the spec's shape-only model as a Hugging Face directory; return the directory.
 
     Args:
@@ -142,9 +142,13 @@ def save_model(spec: "ModelSpec", out: str | Path, *, seed: int = 0, dtype: str 
         dtype: the weights' dtype.
         processor: also write the image / video processors (needs torchvision); the tokenizer and chat
             template are always written.
+        init_std: redraw every weight matrix from N(0, init_std²) (seeded). Transformers' own init (std
+            0.02) makes a random model answer the same token whatever it is shown; at ~0.2 its answers depend
+            on the video and the question, which is what comparing two backends answer by answer needs.
 
     Raises:
-        ConfigError: `out` already holds a model, or the vocabulary is too small for the tokenizer.
+        ConfigError: `out` already holds a model, the vocabulary is too small for the tokenizer, or
+            init_std is not positive.
     """
     from vidcost.runtime.families import get_family
     from vidcost.runtime.model import build_model
@@ -152,8 +156,12 @@ def save_model(spec: "ModelSpec", out: str | Path, *, seed: int = 0, dtype: str 
     out = Path(out)
     if (out / "config.json").exists():
         raise ConfigError(f"--out '{out}' already holds a model (config.json); choose an empty directory")
+    if init_std is not None and not init_std > 0:
+        raise ConfigError(f"--init-std {init_std} must be a positive number (e.g. 0.2)")
     family = get_family(spec.architecture).name
     loaded = build_model(spec, seed=seed, dtype=dtype)
+    if init_std is not None:
+        _redraw_weights(loaded.model, init_std, seed)
     config = loaded.model.config
     tokenizer = build_tokenizer(config, family, spec.vocab_size)
     out.mkdir(parents=True, exist_ok=True)
@@ -162,12 +170,24 @@ def save_model(spec: "ModelSpec", out: str | Path, *, seed: int = 0, dtype: str 
         build_processor(config, family, tokenizer, spec).save_pretrained(out)
     else:
         tokenizer.save_pretrained(out)
-    _write_provenance(out, spec, seed)
+    _write_provenance(out, spec, seed, init_std)
     return out
 
 
-def _write_provenance(out: Path, spec: "ModelSpec", seed: int) -> None:
+def _redraw_weights(model: Any, std: float, seed: int) -> None:
+    """Every parameter of two or more dimensions ← N(0, std²); norms and biases keep their init."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.dim() >= 2:
+                drawn = torch.randn(parameter.shape, generator=generator) * std
+                parameter.copy_(drawn.to(parameter.dtype))
+
+
+def _write_provenance(out: Path, spec: "ModelSpec", seed: int, init_std: float | None) -> None:
     """A note beside the weights saying they are random, and from which spec and seed."""
-    note = {"written_by": "vidcost save-model", "spec": spec.name, "seed": seed,
+    note = {"written_by": "vidcost save-model", "spec": spec.name, "seed": seed, "init_std": init_std,
             "weights": "random (seeded); cost is real, answers are not"}
     (out / "vidcost_model.json").write_text(json.dumps(note, indent=2) + "\n")

@@ -99,9 +99,16 @@ def store_rows(path: str | os.PathLike[str], *, benchmark: str = AVERAGE_BENCHMA
 
 def _record_tables(records: Sequence[Mapping[str, Any]], benchmark: str
                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Profile rows and accuracy rows of the store's records (no accuracy records: no accuracy rows)."""
+    """Cost rows and accuracy rows of the store's records (no accuracy records: no accuracy rows).
+
+    The cost rows are the profiles' (`profile_rows`) and those of the requests `vidcost eval` answered
+    (`summarise_requests`: the cost measured in the forward passes that produced the accuracy beside it).
+    """
+    from vidcost.eval.record import summarise_requests
+
     has_accuracy = any(r.get("kind") == "accuracy" for r in records)
-    return profile_rows(records), (accuracy_rows(records, benchmark=benchmark) if has_accuracy else [])
+    cost = profile_rows(records) + summarise_requests(records)
+    return cost, (accuracy_rows(records, benchmark=benchmark) if has_accuracy else [])
 
 
 def check_no_duplicates(rows: Sequence[Mapping[str, Any]], *, source: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from vidcost.cli.common import parse_params, print_json
@@ -43,6 +44,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, help="seeds the embedded model's weights and the methods (default 0)")
     parser.add_argument("--output-path", help="lmms-eval's output folder (default eval-output)")
     parser.add_argument("--store", help=f"records file for the per-request cost (default {DEFAULT_EVAL_STORE})")
+    parser.add_argument("--batch-size", type=int, help="must be 1: each request's cost is that of its own "
+                                                       "forward pass (accepted so that lmms-eval habits get a clear error)")
     parser.add_argument("--json", action="store_true", help="print the table as JSON")
     parser.set_defaults(run=run)
 
@@ -51,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from vidcost.eval.runner import run_grid, summary_rows
 
     grid = grid_from_args(args)
+    _quiet_lmms_eval()
     runs = run_grid(grid, progress=lambda line: print(f"vidcost eval: {line}", file=sys.stderr, flush=True))
     rows = summary_rows(runs, grid.base.store)
     if args.json:
@@ -60,9 +64,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quiet_lmms_eval() -> None:
+    """lmms-eval logs through loguru at DEBUG (a line per task YAML it cannot load); keep its warnings only,
+    as its own command line does with `--verbosity WARNING`."""
+    try:
+        from loguru import logger
+    except ImportError:  # no lmms-eval: check_tasks says so in one line
+        return
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+
+
 def grid_from_args(args: argparse.Namespace) -> Any:
     """The grid of a TOML file and/or the command line."""
-    from vidcost.eval.config import EvalConfig
+    from vidcost.eval.config import EvalConfig, check_batch_size
     from vidcost.eval.runner import EvalGrid
 
     data: dict[str, Any] = _read_grid(args.grid) if args.grid else {}
@@ -71,7 +86,7 @@ def grid_from_args(args: argparse.Namespace) -> Any:
         if text is not None:
             data[key] = [item.strip() for item in text.split(",") if item.strip()]
     for key in ("include_path", "model", "model_path", "frames", "limit", "device", "dtype", "seed",
-                "output_path", "store"):
+                "output_path", "store", "batch_size"):
         if getattr(args, key) is not None:
             data[key] = getattr(args, key)
     params: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (data.pop("params", {}) or {}).items()}
@@ -81,9 +96,10 @@ def grid_from_args(args: argparse.Namespace) -> Any:
             raise ConfigError(f"malformed --param '{pair}'; write METHOD.NAME=VALUE, e.g. --param fastv.layer=3")
         params.setdefault(method, {}).update(parse_params([rest]))
     unknown = sorted(set(data) - {"tasks", "methods", "budgets", "include_path", "model", "model_path", "frames",
-                                  "limit", "device", "dtype", "seed", "output_path", "store"})
+                                  "limit", "device", "dtype", "seed", "output_path", "store", "batch_size"})
     if unknown:
         raise ConfigError(f"unknown grid keys {unknown} in '{args.grid}'; see vidcost eval --help")
+    check_batch_size(data.get("batch_size", 1))
     budgets = _numbers(data.get("budgets", [0.25]), "--budgets", float)
     if "limit" in data and (not isinstance(data["limit"], int) or data["limit"] < 1):
         raise ConfigError(f"--limit must be a whole number ≥ 1, got {data['limit']!r}")
@@ -93,6 +109,14 @@ def grid_from_args(args: argparse.Namespace) -> Any:
                       seed=int(data.get("seed", 0)), store=str(data.get("store", DEFAULT_EVAL_STORE)))
     if base.frames is not None and (not isinstance(base.frames, int) or base.frames < 1):
         raise ConfigError(f"--frames must be a whole number ≥ 1, got {base.frames!r}")
+    if base.frames is None and (model_path is None or (Path(model_path) / "config.json").is_file()):
+        # lmms-eval's results then name the frames fed, as the request records do (a missing model
+        # directory is left to check_config, whose message says what to pass)
+        from dataclasses import replace
+
+        from vidcost.spec import load_spec
+
+        base = replace(base, frames=load_spec(base.model).frames)
     return EvalGrid(tasks=tuple(_names(data.get("tasks", []), "--tasks")),
                     methods=tuple(_names(data.get("methods", ["vanilla"]), "--methods")), budgets=tuple(budgets),
                     output_path=str(data.get("output_path", "eval-output")), include_path=data.get("include_path"),

@@ -19,6 +19,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--out", required=True, help="the directory to write (must not hold a model)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the random weights (default 0)")
     parser.add_argument("--dtype", default="float32", help="weights' dtype (default float32)")
+    parser.add_argument("--init-std", type=float, help="redraw weight matrices from N(0, STD²) so that answers "
+                                                       "depend on the input (e.g. 0.2, for comparing backends)")
     parser.add_argument("--no-processor", action="store_true", help="skip the image / video processors")
     parser.add_argument("--json", action="store_true", help="print what was written as JSON")
     parser.set_defaults(run=run)
@@ -29,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from vidcost.spec import load_spec
 
     spec = load_spec(args.model)
-    out = save_model(spec, args.out, seed=args.seed, dtype=args.dtype, processor=not args.no_processor)
+    out = save_model(spec, args.out, seed=args.seed, dtype=args.dtype, processor=not args.no_processor,
+                     init_std=args.init_std)
     files = sorted(p.name for p in out.iterdir())
     if args.json:
         print_json({"out": str(out), "model": spec.name, "files": files})

@@ -40,7 +40,7 @@ class EvalConfig:
         attn_implementation: "sdpa" or "eager".
     """
 
-    model: str = DEFAULT_MODEL
+    model: str | None = None
     model_path: str | None = None
     method: str = "vanilla"
     budget: float = 1.0
@@ -52,6 +52,10 @@ class EvalConfig:
     seed: int = 0
     batch_size: int = 1
     attn_implementation: str = "sdpa"
+
+    def __post_init__(self) -> None:
+        if self.model is None:  # the spec is read from the directory's config.json, else the embedded default
+            object.__setattr__(self, "model", self.model_path or DEFAULT_MODEL)
 
     def configuration_hash(self, tasks: list[str] | tuple[str, ...] = (), limit: int | None = None) -> str:
         """A stable hash of what decides the answers and the cost (not where they are stored)."""
@@ -86,19 +90,24 @@ def parse_model_args(kwargs: dict[str, Any]) -> EvalConfig:
     if unknown:
         raise ConfigError(f"unknown vidcost model_args {unknown}; use {list(KNOWN_KEYS)} or param.NAME=VALUE "
                           "for a method parameter")
-    model_path = values.get("model_path")
-    model = values.get("model") or (str(model_path) if model_path else DEFAULT_MODEL)
-    config = EvalConfig(model=str(model), model_path=None if model_path is None else str(model_path),
+    model, model_path = values.get("model"), values.get("model_path")
+    config = EvalConfig(model=None if model is None else str(model),
+                        model_path=None if model_path is None else str(model_path),
                         method=str(values.get("method", "vanilla")), budget=_number(values, "budget", 1.0),
                         params=params, frames=_whole(values, "frames", None, 1),
                         device=str(values.get("device", "cpu")), dtype=values.get("dtype"),
                         store=None if values.get("store") is None else str(values["store"]),
                         seed=_whole(values, "seed", 0, 0), batch_size=_whole(values, "batch_size", 1, 1),
                         attn_implementation=str(values.get("attn_implementation", "sdpa")))
-    if config.batch_size != 1:
-        raise ConfigError(f"batch_size {config.batch_size}: the vidcost backend answers one request at a time "
-                          "(its cost is per request); use --batch_size 1")
+    check_batch_size(config.batch_size)
     return config
+
+
+def check_batch_size(batch_size: Any) -> None:
+    """Raises ConfigError unless the batch size is 1: each request's cost is that of its own forward pass."""
+    if batch_size != 1:
+        raise ConfigError(f"batch_size {batch_size}: the vidcost backend answers one request at a time "
+                          "(its cost is per request); use batch size 1")
 
 
 def check_config(config: EvalConfig) -> Any:

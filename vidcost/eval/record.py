@@ -11,6 +11,7 @@ repeats — so its figures are single samples, not medians: compare methods by t
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -86,27 +87,56 @@ def request_key(record: Mapping[str, Any]) -> tuple[Any, ...]:
     return (record.get("task"), record.get("split"), record.get("doc_id"), record.get("model"), record.get("frames"))
 
 
+REQUEST_PROVENANCE = "measured on the evaluated requests"
+
+
 def summarise_requests(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (model, frames, method, budget): median TTFT, LLM prefill and decode over its answered
-    requests, and the median TTFT speedup over vanilla on the *same* requests (paired by `request_key`).
+    """One row per (model, frames, method, budget, device, dtype), in the profile vocabulary (DESIGN §8).
+
+    `ttft_ms`, `llm_prefill_ms` and their `vanilla_*` are medians over the *same* requests — those answered
+    both by the method and by vanilla (paired by `request_key`) — so `speedup` and `llm_prefill_speedup` are
+    the quotients of the two numbers beside them; `median_request_speedup` is the median of the per-request
+    TTFT quotients. Without vanilla records the medians are over every answered request and the speedups
+    are None. `requests` counts the answered requests, `paired_requests` those with a vanilla partner,
+    `failed_requests` those answered "" (an undecodable video).
     """
-    ok = [r for r in records if r.get("kind") == KIND and r.get("status") == "ok" and r.get("ttft_ms")]
-    vanilla = {request_key(r): r for r in ok if r.get("method") == "vanilla"}
+    records = [r for r in records if r.get("kind") == KIND]
+    ok = [r for r in records if r.get("status") == "ok" and r.get("ttft_ms")]
+    group_of = lambda r: (r.get("model"), r.get("frames"), r.get("method"), r.get("budget"),  # noqa: E731
+                          r.get("device"), r.get("dtype"))
+    vanilla = {(request_key(r), r.get("device"), r.get("dtype")): r for r in ok if r.get("method") == "vanilla"}
+    failed = Counter(group_of(r) for r in records if r.get("status") != "ok")
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for record in ok:
-        groups.setdefault((record["model"], record["frames"], record["method"], record["budget"]), []).append(record)
+        groups.setdefault(group_of(record), []).append(record)
     rows = []
-    for (model, frames, method, budget), members in sorted(groups.items(), key=lambda kv: str(kv[0])):
-        paired = [vanilla[request_key(r)]["ttft_ms"] / r["ttft_ms"] for r in members if request_key(r) in vanilla]
-        rows.append({
-            "model": model, "frames": frames, "method": method, "budget": budget, "requests": len(members),
-            "ttft_ms": statistics.median(r["ttft_ms"] for r in members),
-            "llm_prefill_ms": statistics.median(r["llm_prefill_ms"] for r in members),
-            "decode_ms_per_token": _median(r.get("decode_ms_per_token") for r in members),
-            "visual_tokens_after": _median(r.get("visual_tokens_after") for r in members),
-            "speedup": statistics.median(paired) if paired else None, "paired_requests": len(paired),
-        })
+    for key, members in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        model, frames, method, budget, device, dtype = key
+        pairs = [(r, vanilla[request_key(r), device, dtype]) for r in members
+                 if (request_key(r), device, dtype) in vanilla]
+        measured = [r for r, _ in pairs] or members
+        base = [v for _, v in pairs]
+        row = {"model": model, "frames": frames, "method": method, "budget": budget, "device": device,
+               "dtype": dtype, "requests": len(members), "paired_requests": len(pairs),
+               "failed_requests": failed.get(key, 0)}
+        for column in ("ttft_ms", "llm_prefill_ms"):
+            row[column] = _median(r.get(column) for r in measured)
+            row[f"vanilla_{column}"] = _median(v.get(column) for v in base)
+        row["speedup"] = _quotient(row["vanilla_ttft_ms"], row["ttft_ms"])
+        row["llm_prefill_speedup"] = _quotient(row["vanilla_llm_prefill_ms"], row["llm_prefill_ms"])
+        row["median_request_speedup"] = _median(v["ttft_ms"] / r["ttft_ms"] for r, v in pairs)
+        row.update(decode_ms_per_token=_median(r.get("decode_ms_per_token") for r in members),
+                   tokens_generated=_median(r.get("tokens_generated") for r in members),
+                   visual_tokens_before=_median(r.get("visual_tokens_before") for r in members),
+                   visual_tokens_after=_median(r.get("visual_tokens_after") for r in members),
+                   selection_ms=_median((r.get("stages_ms") or {}).get("selection") for r in members),
+                   provenance=REQUEST_PROVENANCE)
+        rows.append(row)
     return rows
+
+
+def _quotient(numerator: float | None, denominator: float | None) -> float | None:
+    return numerator / denominator if numerator is not None and denominator else None
 
 
 def _median(values: Iterable[Any]) -> float | None:

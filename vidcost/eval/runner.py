@@ -22,10 +22,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from vidcost.errors import ConfigError
+from vidcost.errors import ConfigError, DataFormatError
 from vidcost.eval.config import EvalConfig, check_config, unsupported_request
 
 MARKER = "vidcost_run.json"
+# The requests lmms-eval makes of a task's output_type (lmms_eval.api.task: multiple choice is scored by
+# the log-likelihood of each option).
+REQUEST_TYPES = {"multiple_choice": "loglikelihood", "loglikelihood_rolling": "loglikelihood"}
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,11 @@ def check_grid(grid: EvalGrid) -> Any:
         raise ConfigError("no task given; pass --tasks NAME[,NAME] (lmms-eval task names)")
     for config in grid.configs():
         check_config(config)
-    check_writable(Path(grid.output_path) / ".vidcost-write-check")  # creates nothing it does not remove
+    try:
+        check_writable(Path(grid.output_path) / ".vidcost-write-check")  # creates nothing it does not remove
+    except DataFormatError as err:
+        raise ConfigError(f"--output-path '{grid.output_path}' is not a writable folder ({err.__cause__ or err}); "
+                          "pass a folder you can write to") from err
     if grid.base.store is not None:
         check_writable(grid.base.store)
     return check_tasks(list(grid.tasks), grid.include_path)
@@ -102,8 +109,9 @@ def check_tasks(tasks: list[str], include_path: str | None) -> Any:
                               " or pass --include-path DIR for a local task")
         for name, output_type in _output_types(manager, task):
             if output_type != "generate_until":
-                raise ConfigError(f"task '{name}' asks for {output_type} requests: "
-                                  + unsupported_request(output_type))
+                request_type = REQUEST_TYPES.get(output_type, output_type)
+                raise ConfigError(f"task '{name}' (output_type {output_type}) asks for {request_type} requests; "
+                                  + unsupported_request(request_type))
     return manager
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from vidcost.export import records_table
-from vidcost.store import append_record, load_frame
+from vidcost.export import load_frame
+from vidcost.store import append_record
 
 ROOT = Path(__file__).resolve().parents[1]
 

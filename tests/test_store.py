@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from vidcost.errors import DataFormatError
-from vidcost.store import CorruptLine, CorruptLineWarning, append_record, iter_records, load_frame, read_records
+from vidcost.export import load_frame
+from vidcost.store import CorruptLine, CorruptLineWarning, append_record, iter_records, read_records
 
 
 def test_append_and_read_round_trip(tmp_path):

@@ -30,7 +30,7 @@ _API: dict[str, str] = {
     "method_names": "vidcost.methods:method_names",
     "profile_method": "vidcost.profiling:profile_method",
     "compare_records": "vidcost.profiling.record:compare_records",
-    "load_frame": "vidcost.store:load_frame",
+    "load_frame": "vidcost.export:load_frame",
     "read_records": "vidcost.store:read_records",
     "pareto_front": "vidcost.pareto:pareto_front",
     "compute_fronts": "vidcost.pareto:compute_fronts",

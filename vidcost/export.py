@@ -38,6 +38,14 @@ class Export:
         return f"wrote {self.rows} row(s) ({kinds}), {self.columns} columns, to {self.path}"
 
 
+def load_frame(path: str | os.PathLike[str], *, kind: str | None = None) -> "pd.DataFrame":
+    """Records of a store as a pandas DataFrame, one row each, nested objects flattened to dotted column names,
+    profile records in the current vocabulary beside their vanilla comparison (`records_table`)."""
+    from vidcost.store import read_records
+
+    return records_table(read_records(path, kind=kind))
+
+
 def records_table(records: Iterable[Mapping[str, Any]]) -> "pd.DataFrame":
     """Records as one flat DataFrame, profile records in the current vocabulary with their comparisons."""
     import pandas as pd

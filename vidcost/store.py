@@ -1,8 +1,9 @@
-"""Store: append-only JSON-lines records on disk (profiles and accuracy), read into pandas.
+"""Store: append-only JSON-lines records on disk (profiles, accuracy, evaluated requests).
 
 Each record is one JSON object on one line, written with a single `write` on a file opened for
 appending and fsync'd, so a crash leaves at most one torn last line and never touches earlier ones.
 A reader reports a corrupt line (file and line number) and skips it; it never fails the whole file.
+The store as a pandas table is `vidcost.export` (`load_frame`), which sits above this module.
 """
 
 from __future__ import annotations
@@ -13,12 +14,9 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 from vidcost.errors import DataFormatError
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 DEFAULT_STORE = Path("profiles") / "runs.jsonl"
 
@@ -171,14 +169,6 @@ def iter_records(path: str | os.PathLike[str], *, kind: str | None = None,
 def read_records(path: str | os.PathLike[str], *, kind: str | None = None) -> list[dict[str, Any]]:
     """All records of a store (see `iter_records`)."""
     return list(iter_records(path, kind=kind))
-
-
-def load_frame(path: str | os.PathLike[str], *, kind: str | None = None) -> "pd.DataFrame":
-    """Records as a pandas DataFrame, one row each, nested objects flattened to dotted column names, profile
-    records in the current vocabulary beside their vanilla comparison (`vidcost.export.records_table`)."""
-    from vidcost.export import records_table
-
-    return records_table(read_records(path, kind=kind))
 
 
 def read_json_object(path: str | os.PathLike[str], what: str) -> dict[str, Any]:

@@ -85,9 +85,33 @@ def test_killed_mid_way_and_rerun_the_store_holds_exactly_the_cells_of_an_uninte
     assert not plan.pending and {h for h, *_ in killed} == {c.config_hash for c in plan.cells}
 
 
+# A plug-in whose selection waits (up to two minutes) for a file that never comes: the sweep is still in
+# flight when the signal arrives, however fast this machine runs the cells before it.
+WAITING_METHOD = """\
+import time
+from pathlib import Path
+
+from vidcost.methods.baselines import Uniform
+
+
+class Waiting(Uniform):
+    name = "waiting"
+
+    def select_visual(self, *args, **kwargs):
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not Path(__file__).with_name("release").exists():
+            time.sleep(0.01)
+        return super().select_visual(*args, **kwargs)
+"""
+
+
 def test_ctrl_c_stops_with_whole_cells_and_says_how_to_resume(tmp_path):
+    plugin = tmp_path / "waiting.py"
+    plugin.write_text(WAITING_METHOD)
+    grid = ["--methods", f"uniform,{plugin}:Waiting", *GRID[2:]]
     store = tmp_path / "runs.jsonl"
-    process = start(store)
+    process = subprocess.Popen([sys.executable, "-m", "vidcost", "sweep", *grid, "--store", str(store)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     wait_for_first_cell(store, process)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
@@ -95,8 +119,9 @@ def test_ctrl_c_stops_with_whole_cells_and_says_how_to_resume(tmp_path):
     assert "interrupted; every stored cell is whole — rerun the same command to resume" in err
     stored = cells_in(store)
     check_whole(stored)
+    assert {method for _, _, method, _ in stored} <= {"uniform", "vanilla"}  # the waiting cell never finished
     assert "not run" in out and "wall time" in out
-    dry = vidcost(*GRID, "--store", str(store), "--dry-run", "--json")
+    dry = vidcost(*grid, "--store", str(store), "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
     plan = json.loads(dry.stdout)
     assert plan["done"] == len(stored) // 2 and plan["to_run"] == 6 - len(stored) // 2

@@ -38,8 +38,8 @@ class RequestRecord:
         decode_ms_per_token / tokens_generated: median decode step on the pruned cache, and tokens produced
             (the first token included).
         kv_cache_bytes: the KV cache after the prefill.
-        bookkeeping_ms: the backend's own time for this request outside the model (stop checks, the record,
-            the store write of the previous request), what `analysis/bench_eval_overhead.py` reads.
+        bookkeeping_ms: the backend's own time inside this request outside the model (the stop checks and
+            building this record); `analysis/bench_eval_overhead.py` adds the store append and the loop.
         request_ms: the whole request, from the video's decode to the answer's text.
         config_hash / device / dtype / environment: the run.
     """

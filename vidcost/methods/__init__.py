@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from vidcost.errors import ConfigError
-from vidcost.methods.base import LayerContext, LayerReduction, Method, SelectionResult, check_budget
+from vidcost.methods.base import LayerContext, LayerReduction, Method, SelectionResult
+from vidcost.methods.common import check_budget
 from vidcost.methods.params import Param
 
 METHODS: dict[str, str] = {

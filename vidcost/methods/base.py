@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from vidcost.errors import ConfigError
+from vidcost.methods.common import check_budget, check_features
 from vidcost.methods.params import Param, params_from_defaults
 
 if TYPE_CHECKING:  # torch is imported only where tensors are touched
@@ -213,7 +214,6 @@ class Method:
         """
         import torch
 
-        from vidcost.methods.common import check_features
 
         check_budget(budget)
         self.checked_params(**params)
@@ -231,8 +231,3 @@ class Method:
         raise NotImplementedError(f"method '{self.name}' has no in-LLM stage")
 
 
-def check_budget(budget: float) -> float:
-    """Validate a budget: the kept fraction of visual tokens, in (0, 1]."""
-    if not isinstance(budget, (int, float)) or not 0.0 < float(budget) <= 1.0:
-        raise ConfigError(f"budget {budget!r} is outside (0, 1]; pass the kept fraction, e.g. --budget 0.25")
-    return float(budget)

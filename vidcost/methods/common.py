@@ -37,6 +37,13 @@ def check_range(method: str, name: str, value: float, low: float, high: float,
     return value
 
 
+def check_budget(budget: float) -> float:
+    """Validate a budget: the kept fraction of visual tokens, in (0, 1]."""
+    if not isinstance(budget, (int, float)) or not 0.0 < float(budget) <= 1.0:
+        raise ConfigError(f"budget {budget!r} is outside (0, 1]; pass the kept fraction, e.g. --budget 0.25")
+    return float(budget)
+
+
 def check_whole_number(method: str, name: str, value: Any, low: int, high: int) -> int:
     """Validate an integer method parameter (a count of frames or tokens) in [low, high]."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -46,7 +53,6 @@ def check_whole_number(method: str, name: str, value: Any, low: int, high: int) 
 
 def pre_llm_plan(spec: "ModelSpec", budget: float) -> "Schedule":
     """The plan of a method that prunes only before the LLM: round(budget·T·P) visual tokens at every layer."""
-    from vidcost.methods.base import check_budget
     from vidcost.schedule import Schedule
 
     kept = keep_count(spec.num_visual_tokens, check_budget(budget))

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from vidcost.methods.base import Method, SelectionResult, check_budget
-from vidcost.methods.common import check_features, cosine_matrix, keep_count, pre_llm_plan
+from vidcost.methods.base import Method, SelectionResult
+from vidcost.methods.common import check_budget, check_features, cosine_matrix, keep_count, pre_llm_plan
 from vidcost.methods.params import Param
 from vidcost.schedule import Schedule
 

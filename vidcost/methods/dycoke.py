@@ -11,8 +11,8 @@ import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vidcost.errors import ConfigError
-from vidcost.methods.base import Method, SelectionResult, check_budget
-from vidcost.methods.common import check_features
+from vidcost.methods.base import Method, SelectionResult
+from vidcost.methods.common import check_budget, check_features
 from vidcost.methods.params import Param
 from vidcost.schedule import Schedule
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from vidcost.errors import ConfigError
-from vidcost.methods.base import LayerContext, LayerReduction, Method, check_budget
-from vidcost.methods.common import check_whole_number, keep_count, rank_keep
+from vidcost.methods.base import LayerContext, LayerReduction, Method
+from vidcost.methods.common import check_budget, check_whole_number, keep_count, rank_keep
 from vidcost.methods.params import Param
 from vidcost.schedule import Schedule
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vidcost.errors import ConfigError
-from vidcost.methods.base import LayerContext, LayerReduction, Method, SelectionResult, check_budget
-from vidcost.methods.common import check_features, keep_count, last_query_scores, sorted_topk
+from vidcost.methods.base import LayerContext, LayerReduction, Method, SelectionResult
+from vidcost.methods.common import check_budget, check_features, keep_count, last_query_scores, sorted_topk
 from vidcost.methods.params import Param
 from vidcost.schedule import Schedule
 

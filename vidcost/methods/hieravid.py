@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vidcost.errors import ConfigError
-from vidcost.methods.base import LayerContext, LayerReduction, Method, SelectionResult, check_budget
-from vidcost.methods.common import check_features, keep_count, sorted_topk, split_budget
+from vidcost.methods.base import LayerContext, LayerReduction, Method, SelectionResult
+from vidcost.methods.common import check_budget, check_features, keep_count, sorted_topk, split_budget
 from vidcost.methods.params import Param
 from vidcost.schedule import Schedule
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from vidcost.errors import ConfigError
-from vidcost.methods.base import LayerContext, LayerReduction, Method, check_budget
-from vidcost.methods.common import rank_keep
+from vidcost.methods.base import LayerContext, LayerReduction, Method
+from vidcost.methods.common import check_budget, rank_keep
 from vidcost.methods.params import Param
 from vidcost.schedule import Schedule
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vidcost.accuracy import (accuracy_rows, bootstrap_interval, parse_model_args, read_lmms_eval, read_samples,
-                              samples_for)
+from vidcost.accuracy import accuracy_rows, bootstrap_interval
+from vidcost.lmms_eval import parse_model_args, read_lmms_eval, read_samples, samples_for
 from vidcost.errors import ConfigError, DataFormatError
 from vidcost.store import append_record, read_records
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from vidcost.accuracy import accuracy_rows, read_lmms_eval, read_samples
+from vidcost.accuracy import accuracy_rows
 from vidcost.errors import DataFormatError
-from vidcost.lmms_eval import find_runs
+from vidcost.lmms_eval import find_runs, read_lmms_eval, read_samples
 
 DATA = Path(__file__).parent / "data" / "lmms_eval"
 OUTPUT = DATA / "output"  # lmms-eval >= 0.2.4: <output_path>/<model>/<date>_results.json + samples

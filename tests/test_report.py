@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vidcost.accuracy import read_lmms_eval
+from vidcost.lmms_eval import read_lmms_eval
 from vidcost.errors import DataFormatError
 from vidcost.report import (attach_measured, build_report, check_no_duplicates, join_rows, profile_rows,
                             store_rows)

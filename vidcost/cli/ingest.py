@@ -46,8 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vidcost.accuracy import read_lmms_eval
-    from vidcost.lmms_eval import find_runs
+    from vidcost.lmms_eval import find_runs, read_lmms_eval
     from vidcost.store import append_record, check_writable
 
     runs_files = [run for path in args.paths for run in find_runs(path)]

@@ -126,3 +126,34 @@ def test_check_writable_refuses_what_permission_bits_allow():
 
     with pytest.raises(DataFormatError, match="cannot append to store '/proc/x.jsonl'"):
         check_writable("/proc/x.jsonl")
+
+
+@pytest.mark.parametrize("record, field", [
+    ({"kind": "profile", "model": ["tiny"], "method": "fastv", "budget": 0.25}, "model"),
+    ({"kind": "profile", "model": "tiny", "method": "fastv", "budget": "a lot"}, "budget"),
+    ({"kind": "accuracy", "model": "tiny", "method": 3, "budget": 0.25, "benchmark": "videomme", "score": 50.0},
+     "method"),
+    ({"kind": "accuracy", "model": "tiny", "method": "fastv", "budget": 0.25, "benchmark": "v", "score": "high"},
+     "score"),
+    ({"kind": "request", "task": "t", "doc_id": -1, "model": "tiny", "frames": 8, "method": "fastv",
+      "budget": 0.25, "status": "ok"}, "doc_id"),
+    ({"kind": "request", "task": "t", "doc_id": 0, "model": "tiny", "frames": 8, "method": "fastv",
+      "budget": 0.25, "status": "ok", "stages_ms": {"vision": "slow"}}, "stages_ms"),
+])
+def test_a_record_with_a_field_of_the_wrong_type_is_reported_and_skipped(tmp_path, record, field):
+    store = tmp_path / "runs.jsonl"
+    good = {"kind": record["kind"], **{k: v for k, v in record.items() if k != field}}
+    append_record(store, good)
+    append_record(store, record)
+    corrupt: list[CorruptLine] = []
+    with pytest.warns(CorruptLineWarning, match=rf"runs.jsonl:2: .*field '{field}'"):
+        records = list(iter_records(store, corrupt=corrupt))
+    assert records == [good] and corrupt[0].line_number == 2
+
+
+def test_records_of_other_kinds_and_unknown_fields_pass_unchecked(tmp_path):
+    store = tmp_path / "runs.jsonl"
+    records = [{"kind": "someone-elses", "budget": "a lot"}, {"kind": "profile", "budget": 1.0, "extra": [1]}]
+    for record in records:
+        append_record(store, record)
+    assert read_records(store) == records

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from vidcost.errors import DataFormatError
+from vidcost.schema import record_problem
 
 DEFAULT_STORE = Path("profiles") / "runs.jsonl"
 
@@ -140,7 +141,9 @@ def iter_records(path: str | os.PathLike[str], *, kind: str | None = None,
                  corrupt: list[CorruptLine] | None = None) -> Iterator[dict[str, Any]]:
     """Yield the records of a store, oldest first, optionally only those whose `kind` matches.
 
-    Corrupt lines are reported with a `CorruptLineWarning` (and appended to `corrupt` if given) and skipped.
+    Corrupt lines — not JSON, or a record whose field has the wrong type for its kind (`vidcost.schema`) —
+    are reported with a `CorruptLineWarning` naming the file, line and field (and appended to `corrupt` if
+    given) and skipped: every reader gets records it can use, and none is dropped without a word.
 
     Raises:
         DataFormatError: the store does not exist.
@@ -162,8 +165,16 @@ def iter_records(path: str | os.PathLike[str], *, kind: str | None = None,
                 if corrupt is not None:
                     corrupt.append(problem)
                 continue
-            if kind is None or record.get("kind") == kind:
-                yield record
+            if kind is not None and record.get("kind") != kind:
+                continue
+            reason = record_problem(record)  # a field of the wrong type: skipped here, not a crash in a reader
+            if reason is not None:
+                problem = CorruptLine(str(source), number, reason)
+                warnings.warn(str(problem), CorruptLineWarning, stacklevel=2)
+                if corrupt is not None:
+                    corrupt.append(problem)
+                continue
+            yield record
 
 
 def read_records(path: str | os.PathLike[str], *, kind: str | None = None) -> list[dict[str, Any]]:

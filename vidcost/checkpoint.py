@@ -164,12 +164,11 @@ def save_model(spec: "ModelSpec", out: str | Path, *, seed: int = 0, dtype: str 
         _redraw_weights(loaded.model, init_std, seed)
     config = loaded.model.config
     tokenizer = build_tokenizer(config, family, spec.vocab_size)
+    # built before anything is written: without torchvision nothing is left half-written in `out`
+    writer = build_processor(config, family, tokenizer, spec) if processor else tokenizer
     out.mkdir(parents=True, exist_ok=True)
     loaded.model.save_pretrained(out)
-    if processor:
-        build_processor(config, family, tokenizer, spec).save_pretrained(out)
-    else:
-        tokenizer.save_pretrained(out)
+    writer.save_pretrained(out)
     _write_provenance(out, spec, seed, init_std)
     return out
 

@@ -185,3 +185,24 @@ def test_a_grid_file_with_an_unknown_key_is_refused(tmp_path):
     toml.write_text('tasks = ["t"]\nbudget = [0.1]\n')
     with pytest.raises(ConfigError, match=r"unknown grid keys \['budget'\]"):
         grid_from_args(_eval_args(grid=str(toml), tasks=None))
+
+
+def test_the_report_joins_evaluated_accuracy_to_the_cost_of_the_same_requests(tmp_path):
+    from vidcost.accuracy import AccuracyResult, EvaluatedRun
+    from vidcost.report import build_report, store_rows
+    from vidcost.store import append_record
+
+    store = tmp_path / "eval.jsonl"
+    for method, budget, ttfts, score in (("vanilla", 1.0, (100.0, 300.0), 60.0), ("fastv", 0.25, (50.0, 100.0), 55.0)):
+        for doc, ttft in enumerate(ttfts):
+            append_record(store, _request(method, budget, doc, ttft))
+        scores = (AccuracyResult("mvbench", "accuracy", "none", score, None),)
+        run = EvaluatedRun("results.json", "tiny", method, budget, 8, {}, scores)
+        for record in run.to_records():
+            append_record(store, record)
+    joined = {row["method"]: row for row in store_rows(store, benchmark="mvbench").rows}
+    assert joined["fastv"]["provenance"] == "evaluated accuracy, measured cost"
+    assert joined["fastv"]["score"] == 55.0 and joined["fastv"]["speedup"] == pytest.approx(200.0 / 75.0)
+    assert not store_rows(store, benchmark="mvbench").unjoined
+    report = build_report(tmp_path / "report", store=store, benchmark="mvbench")
+    assert "accuracy_with_cost.csv" in report.tables

@@ -270,3 +270,24 @@ def test_save_model_writes_what_transformers_loads(tmp_path):
         [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "q"}]}], tokenize=False)
     again = _vidcost("save-model", "--model", "tiny", "--out", str(tmp_path / "tiny"))
     assert again.returncode == 2 and "already holds a model" in again.stderr
+
+
+def test_a_plugin_method_with_a_parameter_answers_through_the_backend(tmp_path):
+    """`method=my_norm.py:NormPrune,param.power=3` — the README's plug-in, its parameter passed through."""
+    import re
+
+    from vidcost.eval.backend import VidcostLMM
+    from vidcost.store import read_records
+
+    section = (ROOT / "README.md").read_text().split("## Your own pruning method", 1)[1]
+    plugin = tmp_path / "my_norm.py"
+    plugin.write_text(re.search(r"```python\n(.*?)```", section, re.S).group(1))
+    store = tmp_path / "eval.jsonl"
+    lm = VidcostLMM(model="tiny", method=f"{plugin}:NormPrune", budget=0.5, frames=2, store=str(store),
+                    **{"param.power": 3})
+    lm.task_dict = {"t": {"test": [{}]}}
+    lm.generate_until([_request(("Which colour?", {"max_new_tokens": 2}, lambda doc: [str(VIDEOS / "red.mp4")],
+                                 0, "t", "test"))])
+    (record,) = read_records(store, kind="request")
+    assert record["status"] == "ok" and record["method"] == "normprune" and record["params"] == {"power": 3.0}
+    assert record["visual_tokens_after"] == record["visual_tokens_before"] // 2

@@ -31,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for info in infos:
         extra = ", counts follow the data" if info.data_dependent_counts else ""
-        print(f"{info.name}  [{info.stage}; budget: {info.budget_rule}{extra}; {info.source}]")
+        print(f"{info.name}  [{info.stage}; budget: {info.budget_rule}{extra}; positions: {info.position_rule}; "
+              f"{info.source}]")
         print(f"    {info.paper}")
         if not info.parameters:
             print("    no parameters")

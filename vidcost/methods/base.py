@@ -29,7 +29,7 @@ method's plan meets it is its `budget_rule`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 from vidcost.errors import ConfigError
 from vidcost.methods.common import check_budget, check_features
@@ -43,6 +43,17 @@ if TYPE_CHECKING:  # torch is imported only where tensors are touched
 
 AttentionNeed = Literal["none", "last", "question"]
 AttentionSource = Literal["previous", "current"]
+# How the surviving sequence is numbered for RoPE — the method's declaration, following its official code:
+#   "original" — every kept token keeps its id in the full layout, with gaps where tokens were dropped, and
+#       decoding continues after the full layout (FastV, FrameFusion, HieraVid: their code prunes inside a
+#       forward whose position ids were laid out for the whole prompt);
+#   "compact" — the sequence after a pre-LLM selection is numbered 0…n′−1 and decoding continues at n′, as
+#       when the official code simply feeds the LLM a shorter sequence (DivPrune replaces LLaVA's
+#       `encode_images`, DyCoke's merge and PruneVid's pre-LLM stage run before the prompt is laid out).
+# M-RoPE families (Qwen-VL) keep each kept token's (t, h, w) ids under either rule: a subset of patches
+# dropped irregularly is no grid the processor could lay out as a shorter video, and the (t, h, w) ids of
+# the patches that remain are the equivalent that keeps where and when each one was.
+PositionRule = Literal["original", "compact"]
 # How a plan meets the budget: "kept" — round(budget·T·P) enter the LLM (at least that many when later
 # stages prune inside it); "mean" — the mean visual fraction over layers equals the budget (within one
 # token); "after_first_stage" — round(budget·T·P) after the in-LLM drop (FastV); "all" — nothing is
@@ -156,6 +167,7 @@ class Method:
             "previous" — layer K−1's, on its input (FastV ranks by the attention map of the layer before
             the prune); "current" — layer K's own, on the states entering it, before it runs
             (PyramidDrop ranks inside the layer that drops).
+        position_rule: how the surviving sequence is numbered for RoPE (see `PositionRule`).
     """
 
     name: ClassVar[str] = ""
@@ -166,10 +178,14 @@ class Method:
     data_dependent_counts: ClassVar[bool] = False
     attention_need: ClassVar[AttentionNeed] = "none"
     attention_source: ClassVar[AttentionSource] = "previous"
+    position_rule: ClassVar[PositionRule] = "original"
     params: dict[str, Any] = field(default_factory=dict)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if cls.position_rule not in get_args(PositionRule):  # a typo would silently number as "original"
+            raise ConfigError(f"method {cls.__name__}: position_rule {cls.position_rule!r} is not one of "
+                              f"{list(get_args(PositionRule))}")
         # One declaration: `parameters` gives `defaults`; a `defaults`-only class gets unchecked declarations.
         if "parameters" in cls.__dict__:
             cls.defaults = {p.name: p.default for p in cls.parameters}

@@ -24,6 +24,7 @@ class MethodInfo:
         budget_rule: how its plan meets the budget (see `vidcost.methods.base.BudgetRule`).
         data_dependent_counts: its plan is an estimate and the data decide the counts.
         attention_need: the attention rows its in-LLM stage needs ("none", "last", "question").
+        position_rule: how its surviving sequence is numbered for RoPE (`vidcost.methods.base.PositionRule`).
         parameters: each declared parameter as a dict (name, default, kind, range, doc).
     """
 
@@ -35,11 +36,13 @@ class MethodInfo:
     data_dependent_counts: bool
     attention_need: str
     parameters: tuple[dict[str, Any], ...]
+    position_rule: str = "original"
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "stage": self.stage, "source": self.source, "paper": self.paper,
                 "budget_rule": self.budget_rule, "data_dependent_counts": self.data_dependent_counts,
-                "attention_need": self.attention_need, "parameters": list(self.parameters)}
+                "attention_need": self.attention_need, "position_rule": self.position_rule,
+                "parameters": list(self.parameters)}
 
     def __str__(self) -> str:
         return f"{self.name} ({self.stage}; {len(self.parameters)} parameters)"
@@ -51,7 +54,8 @@ def describe(name: str) -> MethodInfo:
     source = "built-in" if name in METHODS else "installed (entry point)" if name in installed_methods() else "plug-in"
     return MethodInfo(name=name, stage=cls.stage(), source=source, paper=cls.paper or "(not given)",
                       budget_rule=cls.budget_rule, data_dependent_counts=bool(cls.data_dependent_counts),
-                      attention_need=cls.attention_need, parameters=tuple(p.to_dict() for p in cls.parameters))
+                      attention_need=cls.attention_need, parameters=tuple(p.to_dict() for p in cls.parameters),
+                      position_rule=cls.position_rule)
 
 
 def list_methods(extra: Sequence[str] = ()) -> list[MethodInfo]:

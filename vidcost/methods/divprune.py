@@ -95,6 +95,7 @@ class DivPrune(Method):
     """
 
     name: ClassVar[str] = "divprune"
+    position_rule: ClassVar[str] = "compact"  # the official code feeds the LLM the shorter sequence (PositionRule)
     parameters: ClassVar[tuple[Param, ...]] = ()
     paper: ClassVar[str] = ("Alvar et al., DivPrune: Diversity-based Visual Token Pruning for Large Multimodal Models, "
                             "CVPR 2025")

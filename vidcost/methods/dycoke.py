@@ -83,6 +83,7 @@ class DyCoke(Method):
     """
 
     name: ClassVar[str] = "dycoke"
+    position_rule: ClassVar[str] = "compact"  # the official code feeds the LLM the shorter sequence (PositionRule)
     parameters: ClassVar[tuple[Param, ...]] = ()
     paper: ClassVar[str] = "Tao et al., DyCoke: Dynamic Compression of Tokens for Fast Video Large Language Models, CVPR 2025"
     budget_rule: ClassVar[str] = "nearest"

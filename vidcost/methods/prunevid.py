@@ -74,6 +74,7 @@ class PruneVid(Method):
     """
 
     name: ClassVar[str] = "prunevid"
+    position_rule: ClassVar[str] = "compact"  # the official code feeds the LLM the shorter sequence (PositionRule)
     parameters: ClassVar[tuple[Param, ...]] = (
         Param("k", 7, "int", 1, 10_000, doc="neighbours of the DPC-kNN density"),
         Param("temporal_segment_ratio", 0.25, "float", 0.0, 1.0, low_open=True,

@@ -9,9 +9,11 @@ steps on the cache. One loop for every family; what differs (building, encoding 
 The prefill fills a transformers `DynamicCache`, as a deployment keeps it: each layer caches the keys and
 values of the tokens that entered it (fewer after a prune; merged states for a merging method), and a
 method whose plan trims earlier layers' caches (`Schedule.cached_visual_tokens`) has them trimmed at
-its prune. Decode steps attend over that cache. Kept tokens keep their original positions — their columns
-of the full layout's RoPE ids, or M-RoPE's (t, h, w) rows (a gap where tokens were dropped); the causal
-mask follows the sequence order. Text tokens (and the video's separator rows, LLaVA-OV's
+its prune. Decode steps attend over that cache. How the kept tokens are numbered is the method's
+declaration (`Method.position_rule`, following its official code): their original columns of the full
+layout's RoPE ids, or M-RoPE's (t, h, w) rows (a gap where tokens were dropped), or — "compact", a pre-LLM
+selection whose official code feeds a shorter sequence — 0…n′−1 with decoding from n′; the causal mask
+follows the sequence order. Text tokens (and the video's separator rows, LLaVA-OV's
 `image_newline`, see `vidcost.runtime.inputs`) are never dropped. Methods see the spec's `method_view()`:
 T' "frames" (temporal patches for Qwen-VL) of P tokens.
 With `vanilla`, or any method whose plan keeps everything, the logits equal the stock `model(...)`
@@ -83,9 +85,10 @@ class _Sequence:
     """The LLM sequence during the decoder loop: [prefix | visual | separators + question]."""
 
     hidden: "torch.Tensor"  # [1, N, D]
-    position_ids: "torch.Tensor"  # [1, N] original RoPE positions, or [3, 1, N] M-RoPE (t, h, w)
+    position_ids: "torch.Tensor"  # [1, N] RoPE positions, or [3, 1, N] M-RoPE (t, h, w)
     visual_positions: "torch.Tensor"  # [Nv] original flat index in T·P of each visual token
     prefix_len: int
+    decode_start: int | None = None  # the first generated token's position (None: after the full layout)
     separator_rows: int = 1  # the video's rows after the visual tokens (LLaVA-OV's newline)
     rope: tuple["torch.Tensor", "torch.Tensor"] | None = None  # (cos, sin) [1, N, hd], cached
     question_rows: tuple[int, int] = (0, 0)  # the question itself among the rows after the separators
@@ -197,7 +200,7 @@ class StagedRuntime:
                 start, stop = inputs.question_rows
                 tokens, positions, selection = self._select(method, features, question[start:stop], budget,
                                                             planned, seed, timer, run)
-                seq = self._assemble(prefix, tokens, positions, separator, question, inputs)
+                seq = self._assemble(prefix, tokens, positions, separator, question, inputs, method.position_rule)
                 seq.question_rows, seq.segments, seq.groups = (start, stop), selection.segments, selection.groups
                 seq.state = selection.state
                 executed, seq = self._decoder_layers(seq, method, planned, spec, seed, timer, per_layer, run)
@@ -206,7 +209,8 @@ class StagedRuntime:
             # Shapes and sizes are host metadata: reading them costs no synchronisation.
             cached = tuple(int(layer.keys.shape[-2]) - planned.text_tokens for layer in run.cache.layers)
             cache_bytes = sum(layer.keys.nbytes + layer.values.nbytes for layer in run.cache.layers)
-            generated = self._decode_steps(run.cache, token, inputs, decode_tokens, timer, stop_when)
+            start = inputs.next_position if seq.decode_start is None else seq.decode_start
+            generated = self._decode_steps(run.cache, token, start, decode_tokens, timer, stop_when)
         for check in run.checks:  # after the timed windows: these read device values on the host
             check()
         executed_schedule = Schedule(tuple(executed), planned.text_tokens, planned.initial_visual_tokens, cached)
@@ -250,13 +254,21 @@ class StagedRuntime:
         return tokens.to(features.dtype), positions, result
 
     def _assemble(self, prefix: "torch.Tensor", tokens: "torch.Tensor", positions: "torch.Tensor",
-                  separator: "torch.Tensor | None", question: "torch.Tensor", inputs: "PromptInputs") -> _Sequence:
-        """[prefix | kept visual | separator | question] and their columns of the full layout's position ids."""
+                  separator: "torch.Tensor | None", question: "torch.Tensor", inputs: "PromptInputs",
+                  rule: str = "original") -> _Sequence:
+        """[prefix | kept visual | separator | question] and their position ids under the method's rule
+        (`vidcost.methods.base.PositionRule`): the full layout's columns ("original"), or 0…n′−1 with
+        decoding from n′ ("compact", 1-D RoPE; M-RoPE keeps the kept patches' (t, h, w) ids)."""
         import torch
 
         p, rows = prefix.shape[0], inputs.separator_tokens
         parts = [prefix, tokens] + ([separator[None].to(tokens.dtype)] if separator is not None else []) + [question]
         hidden = torch.cat(parts)[None]  # [1, N, D]
+        if rule == "compact" and not self.family.mrope:
+            length = hidden.shape[1]  # host metadata: no synchronisation
+            position_ids = torch.arange(length, device=hidden.device)[None]
+            return _Sequence(hidden=hidden, position_ids=position_ids, visual_positions=positions, prefix_len=p,
+                             separator_rows=rows, decode_start=length)
         # Original positions: a kept token keeps its column (RoPE id or M-RoPE (t, h, w)); text around the
         # video keeps the positions of the full layout.
         layout = inputs.layout_positions()  # [..., N_full]
@@ -346,7 +358,7 @@ class StagedRuntime:
         return _Sequence(hidden=hidden, position_ids=position_ids, visual_positions=seq.visual_positions[keep],
                          prefix_len=seq.prefix_len, separator_rows=seq.separator_rows, question_rows=seq.question_rows,
                          segments=seq.segments, groups=None if seq.groups is None else seq.groups[keep],
-                         state=reduction.state, finished=reduction.finished)
+                         state=reduction.state, finished=reduction.finished, decode_start=seq.decode_start)
 
     def _trim_caches(self, run: _Run, seq: _Sequence, planned: Schedule) -> None:
         """Trim earlier layers' caches to the visual tokens still present, where the plan says so.
@@ -376,13 +388,14 @@ class StagedRuntime:
         logits = self.model.lm_head(self.lm.norm(last_hidden))[0, -1].float()  # [V]
         return torch.argmax(logits), logits
 
-    def _decode_steps(self, cache: Any, token: "torch.Tensor", inputs: "PromptInputs", steps: int,
+    def _decode_steps(self, cache: Any, token: "torch.Tensor", start: int, steps: int,
                       timer: Any, stop_when: Callable[[int], bool] | None = None) -> list["torch.Tensor"]:
         """Greedy decode on the prefill's cache, one `decode` window per step; the token never leaves the device.
 
-        A generated token takes the position after the full (unpruned) prompt layout, as the stock
-        forward numbers it (after its largest M-RoPE id: the stock `rope_deltas`); each layer attends over
-        whatever its cache holds.
+        The first generated token takes position `start`: after the full (unpruned) prompt layout, as the
+        stock forward numbers it (after its largest M-RoPE id: the stock `rope_deltas`), or after the
+        compacted sequence for a method whose position rule is "compact"; each layer attends over whatever its
+        cache holds.
         """
         import torch
 
@@ -390,7 +403,6 @@ class StagedRuntime:
         if steps == 0 or (stop_when is not None and stop_when(int(token))):
             return generated
         device = token.device
-        start = inputs.next_position
         positions = torch.arange(start, start + steps, device=device)[None]  # [1, steps]; M-RoPE expands it to 3 rows
         for step in range(steps):
             with timer.window(DECODE):

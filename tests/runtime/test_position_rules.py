@@ -41,6 +41,7 @@ def test_the_rules_are_declared_as_the_official_code_numbers_its_sequence():
     assert {name: get_method(name).position_rule for name in ("divprune", "dycoke", "prunevid")} == dict.fromkeys(
         ("divprune", "dycoke", "prunevid"), "compact")
     assert {get_method(name).position_rule for name in ("fastv", "framefusion", "hieravid", "uniform")} == {"original"}
+    assert get_method("pdrop").position_rule == "renumber"
 
 
 def test_compact_numbers_the_shorter_sequence_from_zero_and_decodes_after_it(llava):
@@ -97,3 +98,23 @@ def test_an_unknown_rule_is_refused_when_the_method_is_defined():
 
     with pytest.raises(ConfigError, match="position_rule 'compacted' is not one of"):
         type("Typo", (Uniform,), {"position_rule": "compacted"})
+
+
+def test_renumber_lays_every_stage_out_from_zero_and_decodes_each_layer_after_its_stage(llava):
+    """PyramidDrop: the official `pdrop_rank_drop` renumbers the kept sequence with arange, and its decode
+    subtracts each stage's dropped count at that stage's layer."""
+    runtime, inputs = llava
+    method = get_method("pdrop", layers=[2, 4], ratio=0.5)
+    seen = []
+    hook = runtime.lm.rotary_emb.register_forward_hook(lambda module, args, out: seen.append(args[1].clone()))
+    try:
+        result = runtime.prefill(inputs, method, 0.5, decode_tokens=2)
+    finally:
+        hook.remove()
+    stages = [ids for ids in seen if ids.shape[-1] > 1]
+    lengths = [ids.shape[-1] for ids in stages]
+    assert len(stages) == 3 and lengths[0] > lengths[1] > lengths[2]  # full, after stage 1, after stage 2
+    assert all(torch.equal(ids, torch.arange(n)[None]) for ids, n in zip(stages, lengths))
+    decode = [int(ids) for ids in seen if ids.shape[-1] == 1]
+    assert sorted(decode) == sorted(n + step for step in (0, 1) for n in lengths)  # one rotary call per stage
+    assert result.executed.visual_tokens[0] > result.executed.visual_tokens[-1]

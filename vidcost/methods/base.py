@@ -49,11 +49,15 @@ AttentionSource = Literal["previous", "current"]
 #       forward whose position ids were laid out for the whole prompt);
 #   "compact" — the sequence after a pre-LLM selection is numbered 0…n′−1 and decoding continues at n′, as
 #       when the official code simply feeds the LLM a shorter sequence (DivPrune replaces LLaVA's
-#       `encode_images`, DyCoke's merge and PruneVid's pre-LLM stage run before the prompt is laid out).
+#       `encode_images`, DyCoke's merge and PruneVid's pre-LLM stage run before the prompt is laid out);
+#   "renumber" — compact, and again after every in-LLM stage: the layers after stage s see 0…n_s−1 and a
+#       decode step's position there is n_s + step (the official PyramidDrop: `pdrop_rank_drop` lays the
+#       kept sequence out with `torch.arange`, and `pdrop_forward` subtracts each stage's dropped count
+#       from the decode position ids at that stage's layer).
 # M-RoPE families (Qwen-VL) keep each kept token's (t, h, w) ids under either rule: a subset of patches
 # dropped irregularly is no grid the processor could lay out as a shorter video, and the (t, h, w) ids of
 # the patches that remain are the equivalent that keeps where and when each one was.
-PositionRule = Literal["original", "compact"]
+PositionRule = Literal["original", "compact", "renumber"]
 # How a plan meets the budget: "kept" — round(budget·T·P) enter the LLM (at least that many when later
 # stages prune inside it); "mean" — the mean visual fraction over layers equals the budget (within one
 # token); "after_first_stage" — round(budget·T·P) after the in-LLM drop (FastV); "all" — nothing is

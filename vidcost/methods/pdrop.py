@@ -81,6 +81,7 @@ class PyramidDrop(Method):
     """
 
     name: ClassVar[str] = "pdrop"
+    position_rule: ClassVar[str] = "renumber"  # pdrop_rank_drop re-lays position_ids after every stage
     parameters: ClassVar[tuple[Param, ...]] = (
         Param("ratio", 0.5, "float", 0.0, 1.0, low_open=True, high_open=True,
               doc="λ: each stage keeps this fraction of the stage before (the paper's 0.5)"),

@@ -12,8 +12,9 @@ method whose plan trims earlier layers' caches (`Schedule.cached_visual_tokens`)
 its prune. Decode steps attend over that cache. How the kept tokens are numbered is the method's
 declaration (`Method.position_rule`, following its official code): their original columns of the full
 layout's RoPE ids, or M-RoPE's (t, h, w) rows (a gap where tokens were dropped), or — "compact", a pre-LLM
-selection whose official code feeds a shorter sequence — 0…n′−1 with decoding from n′; the causal mask
-follows the sequence order. Text tokens (and the video's separator rows, LLaVA-OV's
+selection whose official code feeds a shorter sequence — 0…n′−1 with decoding from n′, or — "renumber"
+(PyramidDrop) — 0…n_s−1 again after every in-LLM stage, each layer decoding after its own stage's length;
+the causal mask follows the sequence order. Text tokens (and the video's separator rows, LLaVA-OV's
 `image_newline`, see `vidcost.runtime.inputs`) are never dropped. Methods see the spec's `method_view()`:
 T' "frames" (temporal patches for Qwen-VL) of P tokens.
 With `vanilla`, or any method whose plan keeps everything, the logits equal the stock `model(...)`
@@ -113,6 +114,7 @@ class _Run:
     cache: Any
     on_gpu: bool
     entered: list["torch.Tensor"] = field(default_factory=list)  # visual positions each layer cached
+    decode_starts: list[int | None] = field(default_factory=list)  # each layer's first decode position
     checks: list[Callable[[], None]] = field(default_factory=list)
 
     def check(self, check: Callable[[], None]) -> None:
@@ -209,8 +211,8 @@ class StagedRuntime:
             # Shapes and sizes are host metadata: reading them costs no synchronisation.
             cached = tuple(int(layer.keys.shape[-2]) - planned.text_tokens for layer in run.cache.layers)
             cache_bytes = sum(layer.keys.nbytes + layer.values.nbytes for layer in run.cache.layers)
-            start = inputs.next_position if seq.decode_start is None else seq.decode_start
-            generated = self._decode_steps(run.cache, token, start, decode_tokens, timer, stop_when)
+            starts = [inputs.next_position if start is None else start for start in run.decode_starts]
+            generated = self._decode_steps(run.cache, token, starts, decode_tokens, timer, stop_when)
         for check in run.checks:  # after the timed windows: these read device values on the host
             check()
         executed_schedule = Schedule(tuple(executed), planned.text_tokens, planned.initial_visual_tokens, cached)
@@ -258,13 +260,13 @@ class StagedRuntime:
                   rule: str = "original") -> _Sequence:
         """[prefix | kept visual | separator | question] and their position ids under the method's rule
         (`vidcost.methods.base.PositionRule`): the full layout's columns ("original"), or 0…n′−1 with
-        decoding from n′ ("compact", 1-D RoPE; M-RoPE keeps the kept patches' (t, h, w) ids)."""
+        decoding from n′ ("compact" and "renumber", 1-D RoPE; M-RoPE keeps the kept patches' (t, h, w) ids)."""
         import torch
 
         p, rows = prefix.shape[0], inputs.separator_tokens
         parts = [prefix, tokens] + ([separator[None].to(tokens.dtype)] if separator is not None else []) + [question]
         hidden = torch.cat(parts)[None]  # [1, N, D]
-        if rule == "compact" and not self.family.mrope:
+        if rule in ("compact", "renumber") and not self.family.mrope:
             length = hidden.shape[1]  # host metadata: no synchronisation
             position_ids = torch.arange(length, device=hidden.device)[None]
             return _Sequence(hidden=hidden, position_ids=position_ids, visual_positions=positions, prefix_len=p,
@@ -302,6 +304,7 @@ class StagedRuntime:
                 prefill_window.enter_context(timer.window("llm_prefill"))
             executed.append(seq.num_visual)
             run.entered.append(seq.visual_positions)
+            run.decode_starts.append(seq.decode_start)
             layer_window = timer.window(f"layer_{index:02d}") if per_layer else contextlib.nullcontext()
             with layer_window:
                 if seq.rope is None:
@@ -353,12 +356,17 @@ class StagedRuntime:
             raise ProfilingError(f"method '{method.name}' returned merged states shaped {tuple(kept.shape)}")
         s = seq.visual_slice
         hidden = torch.cat([seq.hidden[:, :s.start], kept[None], seq.hidden[:, s.stop:]], dim=1)
-        position_ids = torch.cat([seq.position_ids[..., :s.start], seq.position_ids[..., s][..., keep],
-                                  seq.position_ids[..., s.stop:]], dim=-1)
+        decode_start = seq.decode_start
+        if method.position_rule == "renumber" and not self.family.mrope:  # 0…n_s−1 after every stage
+            decode_start = int(hidden.shape[1])  # host metadata: no synchronisation
+            position_ids = torch.arange(decode_start, device=hidden.device)[None]
+        else:  # the kept tokens keep the columns they had
+            position_ids = torch.cat([seq.position_ids[..., :s.start], seq.position_ids[..., s][..., keep],
+                                      seq.position_ids[..., s.stop:]], dim=-1)
         return _Sequence(hidden=hidden, position_ids=position_ids, visual_positions=seq.visual_positions[keep],
                          prefix_len=seq.prefix_len, separator_rows=seq.separator_rows, question_rows=seq.question_rows,
                          segments=seq.segments, groups=None if seq.groups is None else seq.groups[keep],
-                         state=reduction.state, finished=reduction.finished, decode_start=seq.decode_start)
+                         state=reduction.state, finished=reduction.finished, decode_start=decode_start)
 
     def _trim_caches(self, run: _Run, seq: _Sequence, planned: Schedule) -> None:
         """Trim earlier layers' caches to the visual tokens still present, where the plan says so.
@@ -388,13 +396,14 @@ class StagedRuntime:
         logits = self.model.lm_head(self.lm.norm(last_hidden))[0, -1].float()  # [V]
         return torch.argmax(logits), logits
 
-    def _decode_steps(self, cache: Any, token: "torch.Tensor", start: int, steps: int,
+    def _decode_steps(self, cache: Any, token: "torch.Tensor", starts: list[int], steps: int,
                       timer: Any, stop_when: Callable[[int], bool] | None = None) -> list["torch.Tensor"]:
         """Greedy decode on the prefill's cache, one `decode` window per step; the token never leaves the device.
 
-        The first generated token takes position `start`: after the full (unpruned) prompt layout, as the
-        stock forward numbers it (after its largest M-RoPE id: the stock `rope_deltas`), or after the
-        compacted sequence for a method whose position rule is "compact"; each layer attends over whatever its
+        `starts[i]` is the first generated token's position at layer i: after the full (unpruned) prompt
+        layout, as the stock forward numbers it (after its largest M-RoPE id: the stock `rope_deltas`); after
+        the compacted sequence ("compact"); after the sequence of that layer's stage ("renumber"). Each
+        distinct position's rotary embedding is computed once per step; each layer attends over whatever its
         cache holds.
         """
         import torch
@@ -403,15 +412,16 @@ class StagedRuntime:
         if steps == 0 or (stop_when is not None and stop_when(int(token))):
             return generated
         device = token.device
-        positions = torch.arange(start, start + steps, device=device)[None]  # [1, steps]; M-RoPE expands it to 3 rows
+        # [1, steps] per distinct start (M-RoPE expands each to 3 rows)
+        positions = {start: torch.arange(start, start + steps, device=device)[None] for start in set(starts)}
         for step in range(steps):
             with timer.window(DECODE):
-                position_ids = positions[:, step:step + 1]
                 hidden = self.lm.embed_tokens(token.view(1, 1))  # [1, 1, D]
-                rope = self.lm.rotary_emb(hidden, position_ids)
-                for layer in self.lm.layers:
-                    hidden = layer(hidden, attention_mask=None, position_ids=self._layer_positions(position_ids),
-                                   position_embeddings=rope, use_cache=True, **{self._cache_keyword: cache})
+                ids = {start: run_ids[:, step:step + 1] for start, run_ids in positions.items()}
+                ropes = {start: self.lm.rotary_emb(hidden, position_ids) for start, position_ids in ids.items()}
+                for layer, start in zip(self.lm.layers, starts):
+                    hidden = layer(hidden, attention_mask=None, position_ids=self._layer_positions(ids[start]),
+                                   position_embeddings=ropes[start], use_cache=True, **{self._cache_keyword: cache})
                 token, _ = self._next_token(hidden)
             generated.append(token)
             if stop_when is not None and stop_when(int(token)):

@@ -31,8 +31,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for info in infos:
         extra = ", counts follow the data" if info.data_dependent_counts else ""
-        print(f"{info.name}  [{info.stage}; budget: {info.budget_rule}{extra}; positions: {info.position_rule}; "
-              f"{info.source}]")
+        order = "" if info.sequence_order == "position" else ", in the method's own order"
+        print(f"{info.name}  [{info.stage}; budget: {info.budget_rule}{extra}; positions: {info.position_rule}"
+              f"{order}; {info.source}]")
         print(f"    {info.paper}")
         if not info.parameters:
             print("    no parameters")

@@ -58,6 +58,10 @@ AttentionSource = Literal["previous", "current"]
 # dropped irregularly is no grid the processor could lay out as a shorter video, and the (t, h, w) ids of
 # the patches that remain are the equivalent that keeps where and when each one was.
 PositionRule = Literal["original", "compact", "renumber"]
+# The order of the kept tokens in the sequence: "position" — ascending original position (checked);
+# "method" — the order the method returns them in, as its official code lays them out (DyCoke appends each
+# frame's kept tokens in ascending similarity), unique but not ascending.
+SequenceOrder = Literal["position", "method"]
 # How a plan meets the budget: "kept" — round(budget·T·P) enter the LLM (at least that many when later
 # stages prune inside it); "mean" — the mean visual fraction over layers equals the budget (within one
 # token); "after_first_stage" — round(budget·T·P) after the in-LLM drop (FastV); "all" — nothing is
@@ -72,9 +76,10 @@ class SelectionResult:
     """What a pre-LLM selection lets into the LLM.
 
     Attributes:
-        tokens: [K, D] kept (or merged) visual tokens, in ascending order of `positions`.
-        positions: [K] int64 original flat index in T·P of each kept / representative token, unique and
-            ascending; the runtime gives each token the RoPE position of this original index.
+        tokens: [K, D] kept (or merged) visual tokens, in the order of `positions`.
+        positions: [K] int64 original flat index in T·P of each kept / representative token, unique;
+            ascending unless the method's `sequence_order` is "method" (its official order). The tokens
+            enter the LLM in this order, numbered as the method's `position_rule` says.
         segments: (first_frame, last_frame) inclusive, for methods that segment the video; else empty.
             The runtime hands them to the method's in-LLM stages (`LayerContext.segments`).
         groups: [K] int64 group id of each kept token, for a method whose in-LLM stage works per group
@@ -172,6 +177,7 @@ class Method:
             the prune); "current" — layer K's own, on the states entering it, before it runs
             (PyramidDrop ranks inside the layer that drops).
         position_rule: how the surviving sequence is numbered for RoPE (see `PositionRule`).
+        sequence_order: the order of the kept tokens in the sequence (see `SequenceOrder`).
     """
 
     name: ClassVar[str] = ""
@@ -183,13 +189,15 @@ class Method:
     attention_need: ClassVar[AttentionNeed] = "none"
     attention_source: ClassVar[AttentionSource] = "previous"
     position_rule: ClassVar[PositionRule] = "original"
+    sequence_order: ClassVar[SequenceOrder] = "position"
     params: dict[str, Any] = field(default_factory=dict)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.position_rule not in get_args(PositionRule):  # a typo would silently number as "original"
-            raise ConfigError(f"method {cls.__name__}: position_rule {cls.position_rule!r} is not one of "
-                              f"{list(get_args(PositionRule))}")
+        for attribute, allowed in (("position_rule", PositionRule), ("sequence_order", SequenceOrder)):
+            if getattr(cls, attribute) not in get_args(allowed):  # a typo would silently mean the default
+                raise ConfigError(f"method {cls.__name__}: {attribute} {getattr(cls, attribute)!r} is not one of "
+                                  f"{list(get_args(allowed))}")
         # One declaration: `parameters` gives `defaults`; a `defaults`-only class gets unchecked declarations.
         if "parameters" in cls.__dict__:
             cls.defaults = {p.name: p.default for p in cls.parameters}

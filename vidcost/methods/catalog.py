@@ -25,6 +25,7 @@ class MethodInfo:
         data_dependent_counts: its plan is an estimate and the data decide the counts.
         attention_need: the attention rows its in-LLM stage needs ("none", "last", "question").
         position_rule: how its surviving sequence is numbered for RoPE (`vidcost.methods.base.PositionRule`).
+        sequence_order: the order of its kept tokens (`vidcost.methods.base.SequenceOrder`).
         parameters: each declared parameter as a dict (name, default, kind, range, doc).
     """
 
@@ -37,12 +38,13 @@ class MethodInfo:
     attention_need: str
     parameters: tuple[dict[str, Any], ...]
     position_rule: str = "original"
+    sequence_order: str = "position"
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "stage": self.stage, "source": self.source, "paper": self.paper,
                 "budget_rule": self.budget_rule, "data_dependent_counts": self.data_dependent_counts,
                 "attention_need": self.attention_need, "position_rule": self.position_rule,
-                "parameters": list(self.parameters)}
+                "sequence_order": self.sequence_order, "parameters": list(self.parameters)}
 
     def __str__(self) -> str:
         return f"{self.name} ({self.stage}; {len(self.parameters)} parameters)"
@@ -55,7 +57,7 @@ def describe(name: str) -> MethodInfo:
     return MethodInfo(name=name, stage=cls.stage(), source=source, paper=cls.paper or "(not given)",
                       budget_rule=cls.budget_rule, data_dependent_counts=bool(cls.data_dependent_counts),
                       attention_need=cls.attention_need, parameters=tuple(p.to_dict() for p in cls.parameters),
-                      position_rule=cls.position_rule)
+                      position_rule=cls.position_rule, sequence_order=cls.sequence_order)
 
 
 def list_methods(extra: Sequence[str] = ()) -> list[MethodInfo]:

@@ -84,6 +84,7 @@ class DyCoke(Method):
 
     name: ClassVar[str] = "dycoke"
     position_rule: ClassVar[str] = "compact"  # the official code feeds the LLM the shorter sequence (PositionRule)
+    sequence_order: ClassVar[str] = "method"  # dycole_ttm's: frame by frame, kept tokens by ascending similarity
     parameters: ClassVar[tuple[Param, ...]] = ()
     paper: ClassVar[str] = "Tao et al., DyCoke: Dynamic Compression of Tokens for Fast Video Large Language Models, CVPR 2025"
     budget_rule: ClassVar[str] = "nearest"
@@ -102,7 +103,9 @@ class DyCoke(Method):
 
     def select_visual(self, features: "torch.Tensor", budget: float, query: "torch.Tensor | None" = None,
                       seed: int = 0, **params: Any) -> SelectionResult:
-        """Anchors whole; elsewhere the c tokens least similar to the reference frame; positions ascend."""
+        """Anchors whole; elsewhere the c tokens least similar to the reference frame, in the official order:
+        frame by frame, each non-anchor frame's kept tokens in ascending similarity (so positions do not
+        ascend within those frames; with `position_rule` "compact" the LLM numbers them in this order)."""
         import torch
 
         self.checked_params(**params)
@@ -112,13 +115,16 @@ class DyCoke(Method):
         reference = torch.tensor(reference_frames(frames), device=device)  # [T]
         similarity = torch.nn.functional.cosine_similarity(
             features.float(), features[reference].float(), dim=-1)  # [T, P]
-        is_anchor = reference == torch.arange(frames, device=device)
         # The c least similar of every frame at once (a stable sort: ties to the lower position); an anchor
-        # is compared with itself, so its row is meaningless and the mask keeps it whole instead.
+        # is compared with itself, so its row is meaningless and it is kept whole instead.
         order = torch.sort(similarity, dim=-1, stable=True).indices[:, :count]  # [T, c] ascending similarity
-        keep = torch.zeros(frames, per_frame, dtype=torch.bool, device=device)
-        keep.scatter_(1, order, True)
-        keep[is_anchor] = True
-        positions = torch.nonzero(keep.flatten()).flatten()
+        # The official order: frame after frame, an anchor's tokens in place and another frame's kept
+        # tokens in ascending similarity (`dycole_ttm` appends `frame_tokens[topk(largest=False).indices]`).
+        # Which frames are anchors is host arithmetic, so the sequence is cut without reading the device.
+        # At budget 1.0 nothing is dropped and every frame stays in place: the stock sequence.
+        whole = torch.arange(per_frame, device=device)
+        pieces = [t * per_frame + (whole if t % GROUP_FRAMES == 0 or count == per_frame else order[t])
+                  for t in range(frames)]
+        positions = torch.cat(pieces)
         return SelectionResult(tokens=features.reshape(frames * per_frame, dim)[positions].clone(),
                                positions=positions)

@@ -4,7 +4,7 @@
 constructed videos (random, static, three scenes), and raises AssertionError naming what failed:
 
 * the plan: a valid Schedule for the model, meeting the budget as the method's `budget_rule` says;
-* the selection: positions int64, unique, ascending and in range; as many tokens as the plan's first
+* the selection: positions int64, unique, ascending (unless its `sequence_order` is "method") and in range; as many tokens as the plan's first
   layer (any count ≥ 1 for a `data_dependent_counts` method); segments that partition the frames; groups
   aligned with the tokens;
 * the in-LLM stages, driven before every layer where the plan drops (every layer after the first for a
@@ -181,16 +181,21 @@ def check_plan(method: "Method", spec: Any, budget: float) -> "Schedule":
     return schedule
 
 
-def check_positions(positions: "torch.Tensor", total: int, what: str, count: int | None = None) -> None:
+def check_positions(positions: "torch.Tensor", total: int, what: str, count: int | None = None,
+                    ascending: bool = True) -> None:
+    """int64, [K], the planned count, in range, unique — and ascending unless the method keeps its own order."""
     import torch
 
     assert positions.dtype == torch.long, f"{what} are {positions.dtype}, not int64"
     assert positions.dim() == 1, f"{what} are shaped {tuple(positions.shape)}, not [K]"
     if count is not None:
         assert positions.numel() == count, f"{positions.numel()} {what}, the plan says {count}"
-    assert bool((positions[1:] > positions[:-1]).all()), f"{what} must be unique and ascending"
+    if ascending:
+        assert bool((positions[1:] > positions[:-1]).all()), f"{what} must be unique and ascending"
+    else:
+        assert torch.unique(positions).numel() == positions.numel(), f"{what} must be unique"
     if positions.numel():
-        assert 0 <= int(positions[0]) and int(positions[-1]) < total, f"{what} outside [0, {total})"
+        assert 0 <= int(positions.min()) and int(positions.max()) < total, f"{what} outside [0, {total})"
 
 
 def check_selection(method: "Method", features: "torch.Tensor", budget: float, query: "torch.Tensor | None",
@@ -208,7 +213,8 @@ def check_selection(method: "Method", features: "torch.Tensor", budget: float, q
     assert torch.equal(features, originals[0]), "select_visual modified its features"
     assert query is None or torch.equal(query, originals[1]), "select_visual modified its query"
     planned = None if method.data_dependent_counts else schedule.visual_tokens[0]
-    check_positions(result.positions, total, "selected positions", planned)
+    check_positions(result.positions, total, "selected positions", planned,
+                    ascending=method.sequence_order == "position")
     count = result.positions.numel()
     assert count >= 1, "the selection kept no token"
     assert tuple(result.tokens.shape) == (count, dim), f"tokens shaped {tuple(result.tokens.shape)}, not [{count}, {dim}]"

@@ -249,7 +249,8 @@ class StagedRuntime:
             raise ProfilingError(
                 f"method '{method.name}' selected {kept} tokens shaped {tuple(tokens.shape)} before the LLM; "
                 f"its plan says {planned.visual_tokens[0]} × {dim}")
-        run.check(lambda: _check_indices(positions, total, method.name, "positions"))
+        run.check(lambda: _check_indices(positions, total, method.name, "positions",
+                                         ascending=method.sequence_order == "position"))
         if result.groups is not None and result.groups.shape != (kept,):
             raise ProfilingError(f"method '{method.name}' returned groups shaped {tuple(result.groups.shape)} "
                                  f"for {kept} tokens")
@@ -457,13 +458,15 @@ def _check_plan(planned: Schedule, spec: Any, name: str) -> None:
             f"the model has {spec.num_layers} layers × {spec.num_visual_tokens}")
 
 
-def _check_indices(indices: "torch.Tensor", size: int, name: str, what: str) -> None:
+def _check_indices(indices: "torch.Tensor", size: int, name: str, what: str, ascending: bool = True) -> None:
     import torch
 
     if indices.dim() != 1 or (indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= size)):
         raise ProfilingError(f"method '{name}' returned {what} outside [0, {size})")
-    if indices.numel() > 1 and not bool(torch.all(indices[1:] > indices[:-1])):
+    if ascending and indices.numel() > 1 and not bool(torch.all(indices[1:] > indices[:-1])):
         raise ProfilingError(f"method '{name}' returned {what} that are not unique and ascending")
+    if not ascending and torch.unique(indices).numel() != indices.numel():
+        raise ProfilingError(f"method '{name}' returned {what} that are not unique")
 
 
 class _NullTimer:

@@ -160,3 +160,24 @@ def test_a_one_layer_model_cannot_hold_the_attention_stage():
     with pytest.raises(ConfigError, match="needs 2 layers or more; the model has 1"):
         get_method("prunevid").plan(one_layer, 0.25)
     assert get_method("prunevid").plan(one_layer, 1.0).visual_tokens == (1024,)
+
+
+def test_the_sequence_is_laid_out_as_merge_frames_dynamic_lays_it(scenes_video):
+    """Segment after segment, its static clusters then each frame's dynamic clusters (group ids ascend along
+    the sequence); a clustered group in the official cluster order — its centres by descending ρ·δ, as
+    `compute_cluster_vectors` writes the clusters `cluster_dpc_knn`'s topk found; a group kept whole in place."""
+    from vidcost.methods import clustering
+    from vidcost.methods.prunevid import _official_order
+
+    video = scenes_video(noise=0.05)
+    result = get_method("prunevid").select_visual(video, 0.4)
+    groups = result.groups.tolist()
+    assert groups == sorted(groups)
+    assert result.positions.tolist() != sorted(result.positions.tolist())  # not position order
+    rank = torch.tensor([[3, 0, 4, 1, 2], [0, 1, 2, 3, 4]])
+    # row 0 clustered into 2: its centres are ranks 0 and 1 (indices 1, 3); row 1 kept whole: in place
+    assert _official_order(rank, [2, 5]).tolist() == [1, 3, 5, 6, 7, 8, 9]
+    points = torch.randn(1, 20, 4, generator=torch.Generator().manual_seed(0))
+    _, _, ranks = clustering.dpc_cluster_ranked(points, 6, 3)
+    centres = _official_order(ranks, [6])
+    assert ranks[0, centres].tolist() == list(range(6))  # the topk order of the decision values

@@ -69,7 +69,15 @@ def _descending_rank(values: "torch.Tensor") -> "torch.Tensor":
 
 def dpc_cluster(x: "torch.Tensor", counts: "torch.Tensor | int", k: int, *, exact: bool = False,
                 centres_own: bool = True) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """DPC-kNN clustering with a given number of clusters per batch row.
+    """DPC-kNN clustering with a given number of clusters per batch row: (is_center, labels) of
+    `dpc_cluster_ranked`, whose docstring says what they are."""
+    is_center, labels, _ = dpc_cluster_ranked(x, counts, k, exact=exact, centres_own=centres_own)
+    return is_center, labels
+
+
+def dpc_cluster_ranked(x: "torch.Tensor", counts: "torch.Tensor | int", k: int, *, exact: bool = False,
+                       centres_own: bool = True) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]:
+    """DPC-kNN clustering with a given number of clusters per batch row, and each point's decision rank.
 
     Args:
         x: [B, n, D] points.
@@ -80,8 +88,11 @@ def dpc_cluster(x: "torch.Tensor", counts: "torch.Tensor | int", k: int, *, exac
             centre (distance 0) joins that one, so duplicate points never form two clusters.
 
     Returns:
-        is_center [B, n] bool (exactly counts[b] per row) and labels [B, n]: the index (in n) of the
-        centre each point joins — its nearest centre, ties to the lower index.
+        is_center [B, n] bool (exactly counts[b] per row), labels [B, n]: the index (in n) of the centre
+        each point joins — its nearest centre, ties to the lower index — and rank [B, n]: each point's
+        place when the decision values ρ·δ are sorted descending (0 first; ties to the lower index). The
+        official `cluster_dpc_knn` takes its centres as `topk(score)`, so cluster j of its output is the
+        centre of rank j: sorting the centres by rank gives its cluster order.
     """
     import torch
 
@@ -89,13 +100,14 @@ def dpc_cluster(x: "torch.Tensor", counts: "torch.Tensor | int", k: int, *, exac
     density, delta, dist = dpc_knn(x, k, exact=exact)
     score = density * delta  # DPC decision value ρ·δ
     counts_t = torch.as_tensor(counts, device=x.device).reshape(-1).expand(batch)
-    is_center = _descending_rank(score) < counts_t.unsqueeze(-1)  # [B, n]
+    rank = _descending_rank(score)
+    is_center = rank < counts_t.unsqueeze(-1)  # [B, n]
     to_center = dist.masked_fill(~is_center.unsqueeze(-2), float("inf"))  # [B, n, n]
     labels = to_center.argmin(-1)
     own = torch.arange(n, device=x.device).expand(batch, n)
     if centres_own:
         labels = torch.where(is_center, own, labels)
-    return is_center, labels
+    return is_center, labels, rank
 
 
 def cluster_means(x: "torch.Tensor", labels: "torch.Tensor") -> "torch.Tensor":

@@ -68,13 +68,16 @@ class PruneVid(Method):
     Departures from the official code, all reported by `analysis/compare_official.py`: ties in density
     go to the lower index where the official code adds 1e-6 of uniform noise (so the official code is
     not deterministic); the question rows are the question's own tokens where the official code takes
-    every row after the video; kept tokens keep their original RoPE positions.
+    every row after the video. The merged sequence is laid out as the official one (segment by segment,
+    static clusters then each frame's dynamic clusters, each group in cluster order) and numbered 0…n′−1
+    (`position_rule` "compact": the official code feeds the LLM the shorter sequence).
     With the defaults on LLaVA-OV-7B at a 20 % budget the paper-convention prefill is 6.96 TFLOPs
     (17.1 %; HieraVid's Table 2 lists PruneVid at 6.9, 16.9 %). Deterministic (the seed is ignored).
     """
 
     name: ClassVar[str] = "prunevid"
     position_rule: ClassVar[str] = "compact"  # the official code feeds the LLM the shorter sequence (PositionRule)
+    sequence_order: ClassVar[str] = "method"  # merge_frames_dynamic's: per segment, static then per-frame dynamic
     parameters: ClassVar[tuple[Param, ...]] = (
         Param("k", 7, "int", 1, 10_000, doc="neighbours of the DPC-kNN density"),
         Param("temporal_segment_ratio", 0.25, "float", 0.0, 1.0, low_open=True,
@@ -141,11 +144,10 @@ class PruneVid(Method):
             positions.append(seg_positions + a * per_frame)
             groups.append(seg_groups + next_group)
             next_group += 1 + (b - a + 1)  # one static group and one dynamic group per frame
-        positions_t = torch.cat(positions)
-        order = torch.argsort(positions_t)
-        merged = torch.cat(tokens)[order].to(features.dtype)
-        return SelectionResult(tokens=merged, positions=positions_t[order], segments=segments,
-                               groups=torch.cat(groups)[order])
+        # The official sequence (`merge_frames_dynamic`): segment after segment, its static clusters then
+        # each frame's dynamic ones, every group in its cluster order.
+        return SelectionResult(tokens=torch.cat(tokens).to(features.dtype), positions=torch.cat(positions),
+                               segments=segments, groups=torch.cat(groups))
 
     @staticmethod
     def segment(frame_means: "torch.Tensor", k: int = 7, ratio: float = 0.25) -> tuple[tuple[int, int], ...]:
@@ -260,6 +262,21 @@ def _group_quotas(segments: tuple[tuple[int, int], ...], static: list["torch.Ten
     return [split_budget(quota, [float(s) for s in seg], seg, minimum=0) for quota, seg in zip(per_segment, sizes)]
 
 
+def _official_order(rank: "torch.Tensor", quotas: list[int]) -> "torch.Tensor":
+    """Flat indices into the rows of `rank` [R, n] of each row's `quotas[r]` centres, row after row, in the
+    order `merge_frames_dynamic` lays them out: a group kept whole (quota n: no clustering, the official
+    `shape[1] > 14` test) in place, a clustered group in cluster order — its centres by descending ρ·δ
+    (`compute_cluster_vectors` writes cluster j, the centre `topk(score)` put j-th)."""
+    import torch
+
+    rows, n = rank.shape
+    order = torch.arange(n, device=rank.device).expand(rows, n)
+    whole = torch.tensor([quota == n for quota in quotas], device=rank.device).unsqueeze(-1)
+    key = torch.where(whole, order, rank)  # the centres of a row have keys 0…quota−1
+    picked = [row * n + torch.argsort(key[row])[:quota] for row, quota in enumerate(quotas) if quota]
+    return torch.cat(picked)
+
+
 def _merge_segment(x: "torch.Tensor", is_static: "torch.Tensor", quotas: list[int],
                    k: int) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]:
     """Merge one segment [F, P, D] to sum(quotas) tokens.
@@ -278,19 +295,21 @@ def _merge_segment(x: "torch.Tensor", is_static: "torch.Tensor", quotas: list[in
     tokens, positions, groups = [], [], []
     if len(static_idx) and quotas[0]:
         averaged = x[:, static_idx].mean(0, keepdim=True)  # PruneVid Eq. 4: [1, S, D]
-        centre, labels = clustering.dpc_cluster(averaged, quotas[0], k)
+        _, labels, rank = clustering.dpc_cluster_ranked(averaged, quotas[0], k)
         means = clustering.cluster_means(averaged, labels)
-        tokens.append(means[0][centre[0]])
-        positions.append(static_idx[centre[0]])  # at the segment's first frame
+        picked = _official_order(rank, [quotas[0]])  # [Ks] into S, in the official cluster order
+        tokens.append(means[0][picked])
+        positions.append(static_idx[picked])  # at the segment's first frame
         groups.append(torch.zeros(quotas[0], dtype=torch.long, device=device))
     if len(dynamic_idx) and sum(quotas[1:]):
         dynamic = x[:, dynamic_idx]  # [F, Dn, D]
-        centre, labels = clustering.dpc_cluster(dynamic, torch.tensor(quotas[1:], device=device), k)
+        _, labels, rank = clustering.dpc_cluster_ranked(dynamic, torch.tensor(quotas[1:], device=device), k)
         means = clustering.cluster_means(dynamic, labels)
-        frame_of = torch.arange(frames, device=device).unsqueeze(-1).expand_as(centre)
-        tokens.append(means[centre])
-        positions.append(frame_of[centre] * per_frame + dynamic_idx.expand_as(centre)[centre])
-        groups.append(1 + frame_of[centre])
+        picked = _official_order(rank, quotas[1:])  # [Kd] into F·Dn, frame by frame
+        frame_of = picked // dynamic.shape[1]
+        tokens.append(means.reshape(-1, dim)[picked])
+        positions.append(frame_of * per_frame + dynamic_idx[picked % dynamic.shape[1]])
+        groups.append(1 + frame_of)
     if not tokens:
         return (torch.zeros(0, dim, device=device), torch.zeros(0, dtype=torch.long, device=device),
                 torch.zeros(0, dtype=torch.long, device=device))

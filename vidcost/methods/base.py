@@ -41,8 +41,12 @@ if TYPE_CHECKING:  # torch is imported only where tensors are touched
     from vidcost.schedule import Schedule
     from vidcost.spec import ModelSpec
 
-AttentionNeed = Literal["none", "last", "question"]
+AttentionNeed = Literal["none", "last", "question", "after_video"]
 AttentionSource = Literal["previous", "current"]
+# How that attention is computed: "rope_causal" — as the layer attends (RoPE on q and k, the causal mask,
+# float32 scores); "plain" — q·kᵀ/√d without RoPE and without a mask, in the model's dtype with a float32
+# softmax cast back (PruneVid's `attn_weights_wo_pos` in its LlamaAttention).
+AttentionForm = Literal["rope_causal", "plain"]
 # How the surviving sequence is numbered for RoPE — the method's declaration, following its official code:
 #   "original" — every kept token keeps its id in the full layout, with gaps where tokens were dropped, and
 #       decoding continues after the full layout (FastV, FrameFusion, HieraVid: their code prunes inside a
@@ -111,8 +115,9 @@ class LayerContext:
         positions: [N] original flat index in T·P of each current visual token.
         attention: [Q, H, N] softmax attention (over all keys, causal) that Q text query rows pay to the
             N visual keys, computed from layer `layer - 1`'s q/k projections; Q = 1 (the last token) for
-            `attention_need == "last"`, Q = the question tokens after the video for "question"; None for
-            "none". Never an n×n matrix.
+            `attention_need == "last"`, Q = the question tokens after the video for "question", every row
+            after the visual tokens for "after_video"; None for "none"; computed as `attention_form` says.
+            Never an n×n matrix.
         num_frames: T.
         tokens_per_frame: P.
         seed: the run's seed, for methods with a random choice.
@@ -171,7 +176,8 @@ class Method:
         budget_rule: how the plan meets the budget (see `BudgetRule`).
         data_dependent_counts: the plan's counts are an estimate and the selections decide (see the
             module docstring).
-        attention_need: which query rows an in-LLM stage needs ("none", "last", "question").
+        attention_need: which query rows an in-LLM stage needs ("none", "last", "question", "after_video").
+        attention_form: how that attention is computed (see `AttentionForm`).
         attention_source: whose q/k projections give that attention for a stage before layer K:
             "previous" — layer K−1's, on its input (FastV ranks by the attention map of the layer before
             the prune); "current" — layer K's own, on the states entering it, before it runs
@@ -188,13 +194,15 @@ class Method:
     data_dependent_counts: ClassVar[bool] = False
     attention_need: ClassVar[AttentionNeed] = "none"
     attention_source: ClassVar[AttentionSource] = "previous"
+    attention_form: ClassVar[AttentionForm] = "rope_causal"
     position_rule: ClassVar[PositionRule] = "original"
     sequence_order: ClassVar[SequenceOrder] = "position"
     params: dict[str, Any] = field(default_factory=dict)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        for attribute, allowed in (("position_rule", PositionRule), ("sequence_order", SequenceOrder)):
+        for attribute, allowed in (("position_rule", PositionRule), ("sequence_order", SequenceOrder),
+                                   ("attention_need", AttentionNeed), ("attention_form", AttentionForm)):
             if getattr(cls, attribute) not in get_args(allowed):  # a typo would silently mean the default
                 raise ConfigError(f"method {cls.__name__}: {attribute} {getattr(cls, attribute)!r} is not one of "
                                   f"{list(get_args(allowed))}")

@@ -44,8 +44,8 @@ class PruneVid(Method):
     3. Spatial merging: each segment's static group and each frame's dynamic group with more than
        `cluster_above` (14) tokens is DPC-kNN-clustered and every cluster becomes the mean of its
        members (`compute_cluster_vectors`), placed at its centre token; smaller groups are kept whole.
-    4. Inside the LLM: after layer `prune_layer` (10), ranked by that layer's attention from the
-       question tokens to the visual tokens (max over heads, then over question rows), the top α =
+    4. Inside the LLM: after layer `prune_layer` (10), ranked by that layer's attention from every row
+       after the video to the visual tokens (before RoPE, unmasked; max over heads, then rows), the top α =
        `alpha` of every group — each segment's static group and each frame's dynamic group
        (`SelectionResult.groups`) — survive (`process_attention`). In vidcost's terms: a drop before layer
        `prune_layer` + 1 with `attention_source = "previous"`. The official code then trims the KV cache of
@@ -67,8 +67,8 @@ class PruneVid(Method):
 
     Departures from the official code, all reported by `analysis/compare_official.py`: ties in density
     go to the lower index where the official code adds 1e-6 of uniform noise (so the official code is
-    not deterministic); the question rows are the question's own tokens where the official code takes
-    every row after the video. The merged sequence is laid out as the official one (segment by segment,
+    not deterministic). The attention of stage 4 is the official one: every row after the video, q·kᵀ
+    without RoPE and without a mask in the model's dtype (`attention_form` "plain"). The merged sequence is laid out as the official one (segment by segment,
     static clusters then each frame's dynamic clusters, each group in cluster order) and numbered 0…n′−1
     (`position_rule` "compact": the official code feeds the LLM the shorter sequence).
     With the defaults on LLaVA-OV-7B at a 20 % budget the paper-convention prefill is 6.96 TFLOPs
@@ -90,7 +90,8 @@ class PruneVid(Method):
               "smaller ones kept whole"),
     )
     paper: ClassVar[str] = "Huang, Zhou & Han, PruneVid: Visual Token Pruning for Efficient Video LLMs, ACL Findings 2025"
-    attention_need: ClassVar[str] = "question"
+    attention_need: ClassVar[str] = "after_video"  # obtain_language_attention: every row after the video
+    attention_form: ClassVar[str] = "plain"  # attn_weights_wo_pos: no RoPE, no mask, the model's dtype
     attention_source: ClassVar[str] = "previous"
 
     def pre_llm_count(self, num_visual_tokens: int, budget: float, **params: Any) -> int:
@@ -163,8 +164,8 @@ class PruneVid(Method):
         import torch
 
         if context.attention is None or context.attention.dim() != 3:
-            raise ConfigError("prunevid ranks visual tokens by the question's attention inside the LLM, got none; "
-                              "run it with a question (the runtime passes the question's rows)")
+            raise ConfigError("prunevid ranks visual tokens by the attention of the rows after the video inside "
+                              "the LLM, got none; run it through the runtime (it passes those rows' attention)")
         score = context.attention.float().amax(dim=(0, 1))  # [Q, H, N] → [N]: max over heads and rows
         count = score.numel()
         if not 1 <= keep <= count or count != context.hidden.shape[0]:

@@ -252,7 +252,7 @@ def drive_llm_stages(method: "Method", schedule: "Schedule", selection: "Selecti
 
     answers: list[StageAnswer] = []
     generator = torch.Generator().manual_seed(seed + 1)
-    rows = {"last": 1, "question": question_rows}.get(method.attention_need)
+    rows = {"last": 1, "question": question_rows, "after_video": question_rows + 2}.get(method.attention_need)
     hidden, positions, groups, state = selection.tokens, selection.positions, selection.groups, selection.state
     for layer in range(1, schedule.num_layers):
         planned, count = schedule.visual_tokens[layer], hidden.shape[0]

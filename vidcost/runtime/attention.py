@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 
 
 def query_attention(layer: Any, layer_input: "torch.Tensor", position_embeddings: tuple["torch.Tensor", "torch.Tensor"],
-                    query_rows: "torch.Tensor", key_slice: slice) -> "torch.Tensor":
-    """Softmax attention of `query_rows` over all (causal) keys, restricted to the keys in `key_slice`.
+                    query_rows: "torch.Tensor", key_slice: slice, form: str = "rope_causal") -> "torch.Tensor":
+    """Softmax attention of `query_rows` over all keys, restricted to the keys in `key_slice`.
 
     Args:
         layer: a Qwen2 or Qwen-VL decoder layer (input_layernorm, self_attn.{q,k}_proj).
@@ -25,6 +25,10 @@ def query_attention(layer: Any, layer_input: "torch.Tensor", position_embeddings
         position_embeddings: (cos, sin), each [1, N, head_dim], the RoPE (or composed M-RoPE) of the sequence.
         query_rows: [Q] int64 sequence rows of the queries.
         key_slice: the rows of the keys to return (the visual tokens).
+        form: "rope_causal" — as the layer attends: RoPE on q and k, each query sees the keys up to its own
+            row, float32 scores; "plain" — PruneVid's `attn_weights_wo_pos`: q·kᵀ/√d without RoPE and
+            without a mask, in the model's dtype, softmax in float32 cast back to that dtype
+            (`vidcost.methods.base.AttentionForm`).
 
     Returns:
         [Q, H, K] float32 attention probabilities (each row sums to 1 over all N keys before slicing).
@@ -39,10 +43,15 @@ def query_attention(layer: Any, layer_input: "torch.Tensor", position_embeddings
     n = x.shape[0]
     q = attn.q_proj(x[query_rows]).view(len(query_rows), -1, head_dim)  # [Q, H, hd]
     k = attn.k_proj(x).view(n, -1, head_dim)  # [N, KV, hd]
+    kv_heads = k.shape[1]
+    if form == "plain":
+        q = q.view(len(query_rows), kv_heads, groups, head_dim)
+        scores = torch.einsum("qgrd,ngd->qgrn", q, k) * attn.scaling  # the model's dtype, as the official
+        scores = scores.reshape(len(query_rows), kv_heads * groups, n)
+        return torch.softmax(scores, dim=-1, dtype=torch.float32).to(x.dtype)[:, :, key_slice].float()
     cos, sin = (t[0].to(x.dtype) for t in position_embeddings)  # [N, hd]
     q = q * cos[query_rows, None] + rotate_half(q) * sin[query_rows, None]
     k = k * cos[:, None] + rotate_half(k) * sin[:, None]
-    kv_heads = k.shape[1]
     q = q.view(len(query_rows), kv_heads, groups, head_dim)  # head h uses KV head h // groups
     scores = torch.einsum("qgrd,ngd->qgrn", q.float(), k.float()) * attn.scaling  # [Q, KV, groups, N]
     scores = scores.reshape(len(query_rows), kv_heads * groups, n)  # [Q, H, N]

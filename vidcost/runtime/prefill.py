@@ -332,9 +332,15 @@ class StagedRuntime:
             n = seq.hidden.shape[1]
             question_start = seq.visual_slice.stop + seq.separator_rows
             first, last = seq.question_rows
-            rows = (torch.arange(question_start + first, question_start + last, device=seq.hidden.device)
-                    if method.attention_need == "question" else torch.tensor([n - 1], device=seq.hidden.device))
-            attention = query_attention(source[0], source[1], seq.rope, rows, seq.visual_slice)
+            device = seq.hidden.device
+            if method.attention_need == "question":
+                rows = torch.arange(question_start + first, question_start + last, device=device)
+            elif method.attention_need == "after_video":  # every row after the visual tokens
+                rows = torch.arange(seq.visual_slice.stop, n, device=device)
+            else:
+                rows = torch.tensor([n - 1], device=device)
+            attention = query_attention(source[0], source[1], seq.rope, rows, seq.visual_slice,
+                                        form=method.attention_form)
         visual = seq.hidden[0, seq.visual_slice]  # [Nv, D]
         context = LayerContext(layer=index, hidden=visual, positions=seq.visual_positions, attention=attention,
                                num_frames=spec.frames, tokens_per_frame=spec.tokens_per_frame, seed=seed,

@@ -1,4 +1,4 @@
-"""PyramidDrop: staged last-instruction-token ranking, λ = 0.5, the budget reached by the number of stages."""
+"""PyramidDrop: staged last-instruction-token ranking on the official stages, λ solved for the budget."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from vidcost.errors import ConfigError
 from vidcost.methods import LayerContext, get_method
 from vidcost.methods.common import rank_keep
-from vidcost.methods.pdrop import default_stage_layers, mean_fraction, pyramid_counts, pyramid_schedule
+from vidcost.methods.pdrop import default_stage_layers, pyramid_counts
 from vidcost.spec import load_spec
 
 SPEC = load_spec("llava-onevision-7b")
@@ -32,20 +32,28 @@ def test_the_official_configuration_is_the_plan_at_its_own_budget():
     assert [count for _, _, count in schedule.segments()] == [6272, 3136, 1568, 784]
 
 
-@pytest.mark.parametrize("budget, stages", [(0.47, 4), (0.4, 5), (0.25, 8), (0.1, 19)])
-def test_lower_budgets_take_more_stages_at_lambda_one_half(budget, stages):
-    """The paper's ablation reaches other costs with the number of stages S, λ = 0.5, layers spread evenly."""
-    layers = get_method("pdrop").stage_layers(28, 6272, budget)
-    assert layers == default_stage_layers(28, stages)
+@pytest.mark.parametrize("budget", [0.3, 0.4, 0.5, 0.7])
+def test_other_budgets_solve_lambda_on_the_official_stages(budget):
+    """vidcost's variant: the official four stages (7/14/21 of 28), λ the smallest whose mean fraction ≥ budget."""
     schedule = get_method("pdrop").plan(SPEC, budget)
-    assert schedule.visual_tokens == tuple(pyramid_schedule(28, 6272, layers, 0.5))
-    means = {s: mean_fraction(28, 6272, default_stage_layers(28, s), 0.5) for s in range(1, 29)}
-    assert min(means, key=lambda s: abs(means[s] - budget)) == stages  # no other S is nearer
+    assert [first for first, _, _ in schedule.segments()] == [0, 7, 14, 21]
+    assert budget <= schedule.mean_visual_fraction <= budget + 1 / 6272
+    counts = [count for _, _, count in schedule.segments()]
+    assert counts == sorted(counts, reverse=True) and counts[-1] >= 2  # a pyramid, never one token
 
 
-def test_a_budget_below_every_stage_count_names_the_reachable_range():
-    with pytest.raises(ConfigError, match=r"reaches mean visual fractions \[0.07\d+, 1\].*not budget 0.05"):
-        get_method("pdrop").plan(SPEC, 0.05)
+def test_a_budget_the_official_stages_cannot_reach_names_the_range():
+    """The first stage keeps every token: the official stages cannot go below ≈ 0.27 (no 12-stage plans)."""
+    with pytest.raises(ConfigError, match=r"reaches mean visual fractions \[0.26\d+, 1\].*not budget 0.1"):
+        get_method("pdrop").plan(SPEC, 0.1)
+    schedule = get_method("pdrop", layers=(2, 4, 6)).plan(SPEC, 0.1)  # earlier stages reach it
+    assert 0.1 <= schedule.mean_visual_fraction <= 0.1 + 1 / 6272
+
+
+def test_an_explicit_lambda_must_be_the_budgets():
+    assert get_method("pdrop", ratio=0.5).plan(SPEC, 0.46875).visual_tokens[-1] == 784
+    with pytest.raises(ConfigError, match=r"λ=0.5 .* mean visual fraction of 0.469, not budget 0.3"):
+        get_method("pdrop", ratio=0.5).plan(SPEC, 0.3)
 
 
 def test_ranking_uses_the_dropping_layers_own_attention():
@@ -60,7 +68,7 @@ def test_fixed_stages_solve_lambda_for_the_budget():
 
 
 def test_explicit_layers_that_cannot_reach_the_budget_are_an_error():
-    with pytest.raises(ConfigError, match=r"cannot reach budget 0.2.*lowest mean fraction"):
+    with pytest.raises(ConfigError, match=r"layers \[8, 16, 24\] of 28 reaches mean visual fractions.*not budget 0.2"):
         get_method("pdrop", layers=(8, 16, 24)).plan(SPEC, 0.2)
 
 

@@ -134,10 +134,10 @@ def test_selection_groups_are_static_per_segment_and_dynamic_per_frame(scenes_vi
     assert result.groups.unique().numel() > len(result.segments)  # dynamic frames form their own groups
 
 
-def test_attention_stage_without_a_question_is_a_config_error():
+def test_attention_stage_without_attention_is_a_config_error():
     context = LayerContext(layer=2, hidden=torch.ones(6, 4), positions=torch.arange(6), attention=None,
                            num_frames=1, tokens_per_frame=6)
-    with pytest.raises(ConfigError, match="question's attention.*run it with a question"):
+    with pytest.raises(ConfigError, match="attention of the rows after the video.*got none"):
         get_method("prunevid").reduce_in_llm(context, 1)
 
 

@@ -104,7 +104,7 @@ def test_renumber_lays_every_stage_out_from_zero_and_decodes_each_layer_after_it
     """PyramidDrop: the official `pdrop_rank_drop` renumbers the kept sequence with arange, and its decode
     subtracts each stage's dropped count at that stage's layer."""
     runtime, inputs = llava
-    method = get_method("pdrop", layers=[2, 4], ratio=0.5)
+    method = get_method("pdrop", layers=[2, 4])
     seen = []
     hook = runtime.lm.rotary_emb.register_forward_hook(lambda module, args, out: seen.append(args[1].clone()))
     try:

@@ -58,6 +58,11 @@ def solve_ratio(num_layers: int, total: int, layers: Sequence[int], budget: floa
     return high
 
 
+OFFICIAL_STAGES = 4  # `--layer_list [8,16,24]`: four stages of LLaVA-1.5's 32 layers
+OFFICIAL_RATIO = 0.5  # `--image_token_ratio_list [0.5,0.25,0.125]`: λ = 0.5
+MIN_LAST_STAGE = 2  # a last stage of a single visual token is no plan anyone deploys
+
+
 class PyramidDrop(Method):
     """PyramidDrop (Xing et al. 2025): drop visual tokens in stages inside the LLM, λ per stage.
 
@@ -65,39 +70,42 @@ class PyramidDrop(Method):
     ranked by the attention the last instruction token pays them — computed, as `pdrop_rank_drop` does,
     with *that* layer's own q/k projections on the states entering it (`attention_source = "current"`:
     `self.layers[rank_layer].self_attn` on the output of layer rank_layer − 1), softmax, mean over heads —
-    and the top int(N·λ^s) of the original N are kept. Nothing happens before the LLM.
+    and the top int(N·λ^s) of the original N are kept. Nothing happens before the LLM. After each stage
+    the sequence is renumbered from 0 (`position_rule` "renumber", as `pdrop_rank_drop` lays it out).
 
-    Budget: the mean visual-token fraction over layers. The paper and its code fix λ = `ratio` = 0.5 and
-    spread the stages evenly over the layers (`--layer_list [8,16,24]` of LLaVA's 32 layers → 7/14/21 of
-    Qwen2-7B's 28, mean fraction 0.469 with S = 4). Lower (or higher) budgets are reached the way the
-    paper's own ablation does (its Table "stages S", λ = 0.5, layers evenly distributed): by the number of
-    stages S. vidcost plans the S in [1, L] whose mean fraction is nearest the budget (ties: the larger
-    fraction); a budget below what S = L reaches is a ConfigError naming the reachable range.
-    An explicit `stages` or `layers` fixes the stage starts instead; λ is then solved (bisection) for the
-    smallest mean fraction ≥ the budget — a departure from the paper's fixed λ that the user asked for.
+    Stages: the official scripts' `--layer_list [8,16,24]` of LLaVA-1.5's 32 layers, scaled to the model's
+    depth (7/14/21 of Qwen2-7B's 28); `stages` spreads S stages evenly instead, `layers` names them.
 
-    Parameters (defaults): ratio=0.5 (λ), stages=None (solved from the budget), layers=None (S stages
-    spread evenly).
+    Budget: the mean visual-token fraction over layers. The official code fixes λ = 0.5, which on those
+    stages is one budget (0.469 on 28 layers; a budget that rounds to it at 3 decimals plans exactly the
+    official configuration). At any other budget vidcost solves λ (bisection: the smallest mean fraction ≥
+    the budget) — vidcost's variant, named so in `vidcost methods`. An explicit `ratio` fixes λ, and the
+    budget must then be the mean fraction it gives. A budget below what the stages reach with at least
+    `MIN_LAST_STAGE` tokens in the last stage (the first stage keeps everything: ≈ 0.27 with the official
+    layers) is a ConfigError naming the reachable range.
+
+    Parameters (defaults): ratio=None (λ solved for the budget; 0.5 is the official), stages=None (the
+    official 4), layers=None (the official layer list scaled to the model).
     """
 
     name: ClassVar[str] = "pdrop"
     position_rule: ClassVar[str] = "renumber"  # pdrop_rank_drop re-lays position_ids after every stage
     parameters: ClassVar[tuple[Param, ...]] = (
-        Param("ratio", 0.5, "float", 0.0, 1.0, low_open=True, high_open=True,
-              doc="λ: each stage keeps this fraction of the stage before (the paper's 0.5)"),
-        Param("stages", None, "int", 1, None, doc="number of stages S (default: nearest the budget); fixing it "
-              "solves λ instead"),
-        Param("layers", None, "layers", 1, None, doc="first layers of stages 2..S (default: evenly spread); "
-              "fixing them solves λ instead"),
+        Param("ratio", None, "float", 0.0, 1.0, low_open=True, high_open=True,
+              doc="λ: each stage keeps this fraction of the stage before (default: solved for the budget, "
+                  "vidcost's variant; the official 0.5 is the plan at its own budget, 0.469 on 28 layers)"),
+        Param("stages", None, "int", 1, None, doc="number of stages S spread evenly (default: the official 4)"),
+        Param("layers", None, "layers", 1, None, doc="first layers of stages 2..S (default: the official "
+              "[8,16,24] of 32 layers, scaled to the model)"),
     )
     paper: ClassVar[str] = ("Xing et al., PyramidDrop: Accelerating Your Large Vision-Language Models via Pyramid "
                             "Visual Redundancy Reduction, CVPR 2025")
-    budget_rule: ClassVar[str] = "nearest"
+    budget_rule: ClassVar[str] = "mean"
     attention_need: ClassVar[str] = "last"
     attention_source: ClassVar[str] = "current"
 
-    def _fixed_layers(self, num_layers: int, **params: Any) -> tuple[int, ...] | None:
-        """The stage starts the user fixed (through `layers` or `stages`), validated; None if free."""
+    def stage_layers(self, num_layers: int, **params: Any) -> tuple[int, ...]:
+        """The layers at which stages 2..S start: `layers`, `stages` evenly spread, or the official four."""
         if num_layers < 2:
             raise ConfigError(f"pdrop needs at least 2 LLM layers to drop inside the LLM, got {num_layers}")
         p = self.checked_params(**params)
@@ -106,44 +114,38 @@ class PyramidDrop(Method):
                 if not 1 <= layer < num_layers:
                     raise ConfigError(f"pdrop parameter layers={list(p['layers'])} must lie in [1, {num_layers - 1}]"
                                       f" for a model of {num_layers} layers")
-            return p["layers"]
-        if p["stages"] is not None:
-            if p["stages"] > num_layers:
-                raise ConfigError(f"pdrop parameter stages={p['stages']} exceeds the model's {num_layers} layers")
-            return default_stage_layers(num_layers, p["stages"])
-        return None
-
-    def stage_layers(self, num_layers: int, total: int, budget: float, **params: Any) -> tuple[int, ...]:
-        """The layers at which stages 2..S start for this budget (see the class docstring)."""
-        budget = check_budget(budget)
-        fixed = self._fixed_layers(num_layers, **params)
-        if fixed is not None:
-            floor = mean_fraction(num_layers, total, fixed, 0.0)
-            if budget < floor:
-                raise ConfigError(f"pdrop with stages starting at layers {list(fixed)} of {num_layers} cannot reach "
-                                  f"budget {budget}; the lowest mean fraction is {floor:.3f}: raise the budget or "
-                                  "start the first stage earlier")
-            return fixed
-        ratio = self.checked_params(**params)["ratio"]
-        options = [default_stage_layers(num_layers, stages) for stages in range(1, num_layers + 1)]
-        means = [mean_fraction(num_layers, total, layers, ratio) for layers in options]
-        if budget < min(means) - 0.5 / (num_layers * total):
-            raise ConfigError(f"pdrop with λ={ratio:g} reaches mean visual fractions [{min(means):.3f}, 1] on this "
-                              f"model (1 to {num_layers} stages spread over its layers), not budget {budget}: raise "
-                              "the budget, lower --param ratio, or fix --param stages to solve λ")
-        best = min(range(len(options)), key=lambda i: (abs(means[i] - budget), -means[i]))
-        return options[best]
+            return tuple(p["layers"])
+        stages = p["stages"] if p["stages"] is not None else OFFICIAL_STAGES
+        if stages > num_layers:
+            raise ConfigError(f"pdrop parameter stages={stages} exceeds the model's {num_layers} layers")
+        return default_stage_layers(num_layers, stages)
 
     def plan(self, spec: "ModelSpec", budget: float, **params: Any) -> Schedule:
-        """Full until the first stage, then int(N·λ^s) per stage (λ fixed or solved, see the class docstring)."""
+        """Full until the first stage, then int(N·λ^s) per stage, λ solved for the budget (or fixed)."""
         budget = check_budget(budget)
         total, num_layers = spec.num_visual_tokens, spec.num_layers
-        fixed = self._fixed_layers(num_layers, **params)  # validate even when nothing is dropped
+        layers = self.stage_layers(num_layers, **params)  # validated even when nothing is dropped
         if budget >= 1.0:
             return Schedule.constant(num_layers, total, spec.text_tokens, total)
-        layers = self.stage_layers(num_layers, total, budget, **params)
-        ratio = solve_ratio(num_layers, total, layers, budget) if fixed is not None else \
-            self.checked_params(**params)["ratio"]
+        ratio = self.checked_params(**params)["ratio"]
+        if ratio is not None:
+            mean = mean_fraction(num_layers, total, layers, ratio)
+            if abs(mean - budget) > 0.5 / num_layers:
+                raise ConfigError(f"pdrop with λ={ratio:g} on stages starting at layers {list(layers)} keeps a mean "
+                                  f"visual fraction of {mean:.3f}, not budget {budget}: pass --budget {mean:.3f}, "
+                                  "or drop --param ratio to solve λ for the budget")
+        else:
+            lowest = (MIN_LAST_STAGE / total) ** (1.0 / len(layers)) if layers else 1.0
+            floor = mean_fraction(num_layers, total, layers, lowest)
+            if budget < floor:
+                raise ConfigError(f"pdrop on stages starting at layers {list(layers)} of {num_layers} reaches mean "
+                                  f"visual fractions [{floor:.3f}, 1] (its first stage keeps every token, its last "
+                                  f"at least {MIN_LAST_STAGE}), not budget {budget}: raise the budget, or start "
+                                  "the first stage earlier with --param layers=")
+            official = mean_fraction(num_layers, total, layers, OFFICIAL_RATIO)
+            # the official configuration's own budget, as it is quoted (0.469): exactly the official plan
+            ratio = OFFICIAL_RATIO if round(official, 3) == round(budget, 3) else solve_ratio(
+                num_layers, total, layers, budget)
         return Schedule(tuple(pyramid_schedule(num_layers, total, layers, ratio)), spec.text_tokens, total)
 
     def reduce_in_llm(self, context: LayerContext, keep: int) -> LayerReduction:

@@ -103,9 +103,10 @@ def _cell_centres(size: int, cells: int, device: "torch.device") -> "torch.Tenso
     """Centre index of each adaptive-pooling cell [floor(i·size/cells), ceil((i+1)·size/cells))."""
     import torch
 
-    starts = [(i * size) // cells for i in range(cells)]
-    ends = [-((-(i + 1) * size) // cells) for i in range(cells)]
-    return torch.tensor([(s + e - 1) // 2 for s, e in zip(starts, ends)], dtype=torch.long, device=device)
+    cell = torch.arange(cells, device=device)  # arithmetic on the device: no list copied from the host
+    starts = torch.div(cell * size, cells, rounding_mode="floor")
+    ends = -torch.div(-(cell + 1) * size, cells, rounding_mode="floor")  # ceil
+    return torch.div(starts + ends - 1, 2, rounding_mode="floor")
 
 
 class RandomSelection(Method):

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from vidcost.errors import ConfigError
 
@@ -73,27 +73,42 @@ HOST_READS = ("__bool__", "__int__", "__float__", "__index__", "item", "tolist",
               "masked_select", "unique", "argwhere")
 
 
-class HostReadCounter:
-    """Counts the host reads (see `HOST_READS`) made while it is active: `with HostReadCounter() as reads:`.
+# Factories that copy Python data (a list, a number) from the host to the device: no synchronisation, but
+# a transfer per call on a GPU, which a timed window should not hold either.
+HOST_COPIES = ("tensor", "as_tensor")
 
-    On a CPU these cost nothing, but each is a device synchronisation on a GPU; a loop over tokens must make
-    none, so a test asserts that the count does not grow with the number of picks.
+
+class HostReadCounter:
+    """Counts the host reads (see `HOST_READS`) made while it is active: `with HostReadCounter() as reads:`,
+    and apart from them (`copies`) the host-to-device copies of Python data (`HOST_COPIES`).
+
+    On a CPU these cost nothing, but each read is a device synchronisation on a GPU; a loop over tokens must
+    make none, so a test asserts that the count does not grow with the number of picks.
+
+    Args:
+        when: count only while this returns True (e.g. inside a timer's windows); default always.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, when: Callable[[], bool] | None = None) -> None:
         self.calls: list[str] = []
+        self.copies: list[str] = []
+        self._when = when or (lambda: True)
         self._mode: Any = None
 
     def __enter__(self) -> "HostReadCounter":
         from torch.overrides import TorchFunctionMode
 
-        calls = self.calls
+        calls, copies, when = self.calls, self.copies, self._when
 
         class _Count(TorchFunctionMode):
             def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's protocol
                 name = getattr(func, "__name__", "")
-                if name in HOST_READS or (name in ("__getitem__", "__setitem__") and _has_bool_index(args)):
+                if not when():
+                    pass
+                elif name in HOST_READS or (name in ("__getitem__", "__setitem__") and _has_bool_index(args)):
                     calls.append(name)
+                elif name in HOST_COPIES and args and _is_python_data(args[0]):
+                    copies.append(name)
                 return func(*args, **(kwargs or {}))
 
         self._mode = _Count()
@@ -106,6 +121,16 @@ class HostReadCounter:
     @property
     def count(self) -> int:
         return len(self.calls)
+
+
+def _is_python_data(value: Any) -> bool:
+    """Data a factory copies from the host: a number, or a non-empty list / tuple (transformers' caches start
+    from `torch.tensor([])`, which moves nothing)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return False
+    return not (isinstance(value, (list, tuple)) and len(value) == 0)
 
 
 def _has_bool_index(args: Any) -> bool:

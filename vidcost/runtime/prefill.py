@@ -338,7 +338,7 @@ class StagedRuntime:
             elif method.attention_need == "after_video":  # every row after the visual tokens
                 rows = torch.arange(seq.visual_slice.stop, n, device=device)
             else:
-                rows = torch.tensor([n - 1], device=device)
+                rows = torch.arange(n - 1, n, device=device)  # the last row, with no host-to-device copy
             attention = query_attention(source[0], source[1], seq.rope, rows, seq.visual_slice,
                                         form=method.attention_form)
         visual = seq.hidden[0, seq.visual_slice]  # [Nv, D]
@@ -389,12 +389,17 @@ class StagedRuntime:
             cached = run.cache.layers[layer]
             rows_entered = cached.keys.shape[-2]
             present = torch.isin(entered, seq.visual_positions)  # [n_i] bool
-            keep = torch.cat([torch.ones(seq.prefix_len, dtype=torch.bool, device=present.device), present,
-                              torch.ones(rows_entered - seq.prefix_len - entered.numel(), dtype=torch.bool,
-                                         device=present.device)])
-            rows = torch.nonzero(keep).flatten()
+            # The survivors are a subset of what entered, so `present` holds exactly seq.num_visual Trues — a
+            # count known on the host: a stable sort puts their indices first, in order, with no
+            # synchronisation (a boolean index or nonzero would wait for the device to say how many).
+            survivors = torch.sort((~present).to(torch.uint8), stable=True).indices[:seq.num_visual]
+            run.check(lambda present=present, layer=layer: _check_survivors(present, seq.num_visual, layer))
+            device = present.device
+            after = seq.prefix_len + entered.numel()
+            rows = torch.cat([torch.arange(seq.prefix_len, device=device), seq.prefix_len + survivors,
+                              torch.arange(after, rows_entered, device=device)])
             cached.keys, cached.values = cached.keys[:, :, rows], cached.values[:, :, rows]
-            run.entered[layer] = entered[present]
+            run.entered[layer] = entered[survivors]
 
     def _next_token(self, last_hidden: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
         """Final norm and LM head on one position [1, 1, D] → (greedy token, a 0-dim tensor; logits [V])."""
@@ -473,6 +478,12 @@ def _check_indices(indices: "torch.Tensor", size: int, name: str, what: str, asc
         raise ProfilingError(f"method '{name}' returned {what} that are not unique and ascending")
     if not ascending and torch.unique(indices).numel() != indices.numel():
         raise ProfilingError(f"method '{name}' returned {what} that are not unique")
+
+
+def _check_survivors(present: "torch.Tensor", expected: int, layer: int) -> None:
+    if int(present.sum()) != expected:
+        raise ProfilingError(f"{int(present.sum())} of the {expected} visual tokens still in the sequence are among "
+                             f"those layer {layer} cached; a method's positions must be a subset of its input's")
 
 
 class _NullTimer:

@@ -54,3 +54,33 @@ def test_prunevid_ranks_with_every_row_after_the_video(loaded, monkeypatch):
     runtime.prefill(inputs, get_method("prunevid"), 0.3)
     (rows, key_slice, form, n), = seen
     assert form == "plain" and rows.tolist() == list(range(key_slice.stop, n))
+
+
+def test_a_stage_after_attention_acts_between_the_layers_attention_and_its_mlp(loaded):
+    """FrameFusion's place (`in_llm_stage_at = "after_attention"`): the stage gets layer K−1's post-attention
+    states, layer K−1's MLP runs on the kept tokens only, and layer K−1's cache keeps every token."""
+    from vidcost.methods.fastv import FastV
+
+    class InsideFastV(FastV):
+        name = "insidefastv"
+        in_llm_stage_at = "after_attention"
+
+        def reduce_in_llm(self, context, keep):
+            reduction = super().reduce_in_llm(context, keep)
+            seen["stage"] = (context.hidden.clone(), reduction.keep.clone())
+            return reduction
+
+    seen = {}
+    runtime, inputs = StagedRuntime(loaded), build_inputs(loaded, seed=5)
+    norm = runtime.lm.layers[1].post_attention_layernorm
+    hook = norm.register_forward_pre_hook(lambda module, args: seen.setdefault("mlp_input", args[0].clone()))
+    try:
+        result = runtime.prefill(inputs, InsideFastV(params={"layer": 2}), 0.25)
+    finally:
+        hook.remove()
+    hidden, keep = seen["stage"]
+    prefix = inputs.prefix_ids.numel()
+    mlp_visual = seen["mlp_input"][0, prefix:prefix + keep.numel()]
+    assert torch.equal(mlp_visual, hidden[keep])  # layer 1's MLP saw the kept post-attention states only
+    cached = result.executed.kv_visual_tokens
+    assert cached[1] == inputs.spec.num_visual_tokens > cached[2] == keep.numel()  # layer 1 cached every token

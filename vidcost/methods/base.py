@@ -62,6 +62,10 @@ AttentionForm = Literal["rope_causal", "plain"]
 # dropped irregularly is no grid the processor could lay out as a shorter video, and the (t, h, w) ids of
 # the patches that remain are the equivalent that keeps where and when each one was.
 PositionRule = Literal["original", "compact", "renumber"]
+# Where an in-LLM stage acts: "layer_input" — between layers, on the output of the layer before the drop;
+# "after_attention" — inside that layer, after its attention and residual and before its MLP (FrameFusion's
+# patched `Qwen2DecoderLayer.forward` calls it there): that layer caches every token, its MLP sees the kept.
+InLLMStageAt = Literal["layer_input", "after_attention"]
 # The order of the kept tokens in the sequence: "position" — ascending original position (checked);
 # "method" — the order the method returns them in, as its official code lays them out (DyCoke appends each
 # frame's kept tokens in ascending similarity), unique but not ascending.
@@ -184,6 +188,7 @@ class Method:
             (PyramidDrop ranks inside the layer that drops).
         position_rule: how the surviving sequence is numbered for RoPE (see `PositionRule`).
         sequence_order: the order of the kept tokens in the sequence (see `SequenceOrder`).
+        in_llm_stage_at: where the in-LLM stage acts (see `InLLMStageAt`).
     """
 
     name: ClassVar[str] = ""
@@ -197,12 +202,14 @@ class Method:
     attention_form: ClassVar[AttentionForm] = "rope_causal"
     position_rule: ClassVar[PositionRule] = "original"
     sequence_order: ClassVar[SequenceOrder] = "position"
+    in_llm_stage_at: ClassVar[InLLMStageAt] = "layer_input"
     params: dict[str, Any] = field(default_factory=dict)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for attribute, allowed in (("position_rule", PositionRule), ("sequence_order", SequenceOrder),
-                                   ("attention_need", AttentionNeed), ("attention_form", AttentionForm)):
+                                   ("attention_need", AttentionNeed), ("attention_form", AttentionForm),
+                                   ("in_llm_stage_at", InLLMStageAt)):
             if getattr(cls, attribute) not in get_args(allowed):  # a typo would silently mean the default
                 raise ConfigError(f"method {cls.__name__}: {attribute} {getattr(cls, attribute)!r} is not one of "
                                   f"{list(get_args(allowed))}")

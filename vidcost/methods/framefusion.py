@@ -130,9 +130,12 @@ class FrameFusion(Method):
       last token pays them (mean over heads) and round(N·(1 − u)) survive, u from all recorded ratios.
 
     vidcost's calls: the first (the official layer-0 call, before attention) is `select_visual` on the
-    projected features; call j ≥ 1 (officially inside layer j−1, after its attention) is `reduce_in_llm`
-    before layer j on layer j−1's output, so a prune ranks by layer j−1's attention on its input, as the
-    official one does (`attention_source = "previous"`). The official accounting counts merging step j
+    projected features; call j ≥ 1 is `reduce_in_llm` where the official makes it — inside layer j−1, after
+    its attention and residual, before its MLP (`in_llm_stage_at = "after_attention"`), on those
+    post-attention states — so a prune ranks by layer j−1's attention (the last row, on its input), as the
+    official one does (`attention_source = "previous"`), layer j−1 caches every token that entered it and
+    its MLP runs on the kept ones. (The schedule and the cost model count layer j−1 whole at the count that
+    entered it: its MLP's saving on the dropped tokens is not priced.) The official accounting counts merging step j
     as layer j, which is what vidcost's executed schedule records. L is the model's (the official code
     assumes 28). Pairs the official top-k could take across two positions (only when u exceeds the share
     of comparable pairs) are excluded.
@@ -160,6 +163,7 @@ class FrameFusion(Method):
     data_dependent_counts: ClassVar[bool] = True
     attention_need: ClassVar[str] = "last"
     attention_source: ClassVar[str] = "previous"
+    in_llm_stage_at: ClassVar[str] = "after_attention"  # Qwen2DecoderLayer_merge_then_prune_by_cost_forward
 
     def plan(self, spec: "ModelSpec", budget: float, **params: Any) -> Schedule:
         """The estimate: merge `estimated_merge` at layer 0, prune to the cost before layer 1."""

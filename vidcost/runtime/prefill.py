@@ -289,20 +289,23 @@ class StagedRuntime:
         """
         executed: list[int] = []
         previous: tuple[Any, Any] | None = None  # (layer, its input) for the attention of the next drop
+        inside = method.in_llm_stage_at == "after_attention"  # FrameFusion: inside the layer before the drop
         prefill_window = contextlib.ExitStack()
         prefill_window.enter_context(timer.window("llm_prefill"))
+
+        def reduce(index: int, source: Any) -> None:
+            nonlocal seq, prefill_window
+            prefill_window.close()
+            with timer.window("selection"):
+                seq = self._reduce(seq, method, index, planned.visual_tokens[index], source, spec, seed, run)
+                self._trim_caches(run, seq, planned)
+            prefill_window = contextlib.ExitStack()
+            prefill_window.enter_context(timer.window("llm_prefill"))
+
         for index, layer in enumerate(self.lm.layers):
-            target = planned.visual_tokens[index]
-            # A data-dependent method decides at every layer after the first whether to merge or prune.
-            if not seq.finished and (target < seq.num_visual or (method.data_dependent_counts and index > 0)):
-                prefill_window.close()
-                with timer.window("selection"):
-                    # "current": the dropping layer's own q/k on the states entering it (PyramidDrop).
-                    source = (layer, seq.hidden) if method.attention_source == "current" else previous
-                    seq = self._reduce(seq, method, index, target, source, spec, seed, run)
-                    self._trim_caches(run, seq, planned)
-                prefill_window = contextlib.ExitStack()
-                prefill_window.enter_context(timer.window("llm_prefill"))
+            if not inside and self._drops_before(seq, method, planned, index):
+                # "current": the dropping layer's own q/k on the states entering it (PyramidDrop).
+                reduce(index, (layer, seq.hidden) if method.attention_source == "current" else previous)
             executed.append(seq.num_visual)
             run.entered.append(seq.visual_positions)
             run.decode_starts.append(seq.decode_start)
@@ -311,11 +314,40 @@ class StagedRuntime:
                 if seq.rope is None:
                     seq.rope = self.lm.rotary_emb(seq.hidden, seq.position_ids)
                 previous = (layer, seq.hidden)
-                seq.hidden = layer(seq.hidden, attention_mask=self._mask(seq),
-                                   position_ids=self._layer_positions(seq.position_ids),
-                                   position_embeddings=seq.rope, use_cache=True, **{self._cache_keyword: run.cache})
+                if inside and index + 1 < len(self.lm.layers) and self._drops_before(seq, method, planned, index + 1):
+                    # The drop planned before layer index + 1 runs inside this layer, after its attention and
+                    # residual: this layer's cache holds every token that entered it, its MLP only the kept.
+                    seq.hidden = self._attention_half(layer, seq, run)
+                    reduce(index + 1, previous)
+                    seq.hidden = self._mlp_half(layer, seq.hidden)
+                else:
+                    seq.hidden = layer(seq.hidden, attention_mask=self._mask(seq),
+                                       position_ids=self._layer_positions(seq.position_ids),
+                                       position_embeddings=seq.rope, use_cache=True,
+                                       **{self._cache_keyword: run.cache})
         prefill_window.close()
         return executed, seq
+
+    @staticmethod
+    def _drops_before(seq: _Sequence, method: Method, planned: Schedule, index: int) -> bool:
+        """Whether the method's in-LLM stage runs before layer `index`: the plan drops there, or (a
+        data-dependent method) it decides at every layer after the first."""
+        return not seq.finished and (planned.visual_tokens[index] < seq.num_visual
+                                     or (method.data_dependent_counts and index > 0))
+
+    def _attention_half(self, layer: Any, seq: _Sequence, run: _Run) -> "torch.Tensor":
+        """A decoder layer up to its attention and residual (its `forward`'s first half, as it is written in
+        transformers' Qwen2 / Qwen2-VL / Qwen2.5-VL decoder layers), caching every token's keys and values."""
+        hidden = layer.input_layernorm(seq.hidden)
+        hidden, _ = layer.self_attn(hidden_states=hidden, attention_mask=self._mask(seq),
+                                    position_ids=self._layer_positions(seq.position_ids),
+                                    position_embeddings=seq.rope, use_cache=True, **{self._cache_keyword: run.cache})
+        return seq.hidden + hidden
+
+    @staticmethod
+    def _mlp_half(layer: Any, hidden: "torch.Tensor") -> "torch.Tensor":
+        """The layer's second half: post-attention norm, MLP and residual."""
+        return hidden + layer.mlp(layer.post_attention_layernorm(hidden))
 
     def _reduce(self, seq: _Sequence, method: Method, index: int, target: int, source: Any, spec: Any,
                 seed: int, run: _Run) -> _Sequence:

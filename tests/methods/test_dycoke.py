@@ -97,3 +97,65 @@ def test_one_frame_video_keeps_the_frame_or_refuses():
 def test_dycoke_takes_no_parameters():
     with pytest.raises(ConfigError, match=r"Unknown parameter\(s\) \['window'\]"):
         get_method("dycoke", window=4)
+
+
+def _decode_context(attention, state=None, step=0):
+    from vidcost.methods.base import DecodeContext
+
+    return DecodeContext(step=step, attention=attention, state=state)
+
+
+def test_the_decode_stage_keeps_the_most_attended_fifth_and_refreshes_as_the_official_code():
+    """`dycoke_pruning`: int(Nv·(1 − 0.8)) rows by the head-mean attention; a step whose attention has a cosine
+    ≥ 0.9 with the previous one attends to the whole cache (the official kv_cache is reset every step)."""
+    method = get_method("dycoke")
+    first = torch.zeros(2, 20)
+    first[:, [3, 7, 11]] = torch.tensor([1.0, 0.9, 0.8])
+    answer = method.reduce_in_decode(_decode_context(first))
+    # int(20 · (1 − 0.8)) as the official computes it in floating point: 3 (20 · 0.19999999999999996)
+    assert int(20 * (1 - 0.8)) == 3 and sorted(answer.keep.tolist()) == [3, 7, 11]
+    similar = method.reduce_in_decode(_decode_context(first * 1.01, answer.state, 1))
+    assert similar.keep is None  # the official code: the whole cache on a similar step
+    reuse = get_method("dycoke", reuse_when_similar=True).reduce_in_decode(_decode_context(first, answer.state, 1))
+    assert sorted(reuse.keep.tolist()) == [3, 7, 11]  # the paper: the previous rows
+    moved = torch.zeros(2, 20)
+    moved[:, [0, 1, 2]] = torch.tensor([1.0, 0.9, 0.8])
+    assert sorted(method.reduce_in_decode(_decode_context(moved, answer.state, 1)).keep.tolist()) == [0, 1, 2]
+
+
+def test_decoding_attends_to_the_kept_visual_rows_from_decode_layer_on():
+    from vidcost.runtime import StagedRuntime, build_inputs, build_model
+
+    loaded = build_model(load_spec("tiny", frames=4), seed=3)
+    runtime, inputs = StagedRuntime(loaded), build_inputs(loaded, seed=5)
+    seen = []
+
+    def record(module, args, kwargs):
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        if kwargs["hidden_states"].shape[1] == 1:  # a decode step
+            seen.append([int(layer.keys.shape[-2]) for layer in cache.layers])
+
+    hooks = [layer.self_attn.register_forward_pre_hook(record, with_kwargs=True) for layer in runtime.lm.layers[2:4]]
+    try:
+        result = runtime.prefill(inputs, get_method("dycoke"), 0.5, decode_tokens=2)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    visual = result.executed.kv_visual_tokens[0]
+    full = result.executed.text_tokens + visual
+    # per step: layer 2 (below dycoke_l = 3) sees the whole cache; layer 3 the text, int(0.2·Nv) visual rows
+    # and the generated tokens (the first step always re-picks)
+    layer2, layer3 = seen[0][2], seen[1][3]
+    assert layer2 == full and layer3 == full - visual + int(visual * (1 - 0.8))
+    assert result.kv_cache_bytes > 0
+
+
+def test_decode_stage_keeping_every_row_generates_what_plain_decoding_does():
+    from vidcost.runtime import StagedRuntime, build_inputs, build_model
+
+    loaded = build_model(load_spec("tiny", frames=4), seed=3)
+    runtime, inputs = StagedRuntime(loaded), build_inputs(loaded, seed=5)
+    plain = runtime.prefill(inputs, get_method("dycoke", decode_layer=0), 0.5, decode_tokens=4).generated
+    every = runtime.prefill(inputs, get_method("dycoke", decode_prune=0.0), 0.5, decode_tokens=4).generated
+    pruned = runtime.prefill(inputs, get_method("dycoke"), 0.5, decode_tokens=4).generated
+    assert every == plain and len(pruned) == len(plain) == 5

@@ -246,7 +246,7 @@ def test_profile_on_cuda(tmp_path):
 def test_a_decode_that_runs_out_of_memory_is_a_failed_record(tmp_path, monkeypatch):
     store = tmp_path / "runs.jsonl"
 
-    def exhausted(self, cache, token, inputs, steps, timer, stop_when=None):
+    def exhausted(self, cache, token, inputs, steps, timer, stop_when=None, **kwargs):
         if steps:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return [token]

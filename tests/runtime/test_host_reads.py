@@ -21,8 +21,9 @@ from vidcost.spec import load_spec
 
 # Each method's own host reads and copies of Python data per prefill of the tiny model (4 frames), as they
 # stand: the data-dependent clustering and segmenting of HieraVid, PruneVid and MMG-Vid read counts and
-# segment bounds and copy per-group quotas, FrameFusion reads how many pairs merged; the others none.
-METHOD_READS = {"hieravid": 14, "prunevid": 6, "mmgvid": 7, "framefusion": 6}
+# segment bounds and copy per-group quotas, FrameFusion reads how many pairs merged, DyCoke's decode stage
+# reads whether a step's attention changed (once per decode step after the first); the others none.
+METHOD_READS = {"hieravid": 14, "prunevid": 6, "mmgvid": 7, "framefusion": 6, "dycoke": 1}
 METHOD_COPIES = {"hieravid": 9, "prunevid": 6, "mmgvid": 3}
 BUDGETS = {"pdrop": 0.6}
 

@@ -148,6 +148,36 @@ class LayerContext:
 
 
 @dataclass(frozen=True)
+class DecodeContext:
+    """What the runtime hands a decode-time stage at one greedy decode step.
+
+    Attributes:
+        step: the decode step (0: the step after the first generated token).
+        attention: [H, Nv] float32 attention the current token pays the Nv visual rows of the KV cache at
+            layer `decode_layer − 1` (softmax over every cached key, RoPE applied, as that layer attends).
+        state: what the previous step's `DecodeReduction` returned (None at step 0).
+    """
+
+    step: int
+    attention: "torch.Tensor"
+    state: Any = None
+
+
+@dataclass(frozen=True)
+class DecodeReduction:
+    """A decode-time stage's answer for one step.
+
+    Attributes:
+        keep: [K] int64 indices into the Nv visual cache rows the layers from `decode_layer` on attend to at
+            this step (the cache itself keeps every row), or None for all of them.
+        state: handed to the next step's `DecodeContext`.
+    """
+
+    keep: "torch.Tensor | None"
+    state: Any = None
+
+
+@dataclass(frozen=True)
 class LayerReduction:
     """An in-LLM stage's answer.
 
@@ -272,5 +302,14 @@ class Method:
     def reduce_in_llm(self, context: LayerContext, keep: int) -> LayerReduction:
         """In-LLM stage: keep exactly `keep` of the current visual tokens."""
         raise NotImplementedError(f"method '{self.name}' has no in-LLM stage")
+
+    def decode_layer(self, num_layers: int) -> int | None:
+        """The first layer whose decode-time attention the method restricts (`reduce_in_decode`), or None
+        (the default): the method leaves decoding alone."""
+        return None
+
+    def reduce_in_decode(self, context: DecodeContext) -> DecodeReduction:
+        """Decode-time stage, once per decode step: the visual cache rows layers ≥ `decode_layer` attend to."""
+        raise NotImplementedError(f"method '{self.name}' has no decode-time stage")
 
 

@@ -1,8 +1,9 @@
 """DyCoke temporal token merging (TTM): in groups of 4 frames, keep what differs from the frame it is compared with.
 
 Paper: K. Tao et al., "DyCoke: Dynamic Compression of Tokens for Fast Video Large Language Models"
-(CVPR 2025). Official code: KD-TAO/DyCoke, `dycole_ttm` in llava/model/llava_arch.py. DyCoke's second
-part, dynamic KV-cache pruning while decoding, does not change the prefill and is not modelled.
+(CVPR 2025). Official code: KD-TAO/DyCoke, `dycole_ttm` in llava/model/llava_arch.py (the merge before
+the LLM) and `dycoke_pruning` / `update_cache` in llava/model/language_model/modeling_qwen2.py (the
+dynamic pruning of the visual KV cache while decoding, `DyCoke.reduce_in_decode`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vidcost.errors import ConfigError
-from vidcost.methods.base import Method, SelectionResult
+from vidcost.methods.base import DecodeContext, DecodeReduction, Method, SelectionResult
 from vidcost.methods.common import check_budget, check_features
 from vidcost.methods.params import Param
 from vidcost.schedule import Schedule
@@ -101,13 +102,35 @@ class DyCoke(Method):
     `range(0, T - 1, 2)` drops the last frame of an odd-length video. vidcost compares the last group like
     every other and keeps an odd last frame as the anchor of its own group.
 
-    Parameters: none (the group size 4 is fixed by the official code).
+    Decoding (the official `dycoke_pruning`, called at layer `dycoke_l` = `decode_layer` of every decode
+    step): the attention the new token pays the visual rows of the cache at the layer before (mean over
+    heads) is compared (cosine) with the previous step's; when the similarity is below `refresh_below`
+    (0.9; the first step always) the layers from `decode_layer` on attend to the int(Nv·(1 − p)) visual
+    rows it attends to most (p = `decode_prune`, the official `dycoke_p` = 0.8) besides every text row and
+    generated token. When it is not below, the official code attends to the whole cache (its `kv_cache`
+    is reset to None at every step below `dycoke_l`, so the kept rows are not carried over) — vidcost does
+    the same; `reuse_when_similar` = true keeps the previous step's rows instead, as the paper describes.
+    The cache itself keeps every row. `decode_layer` = 0 turns the decoding stage off (the merge alone).
+    Deciding between the two needs the similarity on the host: one read per decode step after the first
+    (the official `if config.similarity < 0.9` reads it too).
+
+    Parameters (defaults): decode_layer=3, decode_prune=0.8, refresh_below=0.9, reuse_when_similar=false
+    (the group size 4 of the merge is fixed by the official code).
     """
 
     name: ClassVar[str] = "dycoke"
     position_rule: ClassVar[str] = "compact"  # the official code feeds the LLM the shorter sequence (PositionRule)
     sequence_order: ClassVar[str] = "method"  # dycole_ttm's: frame by frame, kept tokens by ascending similarity
-    parameters: ClassVar[tuple[Param, ...]] = ()
+    parameters: ClassVar[tuple[Param, ...]] = (
+        Param("decode_layer", 3, "int", 0, None, doc="dycoke_l: the first layer whose decode attention is pruned "
+              "(0: no pruning while decoding)"),
+        Param("decode_prune", 0.8, "float", 0.0, 1.0, high_open=True,
+              doc="dycoke_p: the share of visual cache rows a decode step leaves out"),
+        Param("refresh_below", 0.9, "float", -1.0, 1.0, doc="re-pick the rows when the step's visual attention "
+              "has a cosine below this with the previous step's"),
+        Param("reuse_when_similar", False, "bool", doc="on a similar step keep the previous rows (the paper) "
+              "instead of attending to the whole cache (the official code)"),
+    )
     paper: ClassVar[str] = "Tao et al., DyCoke: Dynamic Compression of Tokens for Fast Video Large Language Models, CVPR 2025"
     budget_rule: ClassVar[str] = "nearest"
 
@@ -148,3 +171,33 @@ class DyCoke(Method):
         positions = torch.cat(pieces)
         return SelectionResult(tokens=features.reshape(frames * per_frame, dim)[positions],  # a new tensor
                                positions=positions)
+
+
+    def decode_layer(self, num_layers: int) -> int | None:
+        """`dycoke_l`, or None when it is 0 (no decode-time pruning).
+
+        Raises:
+            ConfigError: a layer the model does not have past its first.
+        """
+        layer = self.checked_params()["decode_layer"]
+        if layer == 0:
+            return None
+        if layer >= num_layers:
+            raise ConfigError(f"dycoke parameter decode_layer={layer} must be below the model's {num_layers} layers "
+                              "(or 0 to leave decoding alone)")
+        return layer
+
+    def reduce_in_decode(self, context: DecodeContext) -> DecodeReduction:
+        """The visual cache rows this step attends to (see the class docstring); state: (attention, rows)."""
+        import torch
+
+        p = self.checked_params()
+        attention = context.attention.float().mean(0)  # [Nv]: mean over heads, as `attn[1].mean(1)`
+        previous, rows = context.state if context.state is not None else (None, None)
+        refresh = previous is None or bool(
+            torch.nn.functional.cosine_similarity(attention, previous, dim=0) < p["refresh_below"])
+        if refresh:
+            count = max(1, int(attention.numel() * (1.0 - p["decode_prune"])))
+            rows = torch.topk(attention, count, sorted=False).indices
+        keep = rows if refresh or p["reuse_when_similar"] else None
+        return DecodeReduction(keep=keep, state=(attention, rows))

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from vidcost.errors import ConfigError
 
-ParamKind = Literal["float", "int", "layers", "any"]
+ParamKind = Literal["float", "int", "bool", "layers", "any"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,8 @@ class Param:
     Attributes:
         name: the key of `--param NAME=VALUE`.
         default: the value used when none is given (None: decided by the method, e.g. from the budget).
-        kind: "float" (a real number in the range), "int" (a whole number in the range), "layers" (a
+        kind: "float" (a real number in the range), "int" (a whole number in the range), "bool" (true or
+            false; `--param NAME=true` arrives as a bool), "layers" (a
             non-empty ascending list of layer numbers, from a sequence or a "4,12,20" string), "any"
             (not checked: a plug-in method's parameter declared only through `defaults`).
         low, high: the inclusive bounds (None: unbounded on that side).
@@ -47,6 +48,8 @@ class Param:
         """The valid values as an interval, e.g. "[0.0, 1.0)" or "whole number in [1, 10000]"."""
         if self.kind == "any":
             return "any"
+        if self.kind == "bool":
+            return "true or false"
         low = "-inf" if self.low is None else f"{self.low:g}"
         high = "inf" if self.high is None else f"{self.high:g}"
         bracket = ("(" if self.low_open or self.low is None else "[") + f"{low}, {high}" + (
@@ -66,6 +69,10 @@ class Param:
         if value is None and self.default is None:
             return None
         if self.kind == "any":
+            return value
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{method} parameter {self.name}={value!r} must be true or false")
             return value
         if self.kind == "layers":
             return tuple(self._check_number(method, layer, whole=True) for layer in _layer_list(method, self.name, value))

@@ -59,3 +59,30 @@ def query_attention(layer: Any, layer_input: "torch.Tensor", position_embeddings
     future = keys[None, :] > query_rows[:, None]  # causal: a query sees keys up to its own row
     scores = scores.masked_fill(future[:, None, :], float("-inf"))
     return torch.softmax(scores, dim=-1)[:, :, key_slice]
+
+
+def decode_attention(layer: Any, layer_input: "torch.Tensor", position_embeddings: tuple["torch.Tensor", "torch.Tensor"],
+                     keys: "torch.Tensor") -> "torch.Tensor":
+    """The attention one decode token pays every cached key at a layer that has just run it.
+
+    Args:
+        layer: the decoder layer.
+        layer_input: [1, 1, D] the token's hidden state entering that layer.
+        position_embeddings: (cos, sin) of the token's position, each [1, 1, head_dim].
+        keys: [1, KV, n, head_dim] the layer's cached keys (RoPE applied; the token's own last).
+
+    Returns:
+        [H, n] float32 softmax attention (no mask: a decode token sees the whole cache).
+    """
+    import torch
+    from transformers.models.qwen2.modeling_qwen2 import rotate_half
+
+    attn = layer.self_attn
+    head_dim, groups = attn.head_dim, attn.num_key_value_groups
+    x = layer.input_layernorm(layer_input)[0]  # [1, D]
+    q = attn.q_proj(x).view(-1, head_dim)  # [H, hd]
+    cos, sin = (t[0, 0].to(x.dtype) for t in position_embeddings)  # [hd]
+    q = q * cos + rotate_half(q) * sin
+    k = keys[0].repeat_interleave(groups, dim=0)  # [H, n, hd]: head h uses KV head h // groups
+    scores = torch.einsum("hd,hnd->hn", q.float(), k.float()) * attn.scaling
+    return torch.softmax(scores, dim=-1)

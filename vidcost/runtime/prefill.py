@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from vidcost.errors import ConfigError, ProfilingError
-from vidcost.methods.base import LayerContext, Method, SelectionResult
+from vidcost.methods.base import DecodeContext, LayerContext, Method, SelectionResult
 from vidcost.profiling.record import DECODE, STAGES, TTFT
-from vidcost.runtime.attention import query_attention
+from vidcost.runtime.attention import decode_attention, query_attention
 from vidcost.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -212,7 +212,9 @@ class StagedRuntime:
             cached = tuple(int(layer.keys.shape[-2]) - planned.text_tokens for layer in run.cache.layers)
             cache_bytes = sum(layer.keys.nbytes + layer.values.nbytes for layer in run.cache.layers)
             starts = [inputs.next_position if start is None else start for start in run.decode_starts]
-            generated = self._decode_steps(run.cache, token, starts, decode_tokens, timer, stop_when)
+            visual_rows = (seq.prefix_len, cached)  # where each layer's cache holds the visual tokens
+            generated = self._decode_steps(run.cache, token, starts, decode_tokens, timer, stop_when,
+                                           method=method, visual_rows=visual_rows)
         for check in run.checks:  # after the timed windows: these read device values on the host
             check()
         executed_schedule = Schedule(tuple(executed), planned.text_tokens, planned.initial_visual_tokens, cached)
@@ -441,14 +443,17 @@ class StagedRuntime:
         return torch.argmax(logits), logits
 
     def _decode_steps(self, cache: Any, token: "torch.Tensor", starts: list[int], steps: int,
-                      timer: Any, stop_when: Callable[[int], bool] | None = None) -> list["torch.Tensor"]:
+                      timer: Any, stop_when: Callable[[int], bool] | None = None, *, method: Method | None = None,
+                      visual_rows: tuple[int, tuple[int, ...]] = (0, ())) -> list["torch.Tensor"]:
         """Greedy decode on the prefill's cache, one `decode` window per step; the token never leaves the device.
 
         `starts[i]` is the first generated token's position at layer i: after the full (unpruned) prompt
         layout, as the stock forward numbers it (after its largest M-RoPE id: the stock `rope_deltas`); after
         the compacted sequence ("compact"); after the sequence of that layer's stage ("renumber"). Each
         distinct position's rotary embedding is computed once per step; each layer attends over whatever its
-        cache holds.
+        cache holds — unless the method has a decode-time stage (`Method.decode_layer`, DyCoke): then at
+        every step the layers from that one on attend to the visual cache rows it keeps (the cache itself
+        keeps them all), chosen from the attention the token pays them at the layer before.
         """
         import torch
 
@@ -456,6 +461,13 @@ class StagedRuntime:
         if steps == 0 or (stop_when is not None and stop_when(int(token))):
             return generated
         device = token.device
+        first = None if method is None else method.decode_layer(len(self.lm.layers))
+        prefix, visual = visual_rows
+        if first is not None and (not 1 <= first < len(self.lm.layers) or len(set(visual[first - 1:])) != 1):
+            raise ProfilingError(f"method '{getattr(method, 'name', method)}' restricts decoding from layer {first}: "
+                                 f"it must be in [1, {len(self.lm.layers) - 1}] and the layers from {first - 1} on "
+                                 "must cache the same visual tokens")
+        state = None
         # [1, steps] per distinct start (M-RoPE expands each to 3 rows)
         positions = {start: torch.arange(start, start + steps, device=device)[None] for start in set(starts)}
         for step in range(steps):
@@ -463,14 +475,48 @@ class StagedRuntime:
                 hidden = self.lm.embed_tokens(token.view(1, 1))  # [1, 1, D]
                 ids = {start: run_ids[:, step:step + 1] for start, run_ids in positions.items()}
                 ropes = {start: self.lm.rotary_emb(hidden, position_ids) for start, position_ids in ids.items()}
-                for layer, start in zip(self.lm.layers, starts):
-                    hidden = layer(hidden, attention_mask=None, position_ids=self._layer_positions(ids[start]),
-                                   position_embeddings=ropes[start], use_cache=True, **{self._cache_keyword: cache})
+                keep, entering = None, hidden
+                for index, (layer, start) in enumerate(zip(self.lm.layers, starts)):
+                    if index == first:
+                        before = index - 1
+                        attention = decode_attention(self.lm.layers[before], entering, ropes[starts[before]],
+                                                     cache.layers[before].keys)[:, prefix:prefix + visual[before]]
+                        reduction = method.reduce_in_decode(DecodeContext(step=step, attention=attention, state=state))
+                        keep, state = reduction.keep, reduction.state
+                    entering = hidden
+                    kwargs = dict(attention_mask=None, position_ids=self._layer_positions(ids[start]),
+                                  position_embeddings=ropes[start], use_cache=True)
+                    if keep is None or first is None or index < first:
+                        hidden = layer(hidden, **kwargs, **{self._cache_keyword: cache})
+                    else:
+                        hidden = self._layer_on_rows(layer, hidden, kwargs, cache, index, prefix, visual[index],
+                                                     keep)
                 token, _ = self._next_token(hidden)
             generated.append(token)
             if stop_when is not None and stop_when(int(token)):
                 break
         return generated
+
+    def _layer_on_rows(self, layer: Any, hidden: "torch.Tensor", kwargs: dict[str, Any], cache: Any, index: int,
+                       prefix: int, visual: int, keep: "torch.Tensor") -> "torch.Tensor":
+        """One decode step of a layer attending to the text rows, the kept visual rows and the generated
+        tokens of its cache; the cache keeps every row (the new token's keys and values appended)."""
+        import torch
+
+        cached = cache.layers[index]
+        keys, values = cached.keys, cached.values
+        length, device = keys.shape[-2], keys.device  # host metadata: no synchronisation
+        rows = torch.cat([torch.arange(prefix, device=device), prefix + keep.to(device),
+                          torch.arange(prefix + visual, length, device=device)])
+        cached.keys, cached.values = keys.index_select(2, rows), values.index_select(2, rows)
+        try:
+            hidden = layer(hidden, **kwargs, **{self._cache_keyword: cache})
+            new_keys, new_values = cached.keys[:, :, -1:], cached.values[:, :, -1:]
+        except BaseException:
+            cached.keys, cached.values = keys, values
+            raise
+        cached.keys, cached.values = torch.cat([keys, new_keys], dim=2), torch.cat([values, new_values], dim=2)
+        return hidden
 
     def _layer_positions(self, position_ids: "torch.Tensor") -> "torch.Tensor | None":
         """The ids a decoder layer is given beside its rotary embedding, as the stock text model does:

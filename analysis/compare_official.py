@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import math
 import statistics
 import sys
@@ -114,8 +115,9 @@ def rows_of(output: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
 
     Rows are matched on their bytes (official selections index the input, so copies are bit-exact).
     """
-    index = {row.tobytes(): i for i, row in enumerate(flat.contiguous().numpy())}
-    found = [index.get(row.tobytes()) for row in output.contiguous().numpy()]
+    as_bytes = lambda t: t.contiguous().view(torch.int16).numpy() if t.dtype == torch.bfloat16 else t.contiguous().numpy()  # noqa: E731
+    index = {row.tobytes(): i for i, row in enumerate(as_bytes(flat))}
+    found = [index.get(row.tobytes()) for row in as_bytes(output)]
     assert None not in found, "an official output row is not an input row"
     return torch.tensor(found, dtype=torch.long)
 
@@ -461,26 +463,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dim", type=int, default=3584, help="feature width (LLaVA-OV-7B's 3584 by default)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per side after one warm-up")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="dtype of the features both sides get (default float32)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object per row (method, stage, dtype, budget, agreement, official_ms, "
+                             "vidcost_ms, notes) instead of the table")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)  # the official code's own torch.tensor(tensor) warnings
     try:
         roots = parse_official(args.official)
-        video = synthetic_video(args.frames, args.tokens_per_frame, args.dim, args.seed)
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads | video {tuple(video.shape)}, seed {args.seed}")
-        print(f"{'method':<12} {'budget':>7} {'official_ms':>12} {'vidcost_ms':>11}  agreement")
+        video = synthetic_video(args.frames, args.tokens_per_frame, args.dim, args.seed).to(getattr(torch, args.dtype))
+        say = (lambda line: None) if args.json else print
+        say(f"torch {torch.__version__}, {torch.get_num_threads()} threads | video {tuple(video.shape)} {args.dtype}, "
+            f"seed {args.seed}")
+        say(f"{'method':<12} {'budget':>7} {'official_ms':>12} {'vidcost_ms':>11}  agreement")
         rows = []
         for name, root in roots.items():
             results = COMPARISONS[name](root, video, args.repeats)
             for result in results if isinstance(results, list) else [results]:
                 rows.append(result)
-                print(f"{result['method']:<12} {result['budget']:>7} {result['official_ms']:>12.1f} "
-                      f"{result['vidcost_ms']:>11.1f}  {result['agreement']}", flush=True)
+                if args.json:
+                    print(json.dumps({"method": result["method"], "stage": result.get("stage", "selection"),
+                                      "dtype": args.dtype, "budget": result["budget"],
+                                      "agreement": result["agreement"], "official_ms": round(result["official_ms"], 3),
+                                      "vidcost_ms": round(result["vidcost_ms"], 3), "notes": result["notes"]}),
+                          flush=True)
+                say(f"{result['method']:<12} {result['budget']:>7} {result['official_ms']:>12.1f} "
+                    f"{result['vidcost_ms']:>11.1f}  {result['agreement']}")
     except VidcostError as err:
         print(f"compare_official: error: {err}", file=sys.stderr)
         return 2
     for result in rows:
         for note in result["notes"]:
-            print(f"  {result['method']}: {note}")
+            say(f"  {result['method']}: {note}")
     return 0
 
 

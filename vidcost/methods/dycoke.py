@@ -38,24 +38,35 @@ def reference_frames(frames: int) -> list[int]:
 
 def reference_similarity(x: "torch.Tensor") -> "torch.Tensor":
     """Cosine of every token with the same position of its reference frame (`reference_frames`): [T, P, D] →
-    [T, P]; an anchor's row is 1 (it is its own reference).
+    [T, P] in the features' dtype (float32 for float32 features); an anchor's row is 1 (its own reference).
 
     The frames of one offset in their group (a+1 ↔ a, a+2 ↔ a, a+3 ↔ a+2) are strided views of the video,
-    so each dot product reads the features in place — no gathered copy of the references, no normalised
-    copy of the video (the norms are [T, P]) — the same cosine `dycole_ttm` takes, 5× faster than
-    `cosine_similarity` on a gathered [T, P, D] at 32 × 196 × 896 on the CPU.
+    so nothing is gathered. In float32 each cosine is a dot product over the product of the norms — no
+    normalised copy of the video; it equals `cosine_similarity` to 1e-7 and is 5× faster at 32 × 196 × 896
+    on the CPU. In a lower precision (bf16, fp16) the official operations run in that dtype, as `dycole_ttm`
+    runs them on the model's features — normalise then cosine for the pairs of its first loop (a+1 ↔ a,
+    a+3 ↔ a+2), cosine of the raw features for its stride-4 loop (a+2 ↔ a) — so the rounding, and with it
+    the near-ties between tokens, are the official ones.
     """
     import torch
+    import torch.nn.functional as F
 
-    norms = torch.linalg.vector_norm(x, dim=-1).clamp_min(1e-8)  # [T, P]; cosine_similarity's eps
-    similarity = torch.ones(x.shape[:2], dtype=x.dtype, device=x.device)
+    similarity = torch.ones(x.shape[:2], dtype=torch.float32, device=x.device)
+    low_precision = x.dtype in (torch.bfloat16, torch.float16)
+    norms = None if low_precision else torch.linalg.vector_norm(x, dim=-1).clamp_min(1e-8)  # [T, P]
     for offset, back in ((1, 1), (2, 2), (3, 1)):  # the offsets of `reference_frames`
         later = x[offset::GROUP_FRAMES]
         count = later.shape[0]
         earlier = x[offset - back::GROUP_FRAMES][:count]
-        norm = norms[offset::GROUP_FRAMES] * norms[offset - back::GROUP_FRAMES][:count]
-        similarity[offset::GROUP_FRAMES] = torch.linalg.vecdot(later, earlier) / norm
-    return similarity
+        if low_precision and back == 1:  # the pair loop: F.normalize, then cosine_similarity
+            value = F.cosine_similarity(F.normalize(later, p=2, dim=-1), F.normalize(earlier, p=2, dim=-1), dim=-1)
+        elif low_precision:  # the stride-4 loop: cosine_similarity of the raw features
+            value = F.cosine_similarity(later, earlier, dim=-1)
+        else:
+            value = torch.linalg.vecdot(later, earlier) / (norms[offset::GROUP_FRAMES]
+                                                           * norms[offset - back::GROUP_FRAMES][:count])
+        similarity[offset::GROUP_FRAMES] = value.float()
+    return similarity.to(x.dtype) if low_precision else similarity
 
 
 def anchor_count(frames: int) -> int:
@@ -94,7 +105,9 @@ class DyCoke(Method):
     c = round((budget·T·P − G·P) / (T − G)) with G = ⌈T/4⌉ anchors, so the plan keeps G·P + (T−G)·c
     tokens — the reachable count nearest budget·T·P. A budget below (G·P + T − G)/(T·P) (≈ 1/4: whole
     anchors, one token elsewhere) is a ConfigError naming the reachable range; DyCoke never turns into
-    frame sampling. Ties go to the lower position; the selection is deterministic.
+    frame sampling. The c are taken with `topk(largest=False)` as the official takes them (ties broken as
+    topk breaks them, deterministic on a device), from cosines computed in the features' dtype as the
+    official computes them (`reference_similarity`): in bf16 the same tokens as the official.
 
     Two boundary cases where vidcost follows the algorithm rather than the official loop bounds
     (`analysis/compare_official.py` reports both): `dycole_ttm`'s stride-4 loop stops at
@@ -157,10 +170,11 @@ class DyCoke(Method):
         frames, per_frame, dim = check_features(features, self.name)
         count = per_frame_count(frames, per_frame, budget)
         device = features.device
-        similarity = reference_similarity(features.float())  # [T, P]
-        # The c least similar of every frame at once (a stable sort: ties to the lower position); an anchor
-        # is compared with itself, so its row is meaningless and it is kept whole instead.
-        order = torch.sort(similarity, dim=-1, stable=True).indices[:, :count]  # [T, c] ascending similarity
+        similarity = reference_similarity(features)  # [T, P], in the features' dtype as the official
+        # The c least similar of every frame at once, by `topk(largest=False)` as the official takes them (in
+        # bf16 many cosines tie, and topk's order among ties is the official's); an anchor is compared with
+        # itself, so its row is meaningless and it is kept whole instead.
+        order = torch.topk(similarity, count, dim=-1, largest=False).indices  # [T, c] ascending similarity
         # The official order: frame after frame, an anchor's tokens in place and another frame's kept
         # tokens in ascending similarity (`dycole_ttm` appends `frame_tokens[topk(largest=False).indices]`).
         # Which frames are anchors is host arithmetic, so the sequence is cut without reading the device.

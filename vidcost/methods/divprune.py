@@ -53,13 +53,22 @@ def greedy_max_min(flat: "torch.Tensor", keep: int) -> "torch.Tensor":
     (O(k·N)), the same picks. Rows come from the N×N distance matrix, computed once by blocked matrix
     products ([N, N] float32 memory); above `_MAX_MATRIX_TOKENS` tokens each row is recomputed (an
     [N, D] mat-vec per pick) instead. The loop never reads a device value on the host: every pick stays
-    a device tensor, so on a GPU the k steps queue without a synchronisation.
+    a device tensor, so on a GPU the k steps queue without a synchronisation. In float32 the distances are
+    float32 and a token's own distance is excluded; in bf16 / fp16 they are computed as the official computes
+    them, in that dtype (see the code).
     """
     import torch
 
     count = flat.shape[0]
     matrix = None
-    if 1 < count <= _MAX_MATRIX_TOKENS:
+    if flat.dtype in (torch.bfloat16, torch.float16) and 1 < count <= _MAX_MATRIX_TOKENS:
+        # In a low precision, the official arithmetic in that dtype (`pairwise_cosine_similarity`: divide
+        # by the norm, one matmul, 1 − cos) and its first pick (the second-smallest entry of each column,
+        # the token's own distance counted), so that its rounding decides the near-ties as it does there.
+        unit_low = flat / flat.norm(dim=1, keepdim=True)
+        matrix = 1.0 - unit_low @ unit_low.T  # [N, N] in the features' dtype
+        nearest = torch.topk(matrix, 2, dim=0, largest=False).values[1]
+    elif 1 < count <= _MAX_MATRIX_TOKENS:
         matrix = torch.cat([distance_rows(flat, start) for start in range(0, count, _ROW_BLOCK)])  # [N, N]
         nearest = matrix.min(dim=1).values
     else:

@@ -111,8 +111,19 @@ def dpc_cluster_ranked(x: "torch.Tensor", counts: "torch.Tensor | int", k: int, 
 
 
 def cluster_means(x: "torch.Tensor", labels: "torch.Tensor") -> "torch.Tensor":
-    """Mean of the points that joined each centre: [B, n, D] → [B, n, D] (rows of non-centres are 0)."""
+    """Mean of the points that joined each centre: [B, n, D] → [B, n, D] (rows of non-centres are 0).
+
+    float32 inputs: float32 sums by scatter-add. bf16 / fp16 inputs: PruneVid's `compute_cluster_vectors`
+    arithmetic in that dtype (a one-hot matrix product, then a division by the counts), so the means round
+    as the official ones do.
+    """
     import torch
+
+    if x.dtype in (torch.bfloat16, torch.float16):
+        onehot = torch.nn.functional.one_hot(labels, num_classes=x.shape[1]).to(x.dtype)  # [B, n, n]
+        sums = torch.bmm(onehot.transpose(1, 2), x)  # [B, n (centre), D]
+        counts = onehot.sum(dim=1)  # [B, n]
+        return sums / counts.masked_fill(counts == 0, 1).unsqueeze(-1)
 
     sums = torch.zeros_like(x, dtype=torch.float32).scatter_add_(
         1, labels.unsqueeze(-1).expand(-1, -1, x.shape[-1]), x.float())

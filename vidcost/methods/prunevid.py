@@ -132,7 +132,7 @@ class PruneVid(Method):
         p = self.checked_params(**params)
         frames, per_frame, _ = check_features(features, self.name)
         target = self.pre_llm_count(frames * per_frame, budget, **params)
-        x = features.detach().float()  # [T, P, D]
+        x = features.detach()  # [T, P, D], in the model's dtype: merge_frames_dynamic averages in it
         frame_means = x.mean(1)  # [T, D]
         segments = self.segment(frame_means, p["k"], p["temporal_segment_ratio"])
         segments = clustering.limit_segments(segments, frame_means, target)

@@ -80,10 +80,19 @@ def patch_similarity(tokens: "torch.Tensor", positions: "torch.Tensor", per_fram
 
     key = (positions % per_frame) * frames + positions // per_frame  # unique: one token per (frame, position)
     order = torch.argsort(key)
-    unit = torch.nn.functional.normalize(tokens[order].float(), dim=-1)  # [N, D], patch-major
+    ordered = tokens[order]  # [N, D], patch-major
     spatial = (positions % per_frame)[order]
-    similarity = torch.full((order.numel(),), -2.0, device=tokens.device)
-    if order.numel() > 1:
+    low_precision = tokens.dtype in (torch.bfloat16, torch.float16)
+    similarity = torch.full((order.numel(),), -2.0, device=tokens.device,
+                            dtype=tokens.dtype if low_precision else torch.float32)
+    if order.numel() > 1 and low_precision:
+        # the official `cosine_similarity` in that dtype (dot product over the product of the norms), kept
+        # in it, so that near-threshold pairs and ties round as they do there
+        a, b = ordered[1:], ordered[:-1]
+        cos = (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))
+        similarity[1:] = torch.where(spatial[1:] == spatial[:-1], cos, torch.full_like(cos, -2.0))
+    elif order.numel() > 1:
+        unit = torch.nn.functional.normalize(ordered.float(), dim=-1)
         cos = (unit[1:] * unit[:-1]).sum(-1)  # each token with the one before it
         similarity[1:] = torch.where(spatial[1:] == spatial[:-1], cos, torch.full_like(cos, -2.0))
     return order, similarity
@@ -109,6 +118,13 @@ def merge_marked(tokens: "torch.Tensor", order: "torch.Tensor",
     members = order[marked]  # the tokens that merge away (one read of the mask's size per step)
     keep = torch.sort(order[~marked]).values
     into = torch.searchsorted(keep, order[representative[marked]])  # the kept slot each member joins
+    if tokens.dtype in (torch.bfloat16, torch.float16):
+        # `merge_tokens_and_get_mask`'s arithmetic in that dtype: index_add_ of the members into their
+        # representative, then a division by the (integer) group size, so the means round as the official's
+        sums = tokens[keep].index_add_(0, into, tokens[members])
+        sizes = torch.ones(keep.numel(), dtype=torch.long, device=device).index_add_(
+            0, into, torch.ones(members.numel(), dtype=torch.long, device=device))
+        return keep, sums / sizes.unsqueeze(-1)
     sums = tokens[keep].float().index_add_(0, into, tokens[members].float())  # [K, D]: only members added
     sizes = torch.ones(keep.numel(), dtype=torch.float32, device=device).index_add_(
         0, into, torch.ones(members.numel(), dtype=torch.float32, device=device))
@@ -215,7 +231,11 @@ class FrameFusion(Method):
             marked = candidates
         else:  # merging alone meets the cost: the int(u·N) most similar pairs, and the method is done
             comparable = similarity > -2.0
-            top = sorted_topk(similarity.masked_fill(~comparable, -3.0), min(int(upper * count), int(comparable.sum())))
+            scores, count_top = similarity.masked_fill(~comparable, -3.0), min(int(upper * count), int(comparable.sum()))
+            # in bf16 / fp16 the official `torch.topk` on its similarities in that dtype (its order among the
+            # many ties there); in float32 ties to the lower index
+            top = (torch.topk(scores, count_top).indices if similarity.dtype != torch.float32
+                   else sorted_topk(scores, count_top))
             marked = torch.zeros_like(candidates).index_fill_(0, top, True)
             state = replace(state, finish_merging=True, finish_pruning=True)
         if not bool(marked.any()):

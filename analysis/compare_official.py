@@ -246,10 +246,11 @@ def compare_pdrop(root: Path, video: torch.Tensor, repeats: int) -> dict[str, An
     features = torch.cat([text[:SYS_TOKENS], video.reshape(total, dim), text[SYS_TOKENS:]])[None]  # [1, S, D]
     head_dim = dim // HEADS
     torch.manual_seed(5)
+    projection = lambda: torch.nn.Linear(dim, dim, bias=False).to(video.dtype)  # noqa: E731 - in the video's dtype
     attn = types.SimpleNamespace(num_heads=HEADS, num_key_value_heads=HEADS, head_dim=head_dim,
-                                 q_proj=torch.nn.Linear(dim, dim, bias=False), k_proj=torch.nn.Linear(dim, dim, bias=False),
-                                 v_proj=torch.nn.Linear(dim, dim, bias=False),
-                                 rotary_emb=lambda v, seq_len: (torch.ones(seq_len, head_dim), torch.zeros(seq_len, head_dim)))
+                                 q_proj=projection(), k_proj=projection(), v_proj=projection(),
+                                 rotary_emb=lambda v, seq_len: (torch.ones(seq_len, head_dim, dtype=v.dtype),
+                                                                torch.zeros(seq_len, head_dim, dtype=v.dtype)))
     layer = types.SimpleNamespace(self_attn=attn, input_layernorm=lambda h: h)  # identity norm, no rotation
     model = types.SimpleNamespace(layers={8: layer}, config=types.SimpleNamespace(tokenizer_padding_side="right",
                                   tokenizer_model_max_length=1_000_000), image_token_ratio_list=[1.0, 0.5, 0.25, 0.125],

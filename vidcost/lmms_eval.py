@@ -187,6 +187,8 @@ def _load_json(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise DataFormatError(f"cannot read '{path}': {err.strerror}; check the path") from err
+    except UnicodeDecodeError:
+        raise DataFormatError(f"'{path}' is not text (not UTF-8); pass an lmms-eval results JSON") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
@@ -425,6 +427,8 @@ def _samples_of(path: Path) -> Iterable[tuple[str, Any]]:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise DataFormatError(f"cannot read samples '{path}': {err.strerror}") from err
+    except UnicodeDecodeError:
+        raise DataFormatError(f"samples '{path}' is not text (not UTF-8); pass an lmms-eval samples file") from None
     if path.suffix == ".json":  # lmms-eval 0.2.0-0.2.3: {"args", "model_configs", "logs": [...], "time"}
         try:
             logs = json.loads(text).get("logs")

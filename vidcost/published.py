@@ -125,13 +125,16 @@ def read_published(paths: Iterable[str | os.PathLike[str]] | None = None) -> lis
 def _read_one(path: Path) -> list[PublishedResult]:
     if not path.is_file():
         raise DataFormatError(f"published file '{path}' does not exist; check the path")
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataFormatError(
-                f"'{path}' lacks column(s) {missing}; a published CSV needs {list(REQUIRED_COLUMNS)}")
-        return [_parse_row(row, path, number) for number, row in enumerate(reader, 2)]
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise DataFormatError(
+                    f"'{path}' lacks column(s) {missing}; a published CSV needs {list(REQUIRED_COLUMNS)}")
+            return [_parse_row(row, path, number) for number, row in enumerate(reader, 2)]
+    except UnicodeDecodeError:
+        raise DataFormatError(f"'{path}' is not text (not UTF-8); pass a published-results CSV") from None
 
 
 def _parse_row(row: dict[str, str], path: Path, line: int) -> PublishedResult:

@@ -166,10 +166,10 @@ def build_report(out_dir: str | os.PathLike[str], *, store: str | os.PathLike[st
     from vidcost.published import check_consistency, read_published, to_frame
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     published = read_published(published_paths)
     pub_rows = published_rows(published, benchmark=benchmark)
     records, profiles, accuracy, notes = _store_tables(store, benchmark)
+    out.mkdir(parents=True, exist_ok=True)  # after every input is read: a bad one leaves nothing behind
     fronts = compute_fronts(pub_rows, x="flops_ratio", y="relative_pct", group="model")
     inconsistencies = check_consistency(published)
     join = join_rows(accuracy, profiles)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-import torch
 
 from vidcost.methods import get_method, method_names
 from vidcost.methods.testing import HostReadCounter

@@ -51,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         store = args.store
     latency = device_latency_from_args(args)  # a bad device or calibration fails before --out is created
+    if args.published:  # so does a bad published table (read again, cheaply, by build_report)
+        from vidcost.published import read_published
+
+        read_published(args.published)
     try:
         Path(args.out).mkdir(parents=True, exist_ok=True)
     except OSError as err:

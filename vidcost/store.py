@@ -71,8 +71,9 @@ def append_records(path: str | os.PathLike[str], records: list[dict[str, Any]]) 
                               "pass a writable file to --store") from err
 
 
-def check_writable(path: str | os.PathLike[str]) -> None:
-    """Fail fast (before minutes of measuring) when `path` cannot be appended to.
+def check_writable(path: str | os.PathLike[str], option: str = "--store") -> None:
+    """Fail fast (before minutes of measuring) when `path` cannot be appended to (or written: any output
+    file; `option` names it in the error).
 
     It really tries, as `append_record` will: an existing store is opened for appending (nothing
     written); a new one is created, with any missing parent directories, and removed again with them.
@@ -94,8 +95,9 @@ def check_writable(path: str | os.PathLike[str]) -> None:
         if not existed:
             created.append(target)
     except OSError as err:
-        raise DataFormatError(f"cannot append to store '{target}': {err.strerror or err}; pass a writable file "
-                              "to --store") from err
+        what = "append to store" if option == "--store" else f"write {option}"
+        raise DataFormatError(f"cannot {what} '{target}': {err.strerror or err}; pass a writable file "
+                              f"to {option}") from err
     finally:
         for made in reversed(created):
             with contextlib.suppress(OSError):

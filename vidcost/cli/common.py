@@ -96,3 +96,32 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
             value = text.strip()
         params[name.strip()] = value
     return params
+
+
+def check_output_file(path: str | None, option: str, formats: "tuple[str, ...] | None" = None) -> None:
+    """Before any work: `path` has one of `formats` (suffixes without the dot, when given) and can be
+    written — tried as the store's appends are (`vidcost.store.check_writable`: created with its folders,
+    then removed again, so nothing is left behind).
+
+    Raises:
+        ConfigError: an unsupported format, naming the supported ones.
+        DataFormatError: a place that refuses writes.
+    """
+    from pathlib import Path
+
+    from vidcost.store import check_writable
+
+    if path is None:
+        return
+    suffix = Path(path).suffix.lstrip(".").lower()
+    if formats is not None and suffix not in formats:
+        raise ConfigError(f"{option} '{path}': format '{suffix or '(none)'}' is not one of {sorted(formats)}; "
+                          "change the file name's extension")
+    check_writable(path, option=option)
+
+
+def figure_formats() -> tuple[str, ...]:
+    """The file formats matplotlib can save a figure in (its own list)."""
+    from matplotlib.figure import Figure
+
+    return tuple(Figure().canvas.get_supported_filetypes())

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vidcost.cli.common import print_json
+from vidcost.cli.common import check_output_file, print_json
 from vidcost.errors import DataFormatError, FitError
 from vidcost.store import DEFAULT_STORE, iter_records
 
@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.store).is_file():
         raise DataFormatError(f"store '{args.store}' does not exist; measure profiles with `vidcost sweep` or "
                               "`vidcost profile` first, or give --store PATH")
+    check_output_file(args.out, "--out")  # before the fit, not after it
     data = observations(iter_records(args.store, kind="profile"))
     chosen = [o for o in data
               if (args.device_name is None or args.device_name.lower() in o.device.lower())

@@ -10,7 +10,8 @@ from typing import Any
 
 from vidcost.cli.args import budget as budget_type
 from vidcost.cli.args import budget_list, method_name, positive_float, whole_number
-from vidcost.cli.common import add_model_arguments, methods_help, parse_params, print_json, spec_from_args
+from vidcost.cli.common import (add_model_arguments, check_output_file, figure_formats, methods_help, parse_params,
+                                print_json, spec_from_args)
 from vidcost.cost import format_bytes
 from vidcost.errors import ConfigError
 
@@ -55,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give --calibration FILE (written by `vidcost fit`) or --device-spec NAME (roofline-only)")
     if args.plot and not args.budgets:
         raise ConfigError("--plot draws a speedup-vs-budget curve: give --budgets too, e.g. --budgets 0.1,0.25,0.5")
+    if args.plot:
+        check_output_file(args.plot, "--plot", figure_formats())  # before the prediction, not after it
     if args.schedule and (args.method or args.param):
         raise ConfigError("--schedule gives the token counts itself; drop --method/--param")
     if args.calibration and args.dtype:

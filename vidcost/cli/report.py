@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from vidcost.cli.args import nonnegative_float, positive_float
-from vidcost.cli.common import add_device_arguments, device_latency_from_args, print_json
+from vidcost.cli.common import add_device_arguments, check_output_file, device_latency_from_args, print_json
 from vidcost.errors import ConfigError, DataFormatError
 from vidcost.store import DEFAULT_STORE, iter_records
 
@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as err:
         raise ConfigError(f"cannot create the output directory --out '{args.out}': {err.strerror}; "
                           "choose a writable directory") from err
+    check_output_file(str(Path(args.out) / ".vidcost-write-check"), "--out")  # an existing read-only folder
     report = build_report(args.out, store=store, published_paths=args.published, benchmark=args.benchmark,
                           max_drop_pct=args.max_drop, min_speedup=args.min_speedup, title=args.title,
                           latency=latency)

@@ -448,6 +448,14 @@ CALIBRATION_KIND = "vidcost-calibration"
 CALIBRATION_VERSION = 1
 
 
+def coverage_of(observations: Sequence[Observation]) -> dict[str, Any]:
+    """The models, frame range and methods a fit saw (what `Calibration.coverage` records)."""
+    frames = [o.config.spec.frames for o in observations]
+    return {"models": sorted({o.config.spec.name for o in observations}),
+            "frames": [min(frames), max(frames)] if frames else [],
+            "methods": sorted({o.config.method for o in observations})}
+
+
 @dataclass(frozen=True)
 class Calibration:
     """A fitted `LatencyModel` with the error it showed on data it was not fitted on.
@@ -458,6 +466,8 @@ class Calibration:
             leave-one-configuration-out (`vidcost.validation`); the error bands of `vidcost predict`.
         records / configurations: how much the fit saw.
         source: the store it was fitted from.
+        coverage: what it was fitted on — {"models": [...], "frames": [lowest, highest], "methods": [...]}
+            (`coverage_of`); empty for a calibration written before vidcost recorded it.
     """
 
     model: LatencyModel
@@ -465,11 +475,12 @@ class Calibration:
     records: int = 0
     configurations: int = 0
     source: str = ""
+    coverage: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": CALIBRATION_KIND, "version": CALIBRATION_VERSION, "latency_model": self.model.to_dict(),
                 "held_out": {k: dict(v) for k, v in self.held_out.items()}, "records": self.records,
-                "configurations": self.configurations, "source": self.source}
+                "configurations": self.configurations, "source": self.source, "coverage": dict(self.coverage)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "calibration") -> "Calibration":
@@ -485,8 +496,9 @@ class Calibration:
             model = LatencyModel.from_dict(data["latency_model"])
         except (KeyError, TypeError) as err:
             raise DataFormatError(f"{where}: its latency model is incomplete ({err}); fit it again") from err
+        coverage = data.get("coverage") if isinstance(data.get("coverage"), Mapping) else {}
         return cls(model, data.get("held_out") or {}, int(data.get("records", 0)),
-                   int(data.get("configurations", 0)), str(data.get("source", "")))
+                   int(data.get("configurations", 0)), str(data.get("source", "")), coverage)
 
     def save(self, path: str) -> None:
         """Write the JSON atomically (a temporary file renamed over the target)."""

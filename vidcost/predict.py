@@ -113,6 +113,27 @@ class Prediction:
                 f"speedup {self.speedup:.2f}×, {'calibrated' if self.calibrated else 'roofline-only'})")
 
 
+def coverage_warning(calibration: Calibration | None, spec: Any, method: str | None) -> None:
+    """One warning when a calibrated prediction leaves what the calibration was fitted on (another model, a
+    frame count outside its range, a method it never saw): the terms still price it, but its printed band
+    was measured inside that range only."""
+    coverage = calibration.coverage if calibration is not None else {}
+    if not coverage:
+        return
+    outside = []
+    if coverage.get("models") and spec.name not in coverage["models"]:
+        outside.append(f"model {spec.name} (fitted on {', '.join(coverage['models'])})")
+    frames = coverage.get("frames") or []
+    if len(frames) == 2 and not frames[0] <= spec.frames <= frames[1]:
+        outside.append(f"{spec.frames} frames (fitted on {frames[0]}–{frames[1]})")
+    methods = coverage.get("methods") or []
+    if method is not None and methods and method not in methods:
+        outside.append(f"method {method} (fitted on {', '.join(methods)})")
+    if outside:
+        warnings.warn(f"extrapolating beyond the calibration: {'; '.join(outside)} — its error band was measured "
+                      "inside its range only", VidcostPredictionWarning, stacklevel=2)
+
+
 def latency_source(calibration: str | Calibration | None = None, device_spec: str | None = None, *,
                    dtype: str | None = None) -> tuple[Any, Calibration | None]:
     """The model that prices stages — a calibration's `LatencyModel`, else the device's `RooflineModel` — and

@@ -55,6 +55,20 @@ def test_predict_json_from_a_calibration(fitted) -> None:
     assert data["decode_ms_per_token"] > 0 and data["kv_cache_bytes"] < data["vanilla_kv_cache_bytes"]
 
 
+def test_a_prediction_outside_the_calibrations_range_says_so(fitted) -> None:
+    calibration, _ = fitted
+    coverage = json.loads(calibration.read_text())["coverage"]
+    assert coverage["models"] == ["tiny"] and len(coverage["frames"]) == 2 and "fastv" in coverage["methods"]
+    inside = vidcost("predict", "--model", "tiny", "--frames", str(coverage["frames"][0]), "--method", "fastv",
+                     "--budget", "0.3", "--calibration", str(calibration))
+    assert inside.returncode == 0 and "extrapolating" not in inside.stderr
+    outside = vidcost("predict", "--model", "llava-onevision-0.5b", "--frames", str(coverage["frames"][1] * 2),
+                      "--method", "fastv", "--budget", "0.3", "--calibration", str(calibration))
+    lines = [line for line in outside.stderr.splitlines() if "extrapolating" in line]
+    assert outside.returncode == 0 and len(lines) == 1
+    assert "model llava-onevision-0.5b (fitted on tiny)" in lines[0] and "frames (fitted on" in lines[0]
+
+
 def test_predict_curve_plot_and_target(fitted, tmp_path) -> None:
     calibration, _ = fitted
     plot = tmp_path / "curve.png"

@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vidcost.latency import Calibration, derived_quantities, fit_latency, observations
+    from vidcost.latency import Calibration, coverage_of, derived_quantities, fit_latency, observations
     from vidcost.validation import leave_one_configuration_out
 
     if not Path(args.store).is_file():
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         held = leave_one_configuration_out(chosen, progress=progress)
         progress(0, 0)
     calibration = Calibration(model, held.summary() if held else {}, len(chosen), len({o.key for o in chosen}),
-                              str(args.store))
+                              str(args.store), coverage_of(chosen))
     calibration.save(args.out)
     spec = chosen[0].config.spec
     if args.json:

@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vidcost.predict import budget_for_speedup, latency_source, predict, predict_curve
+    from vidcost.predict import budget_for_speedup, coverage_warning, latency_source, predict, predict_curve
 
     if args.calibration is None and args.device_spec is None:
         raise ConfigError("give --calibration FILE (written by `vidcost fit`) or --device-spec NAME (roofline-only)")
@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     dtype = args.dtype or ("float32" if (args.device_spec or "").lower() == "local" else None)
     source = latency_source(args.calibration, args.device_spec, dtype=dtype)
+    coverage_warning(source[1], spec, None if args.schedule else (args.method or "mmgvid"))
     common: dict[str, Any] = dict(source=source, decode_tokens=args.decode_tokens)
     if args.schedule:
         from vidcost.schedule import parse_schedule

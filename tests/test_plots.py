@@ -127,3 +127,12 @@ def test_memory_axes_start_at_zero():
     _format_memory_axes(ax, "measured", [8, 16])
     assert ax.get_ylim()[0] == 0.0 and ax.get_ylim()[1] >= 1.0
     plt.close(fig)
+
+
+def test_the_predicted_ttft_axis_picks_a_readable_unit():
+    from vidcost.plots import time_unit
+
+    assert time_unit([120.0, 950.0]) == ("ms", 1.0)
+    assert time_unit([2_000.0, 45_000.0]) == ("s", 1 / 1000)
+    unit, scale = time_unit([1.2e6, 3.4e6])  # a CPU calibration pricing a 7B model
+    assert unit == "min" and 3.4e6 * scale == pytest.approx(56.67, abs=0.01)

@@ -70,6 +70,17 @@ def _save(fig: Any, out_dir: str | os.PathLike[str], name: str) -> tuple[str, ..
     return tuple(files)
 
 
+def time_unit(milliseconds: list[float]) -> tuple[str, float]:
+    """The unit that keeps the largest of these times readable, and the factor from milliseconds to it:
+    ms below 10 s, s below 10 min, min beyond (a CPU calibration predicts minutes for a 7B model)."""
+    largest = max(milliseconds, default=0.0)
+    if largest >= 600_000:
+        return "min", 1 / 60_000
+    if largest >= 10_000:
+        return "s", 1 / 1000
+    return "ms", 1.0
+
+
 def plot_accuracy_vs_flops(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike[str], *,
                            name: str = "accuracy_vs_flops", provenance: str = "published",
                            x: str = "flops_ratio", device_label: str = "") -> Figure:
@@ -80,8 +91,8 @@ def plot_accuracy_vs_flops(rows: Sequence[Mapping[str, Any]], out_dir: str | os.
     """
     plt = _pyplot()
     ratio = x == "flops_ratio"
-    scale = 100 if ratio else 1
     usable = [r for r in rows if r.get(x) is not None and r.get("relative_pct") is not None]
+    unit, scale = ("%", 100.0) if ratio else time_unit([float(r[x]) for r in usable])
     models = sorted({str(r["model"]) for r in usable})
     fig, axes = plt.subplots(1, max(len(models), 1), figsize=(4.6 * max(len(models), 1), 4.2), squeeze=False,
                              sharey=True)
@@ -111,7 +122,9 @@ def plot_accuracy_vs_flops(rows: Sequence[Mapping[str, Any]], out_dir: str | os.
             ax.set_xticks([5, 10, 20, 30, 50, 100])
             ax.set_xticklabels(["5", "10", "20", "30", "50", "100"])
         ax.set_title(model)
-        ax.set_xlabel("prefill FLOPs (% of vanilla, HieraVid Eq. 12)" if ratio else "TTFT (ms, predicted)")
+        ax.set_xlabel("prefill FLOPs (% of vanilla, HieraVid Eq. 12)" if ratio else f"TTFT ({unit}, predicted)")
+        if not ratio:  # the unit carries the magnitude: no "1e6" offset on the axis
+            ax.ticklabel_format(axis="x", style="plain", useOffset=False)
     axes[0][0].set_ylabel("average score (% of vanilla)")
     if not models:
         axes[0][0].text(0.5, 0.5, f"no rows with both {'FLOPs ratio' if ratio else 'a predicted TTFT'} and a "

@@ -145,3 +145,27 @@ def test_real_nvml_device_is_the_torch_device():
     with sampler:
         time.sleep(0.2)
     assert sampler.summary.peak_used_bytes > 0 and sampler.summary.samples >= 3
+
+
+class _NoMemory(FakeNvml):
+    def nvmlDeviceGetMemoryInfo(self, handle):
+        raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")  # what a MIG instance may answer
+
+
+class _NoPower(FakeNvml):
+    def nvmlDeviceGetPowerUsage(self, handle):
+        raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")
+
+
+def test_a_refused_memory_read_leaves_the_peak_unknown_not_zero(step_clock):
+    sampler = NvmlSampler(nvml=_NoMemory(energy=False), clock=step_clock(0.05))
+    sampler.start()
+    summary = sampler.stop()
+    assert summary.peak_used_bytes is None and summary.power_w == pytest.approx(250.0)
+
+
+def test_a_refused_power_read_keeps_the_memory_peak(step_clock):
+    sampler = NvmlSampler(nvml=_NoPower(energy=False), clock=step_clock(0.05))
+    sampler.start()
+    summary = sampler.stop()
+    assert summary.peak_used_bytes is not None and summary.peak_used_bytes > 0 and summary.power_w is None

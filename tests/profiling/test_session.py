@@ -187,7 +187,7 @@ def _cpu_energy_blocks(self, configs, runs, blocks):
     from vidcost.profiling.energy import measure_energy_blocks
 
     summaries = measure_energy_blocks([(c.method.name, lambda c=c: self._prefill(c, runs, None)) for c in configs],
-                                      self.sampler, blocks=blocks, min_block_s=0.0)
+                                      self.sampler, blocks=blocks, min_block_s=0.0, idle_s=0.0)
     for config in configs:
         config.energy = summaries.get(config.method.name)
 

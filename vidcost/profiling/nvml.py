@@ -40,7 +40,8 @@ class NvmlSummary:
     """What NVML saw over one sampling window.
 
     Attributes:
-        peak_used_bytes: highest device memory in use (all processes).
+        peak_used_bytes: highest device memory in use (all processes), or None when no memory read
+            succeeded (a MIG instance refusing the query): unknown, never 0.
         power_w: board power over the window, watts (see `power_source`), or None.
         power_source: "instant" (mean of instantaneous samples), "energy/time" (counter over the window)
             or "average" (mean of NVML's averaged readings); None without any.
@@ -49,7 +50,7 @@ class NvmlSummary:
         samples: number of samples taken.
     """
 
-    peak_used_bytes: int
+    peak_used_bytes: int | None
     power_w: float | None
     power_source: str | None
     energy_j: float | None
@@ -59,7 +60,8 @@ class NvmlSummary:
     def __str__(self) -> str:
         energy = f"{self.energy_j:.2f} J" if self.energy_j is not None else "n/a"
         power = f"{self.power_w:.1f} W ({self.power_source})" if self.power_w is not None else "n/a"
-        return f"NVML: peak {self.peak_used_bytes / 2**20:.0f} MiB, {power}, {energy} over {self.duration_s:.2f} s"
+        peak = "n/a" if self.peak_used_bytes is None else f"{self.peak_used_bytes / 2**20:.0f} MiB"
+        return f"NVML: peak {peak}, {power}, {energy} over {self.duration_s:.2f} s"
 
 
 @dataclass
@@ -83,7 +85,7 @@ class NvmlSampler:
     _stop: threading.Event = field(default_factory=threading.Event)
     _power_mw: list[float] = field(default_factory=list)
     _times: list[float] = field(default_factory=list)
-    _peak_used: int = 0
+    _peak_used: int | None = None
     _energy_start_mj: float | None = None
     _start_time: float = 0.0
     summary: NvmlSummary | None = None
@@ -130,7 +132,7 @@ class NvmlSampler:
         self._stop.clear()
         self._power_mw.clear()
         self._times.clear()
-        self._peak_used = 0
+        self._peak_used = None
         self._energy_start_mj = self.read_energy_mj()
         self._start_time = self.clock()
         self._sample()
@@ -169,15 +171,33 @@ class NvmlSampler:
             self._sample()
 
     def _sample(self) -> None:
+        # Memory and power are read apart: a device that refuses one (a MIG instance's power) keeps the other.
         try:
             used = int(self.nvml.nvmlDeviceGetMemoryInfo(self._handle).used)  # bytes
+            self._peak_used = used if self._peak_used is None else max(self._peak_used, used)
+        except Exception:  # a failed read is skipped, the window goes on  # noqa: BLE001
+            pass
+        try:
             power = self._read_instant_mw() if self._instant else float(self.nvml.nvmlDeviceGetPowerUsage(self._handle))
-        except Exception:  # a failed sample is skipped, the window goes on  # noqa: BLE001
-            return
-        self._peak_used = max(self._peak_used, used)
+        except Exception:  # noqa: BLE001
+            power = None
         if power is not None:
             self._power_mw.append(power)
             self._times.append(self.clock())
+
+    def device_state(self) -> dict[str, float | None]:
+        """The SM and memory clocks (MHz) and the enforced power limit (W) now, None where NVML says nothing:
+        what an energy figure depends on besides the work."""
+        def read(call: Callable[[], float], scale: float = 1.0) -> float | None:
+            try:
+                return float(call()) * scale
+            except Exception:  # noqa: BLE001 - not supported on this device or binding
+                return None
+
+        sm, memory = getattr(self.nvml, "NVML_CLOCK_SM", 1), getattr(self.nvml, "NVML_CLOCK_MEM", 2)
+        return {"sm_clock_mhz": read(lambda: self.nvml.nvmlDeviceGetClockInfo(self._handle, sm)),
+                "memory_clock_mhz": read(lambda: self.nvml.nvmlDeviceGetClockInfo(self._handle, memory)),
+                "power_limit_w": read(lambda: self.nvml.nvmlDeviceGetEnforcedPowerLimit(self._handle), 1e-3)}
 
     def _read_instant_mw(self) -> float | None:
         """NVML_FI_DEV_POWER_INSTANT in milliwatts, or None where the driver lacks the field."""

@@ -68,9 +68,12 @@ class ProfileRecord:
         peak_memory_bytes: the allocator's peak with the weights (what was allocated at the start + the
             increase).
         memory_source: how the peaks were measured ("cuda_allocator", "cpu_allocator_events").
-        energy_j / energy_j_iqr: joules per prefill, median and IQR over blocks of back-to-back runs of
-            this configuration (≥ 1 s each, blocks of configurations alternating); `energy_blocks`
-            holds each block's runs, seconds and joules. GPU with NVML only, else None.
+        energy_j / energy_j_iqr: joules per prefill above idle power (prefill only: no decode steps),
+            median and IQR over blocks of back-to-back runs of this configuration (≥ 5 s each, an idle
+            window before each, blocks of configurations alternating); `energy_blocks` holds each block's
+            runs, seconds, raw joules, idle power, and the SM / memory clocks and power limit at its start.
+            GPU with NVML only, else None. (Records written before this measured ≥ 1 s blocks with the
+            decode steps in them and no idle subtracted.)
         power_w / power_source: mean board power over the blocks; "instant" (NVML's instantaneous
             field, sampled) or "energy/time" (pooled energy over pooled time).
         nvml_peak_used_bytes: NVML device memory in use at its peak (all processes; GPU only).

@@ -9,8 +9,8 @@
    device memory at ≤ 50 Hz on a GPU;
 2. a memory run per configuration (untimed): its own peak allocation above the resident weights, per
    stage (`vidcost.profiling.memory`);
-3. energy blocks on a GPU (`vidcost.profiling.energy`): back-to-back runs of one configuration for ≥ 1 s,
-   configurations alternating.
+3. energy blocks on a GPU (`vidcost.profiling.energy`): back-to-back prefills (no decode steps) of one
+   configuration for ≥ 5 s after an idle window whose power is subtracted, configurations alternating.
 
 FLOPs come from the cost model on the schedule actually executed; the KV-cache bytes from the cache
 object itself. Both records are appended to the store with one run_id. Running out of memory writes a
@@ -219,7 +219,9 @@ class ProfileSession:
 
         from vidcost.profiling.energy import measure_energy_blocks
 
-        one_run = lambda config: lambda: self._prefill(config, runs, None)  # noqa: E731
+        # Energy per prefill is the prefill's: vision to first token, no decode steps (timed apart).
+        one_run = lambda config: lambda: self.runtime.prefill(  # noqa: E731
+            runs["inputs"], config.method, config.budget, seed=runs["seed"], decode_tokens=0)
         summaries = measure_energy_blocks([(c.method.name, one_run(c)) for c in configs], self.sampler,
                                           blocks=blocks, synchronize=lambda: torch.cuda.synchronize(self.device),
                                           progress=self.say)
@@ -297,7 +299,7 @@ def _record(config: _Config, base: dict[str, Any], spec: ModelSpec, environment:
         energy_j=energy.energy_j if energy else None, energy_j_iqr=energy.energy_j_iqr if energy else None,
         energy_blocks=[b.to_dict() for b in energy.blocks] if energy else [],
         power_w=energy.power_w if energy else None, power_source=energy.power_source if energy else None,
-        nvml_peak_used_bytes=max((s.peak_used_bytes for s in nvml), default=None),
+        nvml_peak_used_bytes=max((s.peak_used_bytes for s in nvml if s.peak_used_bytes is not None), default=None),
         flops=flops, environment=environment)
 
 

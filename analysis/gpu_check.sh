@@ -6,7 +6,7 @@
 # What it proves, on this GPU:
 #   1. The `gpu` tests pass with VIDCOST_REQUIRE_GPU=1 (so none of them can skip): CUDA-event windows agree
 #      with a synchronised wall clock over >= 50 ms of work (within 10 %), NVML finds the torch device by
-#      its UUID, the energy counter moves over a >= 1 s block, the CUDA allocator probe sees allocations,
+#      its UUID, the energy counter moves over a block, the CUDA allocator probe sees allocations,
 #      and a full profile runs on CUDA.
 #   2. vidcost profiles real pruning on a 7B-class model end to end: mmgvid, fastv and prunevid at a 25 %
 #      budget on shape-only llava-onevision-7b (random weights: cost does not depend on them), 32 frames,
@@ -62,7 +62,7 @@ try:
     summary["environment"] = session.environment
     for method in ("mmgvid", "fastv", "prunevid"):
         started = time.perf_counter()
-        comparison = session.measure(method, 0.25, repeats=5, warmup=2, decode_tokens=16, energy_blocks=3,
+        comparison = session.measure(method, 0.25, repeats=5, warmup=2, decode_tokens=16, energy_blocks=2,
                                      store=store)
         row = comparison.to_dict()
         keep = ("ttft_ms", "vanilla_ttft_ms", "speedup", "llm_prefill_ms", "vanilla_llm_prefill_ms",

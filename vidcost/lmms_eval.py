@@ -182,13 +182,19 @@ def _vidcost_model(args: Mapping[str, str], name: str, frames: int | None) -> tu
     return spec.name, spec.frames
 
 
-def _load_json(path: Path) -> dict[str, Any]:
+def _read_text(path: Path, what: str, expected: str) -> str:
+    """A file lmms-eval wrote, as text; an unreadable or non-UTF-8 one is a one-line DataFormatError
+    (`what` prefixes the path in it, `expected` says what to pass instead)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as err:
-        raise DataFormatError(f"cannot read '{path}': {err.strerror}; check the path") from err
+        raise DataFormatError(f"cannot read {what}'{path}': {err.strerror}; check the path") from err
     except UnicodeDecodeError:
-        raise DataFormatError(f"'{path}' is not text (not UTF-8); pass an lmms-eval results JSON") from None
+        raise DataFormatError(f"{what}'{path}' is not text (not UTF-8); pass {expected}") from None
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    text = _read_text(path, "", "an lmms-eval results JSON")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
@@ -423,12 +429,7 @@ def _sample_value(value: Mapping[str, Any]) -> Any:
 
 def _samples_of(path: Path) -> Iterable[tuple[str, Any]]:
     """(where, sample) of each sample in a samples file, where = "file:line" or "file: logs[i]"."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise DataFormatError(f"cannot read samples '{path}': {err.strerror}") from err
-    except UnicodeDecodeError:
-        raise DataFormatError(f"samples '{path}' is not text (not UTF-8); pass an lmms-eval samples file") from None
+    text = _read_text(path, "samples ", "an lmms-eval samples file")
     if path.suffix == ".json":  # lmms-eval 0.2.0-0.2.3: {"args", "model_configs", "logs": [...], "time"}
         try:
             logs = json.loads(text).get("logs")

@@ -16,6 +16,10 @@ from vidcost.cli.common import parse_params, print_json
 from vidcost.errors import ConfigError
 
 DEFAULT_EVAL_STORE = "profiles/eval.jsonl"
+# The grid's keys (a TOML file's, or the options of the same name): comma-separated lists, then single values.
+LIST_KEYS = ("tasks", "methods", "budgets")
+SCALAR_KEYS = ("include_path", "model", "model_path", "frames", "limit", "device", "dtype", "seed", "output_path",
+               "store", "batch_size")
 
 
 def register(subparsers: Any) -> None:
@@ -81,12 +85,11 @@ def grid_from_args(args: argparse.Namespace) -> Any:
     from vidcost.eval.runner import EvalGrid
 
     data: dict[str, Any] = _read_grid(args.grid) if args.grid else {}
-    for key in ("tasks", "methods", "budgets"):
+    for key in LIST_KEYS:
         text = getattr(args, key)
         if text is not None:
             data[key] = [item.strip() for item in text.split(",") if item.strip()]
-    for key in ("include_path", "model", "model_path", "frames", "limit", "device", "dtype", "seed",
-                "output_path", "store", "batch_size"):
+    for key in SCALAR_KEYS:
         if getattr(args, key) is not None:
             data[key] = getattr(args, key)
     params: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (data.pop("params", {}) or {}).items()}
@@ -95,8 +98,7 @@ def grid_from_args(args: argparse.Namespace) -> Any:
         if not dot or "=" not in rest:
             raise ConfigError(f"malformed --param '{pair}'; write METHOD.NAME=VALUE, e.g. --param fastv.layer=3")
         params.setdefault(method, {}).update(parse_params([rest]))
-    unknown = sorted(set(data) - {"tasks", "methods", "budgets", "include_path", "model", "model_path", "frames",
-                                  "limit", "device", "dtype", "seed", "output_path", "store", "batch_size"})
+    unknown = sorted(set(data) - set(LIST_KEYS) - set(SCALAR_KEYS))
     if unknown:
         raise ConfigError(f"unknown grid keys {unknown} in '{args.grid}'; see vidcost eval --help")
     check_batch_size(data.get("batch_size", 1))
@@ -104,7 +106,8 @@ def grid_from_args(args: argparse.Namespace) -> Any:
     if "limit" in data and (not isinstance(data["limit"], int) or data["limit"] < 1):
         raise ConfigError(f"--limit must be a whole number ≥ 1, got {data['limit']!r}")
     model_path = data.get("model_path")
-    base = EvalConfig(model=str(data.get("model") or model_path or "tiny"), model_path=model_path,
+    model = data.get("model")  # none: the directory's, else tiny (EvalConfig)
+    base = EvalConfig(model=None if model is None else str(model), model_path=model_path,
                       frames=data.get("frames"), device=str(data.get("device", "cpu")), dtype=data.get("dtype"),
                       seed=int(data.get("seed", 0)), store=str(data.get("store", DEFAULT_EVAL_STORE)))
     if base.frames is not None and (not isinstance(base.frames, int) or base.frames < 1):

@@ -72,17 +72,13 @@ class Answerer:
         from vidcost.profiling.timer import make_timer
 
         started = time.perf_counter()
-        frames = self.config.frames or self.loaded.spec.frames
-        base = dict(task=task, doc_id=int(doc_id), split=split, model=self.loaded.spec.name, frames=frames,
-                    method=self.method.name, budget=self.budget, params=self.method.resolved_params(),
-                    config_hash=self.config_hash, device=self.loaded.device, dtype=self.loaded.dtype,
-                    environment=self.environment)
+        base = self._request_fields(task, doc_id, split)
         max_new_tokens, until = self._generation(gen_kwargs)
         try:
-            inputs = self._inputs(context, video, frames)
+            inputs = self._inputs(context, video, base["frames"])
         except (VidcostError, ValueError, RuntimeError, OSError) as err:
-            return "", RequestRecord(**base, status="failed", error=f"{type(err).__name__}: {err}",
-                                     request_ms=_ms_since(started))
+            return "", self.failed_record(task, doc_id, split, f"{type(err).__name__}: {err}",
+                                          request_ms=_ms_since(started))
         if not self._warm:  # the first forward pass pays one-off costs (allocator, kernels): untimed, as sweeps warm up
             warm_started = time.perf_counter()
             self.runtime.prefill(inputs, self.method, self.budget, seed=self.config.seed, decode_tokens=1)
@@ -105,6 +101,19 @@ class Answerer:
             tokens_generated=len(result.generated), kv_cache_bytes=result.kv_cache_bytes,
             bookkeeping_ms=stopper.elapsed_ms + _ms_since(bookkeeping_started), request_ms=_ms_since(started))
         return text, record
+
+    def failed_record(self, task: str, doc_id: int, split: str | None, reason: str,
+                      request_ms: float | None = None) -> RequestRecord:
+        """The record of a request answered "" (`reason` says why: an undecodable video, an image request)."""
+        return RequestRecord(**self._request_fields(task, doc_id, split), status="failed", error=reason,
+                             request_ms=request_ms)
+
+    def _request_fields(self, task: str, doc_id: int, split: str | None) -> dict[str, Any]:
+        """What every record of a request of this run holds: the request's key and the configuration."""
+        return dict(task=task, doc_id=int(doc_id), split=split, model=self.loaded.spec.name,
+                    frames=self.config.frames or self.loaded.spec.frames, method=self.method.name,
+                    budget=self.budget, params=self.method.resolved_params(), config_hash=self.config_hash,
+                    device=self.loaded.device, dtype=self.loaded.dtype, environment=self.environment)
 
     def _inputs(self, context: str, video: str, frames: int) -> Any:
         from vidcost.eval.prompt import process, prompt_inputs, sample_frames

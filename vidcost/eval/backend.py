@@ -72,7 +72,7 @@ class VidcostLMM(lmms):
                 continue
             visuals = _flatten(doc_to_visual(self.task_dict[task][split][doc_id]))
             if len(visuals) != 1 or not isinstance(visuals[0], str):
-                text, record = "", self._failed(task, doc_id, split, _visual_problem(visuals))
+                text, record = "", self.answerer.failed_record(task, doc_id, split, _visual_problem(visuals))
             else:
                 text, record = self.answerer.answer(context=context, video=visuals[0], gen_kwargs=dict(gen_kwargs),
                                                     task=task, doc_id=doc_id, split=split)
@@ -83,15 +83,6 @@ class VidcostLMM(lmms):
             answers.append(text)
             self.cache_hook.add_partial("generate_until", (context, gen_kwargs), text)
         return answers
-
-    def _failed(self, task: str, doc_id: int, split: str | None, reason: str) -> Any:
-        from vidcost.eval.record import RequestRecord
-
-        a = self.answerer
-        return RequestRecord(task=task, doc_id=int(doc_id), split=split, model=a.loaded.spec.name,
-                             frames=self.config.frames or a.loaded.spec.frames, method=a.method.name,
-                             budget=a.budget, params=a.method.resolved_params(), status="failed", error=reason,
-                             config_hash=a.config_hash, device=a.loaded.device, dtype=a.loaded.dtype)
 
 
 def stored_answers(store: str | None, config_hash: str) -> dict[tuple[Any, Any, int], str]:

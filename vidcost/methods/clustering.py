@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Sequence
 
+from vidcost.methods.common import low_precision
+
 if TYPE_CHECKING:
     import torch
 
@@ -119,7 +121,7 @@ def cluster_means(x: "torch.Tensor", labels: "torch.Tensor") -> "torch.Tensor":
     """
     import torch
 
-    if x.dtype in (torch.bfloat16, torch.float16):
+    if low_precision(x):
         onehot = torch.nn.functional.one_hot(labels, num_classes=x.shape[1]).to(x.dtype)  # [B, n, n]
         sums = torch.bmm(onehot.transpose(1, 2), x)  # [B, n (centre), D]
         counts = onehot.sum(dim=1)  # [B, n]

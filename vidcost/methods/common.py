@@ -37,6 +37,14 @@ def check_range(method: str, name: str, value: float, low: float, high: float,
     return value
 
 
+def low_precision(tensor: "torch.Tensor") -> bool:
+    """bf16 / fp16: where a method runs its official arithmetic in the tensor's own dtype, so that rounding
+    (and the near-ties it decides) matches the official code; float32 keeps vidcost's float32 paths."""
+    import torch
+
+    return tensor.dtype in (torch.bfloat16, torch.float16)
+
+
 def check_budget(budget: float) -> float:
     """Validate a budget: the kept fraction of visual tokens, in (0, 1]."""
     if not isinstance(budget, (int, float)) or not 0.0 < float(budget) <= 1.0:

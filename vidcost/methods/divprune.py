@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vidcost.methods.base import Method, SelectionResult
-from vidcost.methods.common import check_budget, check_features, cosine_matrix, keep_count, pre_llm_plan
+from vidcost.methods.common import (check_budget, check_features, cosine_matrix, keep_count, low_precision,
+                                    pre_llm_plan)
 from vidcost.methods.params import Param
 from vidcost.schedule import Schedule
 
@@ -61,7 +62,7 @@ def greedy_max_min(flat: "torch.Tensor", keep: int) -> "torch.Tensor":
 
     count = flat.shape[0]
     matrix = None
-    if flat.dtype in (torch.bfloat16, torch.float16) and 1 < count <= _MAX_MATRIX_TOKENS:
+    if low_precision(flat) and 1 < count <= _MAX_MATRIX_TOKENS:
         # In a low precision, the official arithmetic in that dtype (`pairwise_cosine_similarity`: divide
         # by the norm, one matmul, 1 − cos) and its first pick (the second-smallest entry of each column,
         # the token's own distance counted), so that its rounding decides the near-ties as it does there.

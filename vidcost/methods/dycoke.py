@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from vidcost.errors import ConfigError
 from vidcost.methods.base import DecodeContext, DecodeReduction, Method, SelectionResult
-from vidcost.methods.common import check_budget, check_features
+from vidcost.methods.common import check_budget, check_features, low_precision
 from vidcost.methods.params import Param
 from vidcost.schedule import Schedule
 
@@ -52,21 +52,21 @@ def reference_similarity(x: "torch.Tensor") -> "torch.Tensor":
     import torch.nn.functional as F
 
     similarity = torch.ones(x.shape[:2], dtype=torch.float32, device=x.device)
-    low_precision = x.dtype in (torch.bfloat16, torch.float16)
-    norms = None if low_precision else torch.linalg.vector_norm(x, dim=-1).clamp_min(1e-8)  # [T, P]
+    reduced = low_precision(x)
+    norms = None if reduced else torch.linalg.vector_norm(x, dim=-1).clamp_min(1e-8)  # [T, P]
     for offset, back in ((1, 1), (2, 2), (3, 1)):  # the offsets of `reference_frames`
         later = x[offset::GROUP_FRAMES]
         count = later.shape[0]
         earlier = x[offset - back::GROUP_FRAMES][:count]
-        if low_precision and back == 1:  # the pair loop: F.normalize, then cosine_similarity
+        if reduced and back == 1:  # the pair loop: F.normalize, then cosine_similarity
             value = F.cosine_similarity(F.normalize(later, p=2, dim=-1), F.normalize(earlier, p=2, dim=-1), dim=-1)
-        elif low_precision:  # the stride-4 loop: cosine_similarity of the raw features
+        elif reduced:  # the stride-4 loop: cosine_similarity of the raw features
             value = F.cosine_similarity(later, earlier, dim=-1)
         else:
             value = torch.linalg.vecdot(later, earlier) / (norms[offset::GROUP_FRAMES]
                                                            * norms[offset - back::GROUP_FRAMES][:count])
         similarity[offset::GROUP_FRAMES] = value.float()
-    return similarity.to(x.dtype) if low_precision else similarity
+    return similarity.to(x.dtype) if reduced else similarity
 
 
 def anchor_count(frames: int) -> int:

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from vidcost.errors import ConfigError
 from vidcost.methods.base import LayerContext, LayerReduction, Method, SelectionResult
-from vidcost.methods.common import check_budget, check_features, keep_count, last_query_scores, sorted_topk
+from vidcost.methods.common import (check_budget, check_features, keep_count, last_query_scores, low_precision,
+                                    sorted_topk)
 from vidcost.methods.params import Param
 from vidcost.schedule import Schedule
 
@@ -82,10 +83,10 @@ def patch_similarity(tokens: "torch.Tensor", positions: "torch.Tensor", per_fram
     order = torch.argsort(key)
     ordered = tokens[order]  # [N, D], patch-major
     spatial = (positions % per_frame)[order]
-    low_precision = tokens.dtype in (torch.bfloat16, torch.float16)
+    reduced = low_precision(tokens)
     similarity = torch.full((order.numel(),), -2.0, device=tokens.device,
-                            dtype=tokens.dtype if low_precision else torch.float32)
-    if order.numel() > 1 and low_precision:
+                            dtype=tokens.dtype if reduced else torch.float32)
+    if order.numel() > 1 and reduced:
         # the official `cosine_similarity` in that dtype (dot product over the product of the norms), kept
         # in it, so that near-threshold pairs and ties round as they do there
         a, b = ordered[1:], ordered[:-1]
@@ -118,7 +119,7 @@ def merge_marked(tokens: "torch.Tensor", order: "torch.Tensor",
     members = order[marked]  # the tokens that merge away (one read of the mask's size per step)
     keep = torch.sort(order[~marked]).values
     into = torch.searchsorted(keep, order[representative[marked]])  # the kept slot each member joins
-    if tokens.dtype in (torch.bfloat16, torch.float16):
+    if low_precision(tokens):
         # `merge_tokens_and_get_mask`'s arithmetic in that dtype: index_add_ of the members into their
         # representative, then a division by the (integer) group size, so the means round as the official's
         sums = tokens[keep].index_add_(0, into, tokens[members])

@@ -10,6 +10,7 @@ cost of computing that row belongs to the runtime and is not counted here.
 Run (the lead re-runs on a quiet machine):
     python analysis/bench_selection.py --budget 0.1,0.25,0.5   # full size, all methods, ~5-10 min on 2 cores
     python analysis/bench_selection.py --frames 8 --methods divprune,dycoke   # a quick look
+    python analysis/bench_selection.py --budget 0.1,0.25,0.5 --dtype bfloat16   # as a GPU runs it
 Prints one row per method and budget (median of --repeats) and PASS/FAIL against --limit (3 %) of 28
 times the fastest decoder-layer run; exits 1 if any method fails.
 """
@@ -45,19 +46,20 @@ def median_ms(samples_ns: list[int]) -> float:
     return statistics.median(samples_ns) / 1e6
 
 
-def time_decoder_layer(spec: Any, num_tokens: int, repeats: int, seed: int) -> list[int]:
+def time_decoder_layer(spec: Any, num_tokens: int, repeats: int, seed: int,
+                       dtype: torch.dtype = torch.float32) -> list[int]:
     """Wall times (ns) of one decoder layer's forward on [1, num_tokens, d] hidden states."""
     from transformers.models.qwen2.modeling_qwen2 import Qwen2DecoderLayer, Qwen2RotaryEmbedding
 
     torch.manual_seed(seed)
     config = text_config(spec)
     config._attn_implementation = "sdpa"
-    layer = Qwen2DecoderLayer(config, layer_idx=0).eval()
+    layer = Qwen2DecoderLayer(config, layer_idx=0).eval().to(dtype)
     rotary = Qwen2RotaryEmbedding(config)
     samples = []
     for index in range(repeats + 1):  # the first run warms up kernels and the allocator
         tokens = num_tokens if index else min(num_tokens, 512)
-        hidden = torch.randn(1, tokens, spec.hidden_size)
+        hidden = torch.randn(1, tokens, spec.hidden_size).to(dtype)
         position_ids = torch.arange(tokens)[None]
         with torch.inference_mode():
             rope = rotary(hidden, position_ids)
@@ -75,7 +77,7 @@ def time_method(method: Method, spec: Any, features: torch.Tensor, query: torch.
     schedule = method.plan(spec, budget)
     frames, per_frame, dim = features.shape
     generator = torch.Generator().manual_seed(seed)
-    rows = {"last": 1, "question": query.shape[0]}.get(method.attention_need, 0)
+    rows = {"last": 1, "question": query.shape[0], "after_video": query.shape[0] + 1}.get(method.attention_need, 0)
     samples = []
     for index in range(repeats + 1):
         total_ns = 0
@@ -104,6 +106,8 @@ def time_in_llm(method: Method, schedule: Any, result: SelectionResult, frames: 
             continue
         attention = (torch.randn(rows, spec.num_heads, hidden.shape[0], generator=generator).softmax(-1)
                      if rows else None)  # [Q, H, N], built outside the timed window
+        if attention is not None and (method.attention_precision == "model" or method.attention_form == "plain"):
+            attention = attention.to(hidden.dtype)  # the runtime hands these methods the model's dtype
         context = LayerContext(layer=layer, hidden=hidden, positions=positions, attention=attention,
                                num_frames=frames, tokens_per_frame=per_frame, seed=seed, segments=result.segments,
                                groups=groups, state=state, num_layers=schedule.num_layers)
@@ -148,6 +152,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit", type=positive_float, default=0.03, help="allowed selection / 28-layer time")
     parser.add_argument("--threads", type=whole_number(1), default=None, help="torch threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="dtype of the features, the attention and the decoder layer (default float32)")
     parser.add_argument("--json", default=None, help="also write the table as JSON to this path")
     return parser.parse_args(argv)
 
@@ -157,12 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     spec = load_spec(args.model, frames=args.frames, tokens_per_frame=args.tokens_per_frame)
-    features = synthetic_video(spec.frames, spec.tokens_per_frame, spec.hidden_size, args.seed)
+    dtype = getattr(torch, args.dtype)
+    features = synthetic_video(spec.frames, spec.tokens_per_frame, spec.hidden_size, args.seed).to(dtype)
     query = torch.randn(spec.text_tokens, spec.hidden_size, generator=torch.Generator().manual_seed(args.seed + 1))
+    query = query.to(dtype)
     num_tokens = spec.num_visual_tokens + spec.text_tokens
     budgets = args.budget
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads | {spec} | budgets {budgets}")
-    layer_ns = time_decoder_layer(spec, num_tokens, args.layer_repeats, args.seed)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads | {spec} | {args.dtype} | budgets {budgets}")
+    layer_ns = time_decoder_layer(spec, num_tokens, args.layer_repeats, args.seed, dtype)
     # The fastest layer run is the denominator: noise only slows runs down, so the ratio is an upper bound.
     layers_ms = min(layer_ns) / 1e6 * spec.num_layers
     print(f"one decoder layer on {num_tokens} tokens: fastest {min(layer_ns) / 1e6:.0f} ms, median "

@@ -1,32 +1,35 @@
-"""Each pruning method side by side with its authors' code, on identical seeded tensors (issue #9).
+"""Each pruning method side by side with its authors' code, on identical tensors (issue #9, #18).
 
-For every method with official code, the official selection function is loaded at run time from a local
-checkout whose path you pass (nothing of it is kept in vidcost): only the function's own source is
-compiled, from its file, with the few names it uses (torch, F, math, …) as its globals, so the heavy
-imports around it never run — the algorithm that runs is theirs. Both sides get the same tensors at the
-budget the official defaults reach, and per method the table says how much they agree (the share of kept
-positions in common; for merging methods the kept counts per frame / segment and the segment boundaries,
-and the share of merged tokens both produce) and both times (median of --repeats). Every difference is
-listed with its cause under the table.
+Two kinds of rows (`--rows`), each in float32 and bfloat16 (`--dtype`):
+
+* function — the official selection function against vidcost's, on the same seeded tensors at LLaVA-OV-7B's
+  width (32 × 196 × 3584), with stand-ins for attention (a random softmax, identity layers): both sides'
+  times on the same output (`--frames`, `--tokens-per-frame`, `--dim`).
+* layers — every stage as vidcost's runtime runs it, inside 28 real decoder layers with real rotary
+  positions, at budgets 0.1, 0.25 and 0.5 (`--budgets`; a method that cannot be driven to one runs its
+  official default instead, and says so): the official code reruns each stage on the states the runtime
+  handed the method, with its own attention and its own positions (`analysis/in_layers.py`).
+
+The official code is loaded at run time from local checkouts whose paths you pass (nothing of it is kept
+in vidcost; `analysis/official_code.py`). Per row: the share of kept positions (merged tokens) both sides
+have in common, and both times (median of --repeats); every difference is listed with its cause under
+the table.
 
 Run (after fetching the repositories, e.g. `git --git-dir=X archive HEAD | tar -x -C /tmp/official/NAME`):
     python analysis/compare_official.py --official divprune=/tmp/official/divprune \\
         --official dycoke=/tmp/official/dycoke --official fastv=/tmp/official/fastv \\
         --official pdrop=/tmp/official/pdrop --official framefusion=/tmp/official/framefusion \\
-        --official prunevid=/tmp/official/prunevid
-    python analysis/compare_official.py --official divprune=/tmp/official/divprune --dim 896   # a quick look
+        --official prunevid=/tmp/official/prunevid [--json]
+    python analysis/compare_official.py --official fastv=/tmp/official/fastv --rows layers --dtype bfloat16
 A path that is not a checkout of that repository is a one-line error (exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import math
-import statistics
 import sys
-import time
 import types
 import warnings
 from pathlib import Path
@@ -34,112 +37,29 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+import in_layers
+from official_code import (SOURCES, causal_mask_4d, load_module, official_block, official_functions, overlap,
+                           parse_official, rows_of, synthetic_video, timed, within_ulp)
 
 from vidcost.errors import ConfigError, VidcostError
 from vidcost.methods import LayerContext, get_method
 
-# The file of each official function, relative to the checkout.
-SOURCES = {
-    "divprune": "LLaVA/llava/model/llava_arch.py",
-    "dycoke": "llava/model/llava_arch.py",
-    "fastv": "src/transformers/src/transformers/models/llama/modeling_llama.py",
-    "pdrop": "llava/model/modeling_llama_pdrop.py",
-    "framefusion": "framefusion/main.py",
-    "prunevid": "models/pllava/modeling_pllava.py",
-}
 SYS_TOKENS, TAIL_TOKENS, HEADS = 14, 20, 8  # text around the video, attention heads
 
 
-def official_functions(path: Path, names: list[str], owner: str | None = None, **names_used: Any) -> dict:
-    """Compile the named functions of one official file (module-level, or methods of class `owner`).
-
-    Only those definitions are compiled, with `names_used` (plus torch, F, math, np) as their globals, and
-    the code object keeps the official file name, so a traceback points into their file.
-    """
-    tree = ast.parse(path.read_text(), filename=str(path))
-    scope = tree.body
-    if owner is not None:
-        scope = next((node.body for node in tree.body if isinstance(node, ast.ClassDef) and node.name == owner), [])
-    found = [node for node in scope if isinstance(node, ast.FunctionDef) and node.name in names]
-    missing = sorted(set(names) - {node.name for node in found})
-    if missing:
-        raise ConfigError(f"{path} defines no {missing}{' in class ' + owner if owner else ''}; is it the official "
-                          "checkout?")
-    namespace = {"torch": torch, "F": F, "nn": torch.nn, "math": math, "np": np, "einsum": torch.einsum,
-                 **names_used}
-    exec(compile(ast.Module(body=found, type_ignores=[]), str(path), "exec"), namespace)  # noqa: S102
-    return {name: namespace[name] for name in names}
 
 
-def official_block(path: Path, function: str, anchor: str, targets: set[str]) -> types.CodeType:
-    """The statements of `function` under the first `if` whose test reads `anchor`, that assign `targets`.
-
-    FastV's selection is inline in `LlamaModel.forward`, not a function: this compiles just those lines.
-    """
-    tree = ast.parse(path.read_text(), filename=str(path))
-    functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == function]
-    branch = next((n for func in functions for n in ast.walk(func)
-                   if isinstance(n, ast.If) and ast.unparse(n.test) == anchor), None)
-    if branch is None:
-        raise ConfigError(f"{path}: no '{function}' with a branch 'if {anchor}:'; is it the official checkout?")
-    body = [s for s in branch.body if isinstance(s, ast.Assign) and {ast.unparse(t) for t in s.targets} <= targets]
-    return compile(ast.Module(body=body, type_ignores=[]), str(path), "exec")
 
 
-def timed(fn: Callable[[], Any], repeats: int) -> tuple[Any, float]:
-    """(result of the last call, median wall time in ms) after one warm-up call."""
-    fn()
-    samples, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return result, statistics.median(samples)
 
 
-def synthetic_video(frames: int, per_frame: int, dim: int, seed: int) -> torch.Tensor:
-    """[T, P, D]: 4 scenes, each frame its scene plus a slow drift and noise; a few positions move."""
-    generator = torch.Generator().manual_seed(seed)
-    scenes = torch.randn(4, per_frame, dim, generator=generator)
-    scene_of = torch.arange(frames) * 4 // frames
-    drift = torch.randn(frames, 1, dim, generator=generator).cumsum(0) * 0.05
-    video = scenes[scene_of] + drift + 0.3 * torch.randn(frames, per_frame, dim, generator=generator)
-    moving = torch.randperm(per_frame, generator=generator)[: per_frame // 8]
-    video[:, moving] += 1.5 * torch.randn(frames, moving.numel(), dim, generator=generator)
-    return video
 
 
-def rows_of(output: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
-    """The index in `flat` of every row of `output`, which must be an exact copy of one of its rows.
-
-    Rows are matched on their bytes (official selections index the input, so copies are bit-exact).
-    """
-    as_bytes = lambda t: t.contiguous().view(torch.int16).numpy() if t.dtype == torch.bfloat16 else t.contiguous().numpy()  # noqa: E731
-    index = {row.tobytes(): i for i, row in enumerate(as_bytes(flat))}
-    found = [index.get(row.tobytes()) for row in as_bytes(output)]
-    assert None not in found, "an official output row is not an input row"
-    return torch.tensor(found, dtype=torch.long)
 
 
-def within_ulp(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Equal to 1e-4 in float32; in bf16 / fp16 within one unit in the last place at the values' scale (the
-    largest |value|): two sums of the same terms added in another order round apart by that much, however
-    small the sum itself."""
-    if a.shape != b.shape:
-        return False
-    if a.dtype == torch.float32:
-        return torch.allclose(a, b, atol=1e-4)
-    a32, b32 = a.float(), b.float()
-    scale = float(torch.maximum(a32.abs().max(), b32.abs().max()).clamp_min(torch.finfo(a.dtype).tiny))
-    ulp = 2.0 ** math.floor(math.log2(scale)) * torch.finfo(a.dtype).eps
-    return float((a32 - b32).abs().max()) <= ulp
 
 
-def overlap(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Share of kept positions in common: |A ∩ B| / max(|A|, |B|)."""
-    sa, sb = set(a.tolist()), set(b.tolist())
-    return len(sa & sb) / max(len(sa), len(sb), 1)
 
 
 def row(method: str, budget: float, agreement: str, official_ms: float, vidcost_ms: float,
@@ -225,20 +145,12 @@ def compare_fastv(root: Path, video: torch.Tensor, repeats: int) -> dict[str, An
     return row("fastv", keep / total, f"{overlap(theirs, ours):.2%} of kept positions", official_ms, vidcost_ms, [])
 
 
-def _causal_mask(attention_mask: torch.Tensor, shape: tuple[int, int], embeds: torch.Tensor,
-                 past_key_values_length: int = 0) -> torch.Tensor:
-    """Stand-in for transformers' `_prepare_4d_causal_attention_mask` (gone from transformers 5): [B, 1, q, k]."""
-    batch, length = shape
-    mask = torch.full((length, length), torch.finfo(embeds.dtype).min, dtype=embeds.dtype).triu(1)
-    return mask[None, None].expand(batch, 1, length, length)
-
-
 def compare_pdrop(root: Path, video: torch.Tensor, repeats: int) -> dict[str, Any]:
     """Cooperx521/PyramidDrop `pdrop_rank_drop` (first stage, λ = 0.5) vs vidcost, with the same q/k projections."""
     path = root / SOURCES["pdrop"]
     helpers = official_functions(path, ["rotate_half", "apply_rotary_pos_emb"])
     fn = official_functions(path, ["pdrop_rank_drop"], owner="LlamaModel", IGNORE_INDEX=-100,
-                            _prepare_4d_causal_attention_mask=_causal_mask, **helpers)["pdrop_rank_drop"]
+                            _prepare_4d_causal_attention_mask=causal_mask_4d, **helpers)["pdrop_rank_drop"]
     frames, per_frame, dim = video.shape
     total = frames * per_frame
     generator = torch.Generator().manual_seed(4)
@@ -273,14 +185,6 @@ def compare_pdrop(root: Path, video: torch.Tensor, repeats: int) -> dict[str, An
                official_ms, vidcost_ms, [])
 
 
-def load_module(path: Path, name: str) -> types.ModuleType:
-    """Execute one official file that imports only torch (FrameFusion's main.py) as a module of its own."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def compare_framefusion(root: Path, video: torch.Tensor, repeats: int) -> list[dict[str, Any]]:
@@ -451,67 +355,95 @@ COMPARISONS = {"divprune": compare_divprune, "dycoke": compare_dycoke, "fastv": 
                "pdrop": compare_pdrop, "framefusion": compare_framefusion, "prunevid": compare_prunevid}
 
 
-def parse_official(pairs: list[str]) -> dict[str, Path]:
-    """`NAME=PATH` pairs (repeatable or comma-separated) → checked checkout roots."""
-    roots: dict[str, Path] = {}
-    for pair in ",".join(pairs).split(","):
-        if not pair.strip():
-            continue
-        name, sep, path = pair.strip().partition("=")
-        if not sep or name not in SOURCES:
-            raise ConfigError(f"--official '{pair}' must be NAME=PATH with NAME one of {sorted(SOURCES)}")
-        root = Path(path).expanduser()
-        if not (root / SOURCES[name]).is_file():
-            raise ConfigError(f"--official {name}={path}: not a checkout of the official {name} code (no "
-                              f"{SOURCES[name]} there)")
-        roots[name] = root
-    if not roots:
-        raise ConfigError("pass at least one --official NAME=PATH")
-    return roots
+
+
+def parse_list(text: str, what: str, convert: Callable[[str], Any], allowed: tuple[Any, ...] | None = None) -> list:
+    """A comma-separated option → its values, or a ConfigError naming the one that is wrong."""
+    values = []
+    for item in (part.strip() for part in text.split(",")):
+        try:
+            value = convert(item)
+        except ValueError:
+            value = None
+        if value is None or (allowed is not None and value not in allowed):
+            raise ConfigError(f"{what} '{item}' is not one of {list(allowed)}" if allowed else
+                              f"{what} '{item}' is not a number")
+        values.append(value)
+    return values
+
+
+def function_rows(roots: dict[str, Path], dtype: str, args: argparse.Namespace) -> Any:
+    """The official functions against vidcost's on the same seeded tensors, stand-ins for attention."""
+    video = synthetic_video(args.frames, args.tokens_per_frame, args.dim, args.seed).to(getattr(torch, dtype))
+    for name, root in roots.items():
+        results = COMPARISONS[name](root, video, args.repeats)
+        for result in results if isinstance(results, list) else [results]:
+            yield {**result, "stage": f"function, {args.frames}×{args.tokens_per_frame}×{args.dim}"}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--official", action="append", default=[], metavar="NAME=PATH",
                         help=f"a local checkout of the official code; NAME one of {sorted(SOURCES)}; repeatable")
-    parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--rows", default="function,layers",
+                        help="which comparisons: 'function' (the official function on the same tensors, at 7B "
+                             "width), 'layers' (every stage as the runtime runs it, in real decoder layers); "
+                             "default both")
+    parser.add_argument("--dtype", default="float32,bfloat16",
+                        help="comma-separated dtypes of the tensors / model (default float32,bfloat16)")
+    parser.add_argument("--budgets", default=",".join(map(str, in_layers.BUDGETS)),
+                        help="budgets of the in-layer rows (default 0.1,0.25,0.5; a method that cannot be driven "
+                             "to one runs its official default instead)")
+    parser.add_argument("--frames", type=int, default=32, help="frames of the function rows' video (default 32)")
     parser.add_argument("--tokens-per-frame", type=int, default=196)
-    parser.add_argument("--dim", type=int, default=3584, help="feature width (LLaVA-OV-7B's 3584 by default)")
+    parser.add_argument("--dim", type=int, default=3584, help="feature width of the function rows (LLaVA-OV-7B's)")
+    parser.add_argument("--layer-frames", type=int, default=8, help="frames of the in-layer rows' video (default 8)")
+    parser.add_argument("--init-std", type=float, default=0.0625,
+                        help="σ of the in-layer model's random weights (default 0.0625 ≈ √(2/512): attention "
+                             "logits of spread ≈ 2, peaked as a trained model's)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per side after one warm-up")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
-                        help="dtype of the features both sides get (default float32)")
     parser.add_argument("--json", action="store_true",
-                        help="print one JSON object per row (method, stage, dtype, budget, agreement, official_ms, "
-                             "vidcost_ms, notes) instead of the table")
+                        help="print one JSON object per row (method, stage, dtype, budget, agreement, share, "
+                             "official_ms, vidcost_ms, notes) instead of the table")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)  # the official code's own torch.tensor(tensor) warnings
+    say = (lambda line: None) if args.json else print
+    rows = []
     try:
         roots = parse_official(args.official)
-        video = synthetic_video(args.frames, args.tokens_per_frame, args.dim, args.seed).to(getattr(torch, args.dtype))
-        say = (lambda line: None) if args.json else print
-        say(f"torch {torch.__version__}, {torch.get_num_threads()} threads | video {tuple(video.shape)} {args.dtype}, "
-            f"seed {args.seed}")
-        say(f"{'method':<12} {'budget':>7} {'official_ms':>12} {'vidcost_ms':>11}  agreement")
-        rows = []
-        for name, root in roots.items():
-            results = COMPARISONS[name](root, video, args.repeats)
-            for result in results if isinstance(results, list) else [results]:
+        kinds = parse_list(args.rows, "--rows", str, ("function", "layers"))
+        dtypes = parse_list(args.dtype, "--dtype", str, ("float32", "bfloat16"))
+        budgets = tuple(parse_list(args.budgets, "--budgets", float))
+        if not all(0 < b <= 1 for b in budgets):
+            raise ConfigError(f"--budgets {args.budgets}: each budget must be in (0, 1]")
+        say(f"torch {torch.__version__}, {torch.get_num_threads()} threads, seed {args.seed}")
+        say(f"{'method':<28} {'stage':<40} {'dtype':<9} {'budget':>6} {'official_ms':>11} {'vidcost_ms':>10}  "
+            "agreement")
+        for dtype in dtypes:
+            sources = []
+            if "function" in kinds:
+                sources.append(function_rows(roots, dtype, args))
+            if "layers" in kinds:
+                sources.append(in_layers.in_layer_rows(roots, dtype, budgets, args.layer_frames, args.tokens_per_frame,
+                                                       args.init_std, args.seed, args.repeats))
+            for result in (result for source in sources for result in source):
+                result = {**result, "dtype": dtype, "budget": round(result["budget"], 4)}
                 rows.append(result)
                 if args.json:
-                    print(json.dumps({"method": result["method"], "stage": result.get("stage", "selection"),
-                                      "dtype": args.dtype, "budget": result["budget"],
-                                      "agreement": result["agreement"], "official_ms": round(result["official_ms"], 3),
-                                      "vidcost_ms": round(result["vidcost_ms"], 3), "notes": result["notes"]}),
-                          flush=True)
-                say(f"{result['method']:<12} {result['budget']:>7} {result['official_ms']:>12.1f} "
-                    f"{result['vidcost_ms']:>11.1f}  {result['agreement']}")
+                    fields = {key: result.get(key) for key in ("method", "stage", "dtype", "budget", "agreement",
+                                                                "share", "official_ms", "vidcost_ms", "notes")}
+                    fields.update({key: round(fields[key], 4) for key in ("share", "official_ms", "vidcost_ms")
+                                   if fields[key] is not None})
+                    print(json.dumps(fields), flush=True)
+                say(f"{result['method']:<28} {result['stage']:<40} {dtype:<9} {result['budget']:>6} "
+                    f"{result['official_ms']:>11.1f} {result['vidcost_ms']:>10.1f}  {result['agreement']}")
     except VidcostError as err:
         print(f"compare_official: error: {err}", file=sys.stderr)
         return 2
     for result in rows:
         for note in result["notes"]:
-            say(f"  {result['method']}: {note}")
+            say(f"  {result['method']} ({result['stage']}, {result['dtype']}, {result['budget']}): {note}")
     return 0
 
 

@@ -65,11 +65,27 @@ def _profile_row(record: Mapping[str, Any], base: Mapping[str, Any] | None) -> d
     row.update({k: v for k, v in compared.items() if not k.endswith("stages_ms")}, **stages)
     paper, base_paper = (((r or {}).get("flops") or {}).get("paper") for r in (record, base))
     row.update({
+        "variant": _variant(record, model),
         "flops_paper": paper, "flops_ratio": paper / base_paper if paper is not None and base_paper else None,
         "memory_source": record.get("memory_source"), "ttft_iqr_pct": _spread_pct(record),
         "run_id": record.get("run_id"), "created_at": record.get("created_at"), "provenance": "measured",
     })
     return row
+
+
+def _variant(record: Mapping[str, Any], model: Any) -> str:
+    """"official" / "vidcost's variant" for a method that solves a ratio for its budget (`catalog.variant`)."""
+    from vidcost.errors import VidcostError
+    from vidcost.latency import spec_from_record
+    from vidcost.methods.catalog import variant
+
+    budget = record.get("budget")
+    if not isinstance(model, Mapping) or not isinstance(budget, (int, float)) or record.get("method") == "vanilla":
+        return ""
+    try:
+        return variant(str(record.get("method")), spec_from_record(model), float(budget))
+    except (VidcostError, TypeError, ValueError):  # a model this vidcost cannot rebuild: no label
+        return ""
 
 
 def _spread_pct(record: Mapping[str, Any]) -> float | None:
@@ -370,7 +386,8 @@ def _measured_cells(profiles: Sequence[Mapping[str, Any]]) -> list[tuple[str, ..
     rows = sorted(profiles, key=lambda r: (str(r.get("model")), r.get("frames") or 0, -(r.get("budget") or 0),
                                            str(r.get("method"))))
     mib = (lambda n: None if n is None else n / 2 ** 20)  # noqa: E731
-    return [(str(r.get("model")), str(r.get("method")), _fmt(r.get("budget"), ".0%"), str(r.get("frames")),
+    method = lambda r: f"{r.get('method')} ({r['variant']})" if r.get("variant") else str(r.get("method"))  # noqa: E731
+    return [(str(r.get("model")), method(r), _fmt(r.get("budget"), ".0%"), str(r.get("frames")),
              str(r.get("device")), _fmt(r.get("ttft_ms")), _fmt(r.get("vanilla_ttft_ms")),
              _fmt(r.get("speedup"), ".2f"), _fmt(r.get("llm_prefill_ms")), _fmt(r.get("vanilla_llm_prefill_ms")),
              _fmt(r.get("llm_prefill_speedup"), ".2f"), _fmt(r.get("selection_ms")),

@@ -159,3 +159,15 @@ def test_decode_stage_keeping_every_row_generates_what_plain_decoding_does():
     every = runtime.prefill(inputs, get_method("dycoke", decode_prune=0.0), 0.5, decode_tokens=4).generated
     pruned = runtime.prefill(inputs, get_method("dycoke"), 0.5, decode_tokens=4).generated
     assert every == plain and len(pruned) == len(plain) == 5
+
+
+def test_the_official_budget_plans_the_official_count_and_others_are_named_vidcosts():
+    from vidcost.methods.catalog import variant
+    from vidcost.methods.dycoke import per_frame_count
+    from vidcost.spec import load_spec
+
+    spec = load_spec("llava-onevision-7b")  # 32 frames × 196
+    official = get_method("dycoke").official_budget(spec)
+    assert official == 0.472 and per_frame_count(32, 196, official) == int(0.3 * 196)  # dycoke_k = 0.7
+    assert variant("dycoke", spec, official) == "official"
+    assert variant("dycoke", spec, 0.6) == "vidcost's variant" and variant("fastv", spec, 0.6) == ""

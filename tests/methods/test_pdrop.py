@@ -111,3 +111,13 @@ def test_select_visual_passes_every_token():
     result = get_method("pdrop").select_visual(features, 0.3)
     assert result.positions.tolist() == list(range(6))
     assert torch.equal(result.tokens, features.reshape(6, 4))
+
+
+def test_the_official_budget_is_lambda_one_half_and_a_fixed_plan_has_none():
+    from vidcost.methods.catalog import variant
+    from vidcost.spec import load_spec
+
+    spec = load_spec("llava-onevision-7b")
+    assert get_method("pdrop").official_budget(spec) == 0.469
+    assert get_method("pdrop", layers=[4, 8]).official_budget(spec) is None  # not the official layers
+    assert variant("pdrop", spec, 0.469) == "official" and variant("pdrop", spec, 0.5) == "vidcost's variant"

@@ -1,4 +1,5 @@
-"""The two ways an in-LLM stage's attention is computed (`Method.attention_form`), on a real decoder layer."""
+"""How an in-LLM stage's attention is computed (`Method.attention_form`, `attention_precision`), on a real
+decoder layer."""
 
 from __future__ import annotations
 
@@ -31,11 +32,40 @@ def test_plain_is_prunevids_attention_without_positions_or_mask(loaded, dtype):
         q = attn.q_proj(x[rows]).view(6, -1, attn.head_dim).transpose(0, 1)  # [H, Q, hd]
         k = attn.k_proj(x).view(12, -1, attn.head_dim).transpose(0, 1).repeat_interleave(attn.num_key_value_groups, 0)
         expected = torch.softmax(q @ k.transpose(1, 2) * attn.scaling, dim=-1, dtype=torch.float32).to(dtype)
-        assert torch.allclose(got, expected.transpose(0, 1)[:, :, 2:6].float(), atol=1e-2 if dtype == torch.bfloat16
-                              else 1e-6)
+        assert got.dtype == dtype  # rounded as the official rounds it
+        assert torch.allclose(got.float(), expected.transpose(0, 1)[:, :, 2:6].float(),
+                              atol=1e-2 if dtype == torch.bfloat16 else 1e-6)
         causal = query_attention(layer, hidden.float(), rope, rows, slice(2, 6)) if dtype == torch.float32 else None
         assert causal is None or not torch.allclose(got, causal, atol=1e-4)  # RoPE and the mask matter
     finally:
+        layer.float()
+
+
+def test_model_precision_is_the_layers_own_eager_attention_in_bf16(loaded):
+    """precision "model": the attention map transformers' eager path returns for this layer (what FastV's
+    `layer_outputs[1]` and PyramidDrop's softmax(…, float32).to(dtype) read), bf16 value for bf16 value;
+    "float32" differs from it by bf16's rounding, which is what decides near-ties."""
+    lm = loaded.model.model.language_model
+    layer = lm.layers[1].to(torch.bfloat16)
+    attn, config = layer.self_attn, layer.self_attn.config
+    previous = config._attn_implementation
+    try:
+        n = 40
+        hidden = torch.randn(1, n, lm.config.hidden_size, generator=torch.Generator().manual_seed(1)).to(torch.bfloat16)
+        rope = lm.rotary_emb(hidden, torch.arange(n)[None])
+        mask = torch.full((n, n), torch.finfo(torch.bfloat16).min, dtype=torch.bfloat16).triu(1)[None, None]
+        config._attn_implementation = "eager"
+        with torch.no_grad():
+            weights = attn(hidden_states=layer.input_layernorm(hidden), position_embeddings=rope, attention_mask=mask)[1]
+        rows = torch.tensor([n - 1])
+        got = query_attention(layer, hidden, rope, rows, slice(4, 30), precision="model")
+        eager = weights[0, :, -1:, 4:30].transpose(0, 1)  # [Q, H, K]
+        assert got.dtype == torch.bfloat16
+        assert torch.equal(got, eager)
+        in_float32 = query_attention(layer, hidden, rope, rows, slice(4, 30))
+        assert in_float32.dtype == torch.float32 and not torch.equal(in_float32, got.float())
+    finally:
+        config._attn_implementation = previous
         layer.float()
 
 
@@ -45,9 +75,9 @@ def test_prunevid_ranks_with_every_row_after_the_video(loaded, monkeypatch):
     seen = []
     original = prefill_module.query_attention
 
-    def spy(layer, layer_input, rope, rows, key_slice, form="rope_causal"):
+    def spy(layer, layer_input, rope, rows, key_slice, form="rope_causal", precision="float32"):
         seen.append((rows.clone(), key_slice, form, layer_input.shape[1]))
-        return original(layer, layer_input, rope, rows, key_slice, form=form)
+        return original(layer, layer_input, rope, rows, key_slice, form=form, precision=precision)
 
     monkeypatch.setattr(prefill_module, "query_attention", spy)
     runtime, inputs = StagedRuntime(loaded), build_inputs(loaded, seed=5)

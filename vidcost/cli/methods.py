@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{info.name}  [{info.stage}; budget: {info.budget_rule}{extra}; positions: {info.position_rule}"
               f"{order}; {info.source}]")
         print(f"    {info.paper}")
+        if info.official:
+            print(f"    official configuration: {info.official}")
         if not info.parameters:
             print("    no parameters")
         for param in info.parameters:

@@ -47,6 +47,13 @@ AttentionSource = Literal["previous", "current"]
 # float32 scores); "plain" — q·kᵀ/√d without RoPE and without a mask, in the model's dtype with a float32
 # softmax cast back (PruneVid's `attn_weights_wo_pos` in its LlamaAttention).
 AttentionForm = Literal["rope_causal", "plain"]
+# The arithmetic of that attention (and of the method's reductions of it): "float32" — q·kᵀ and the softmax
+# in float32, ties ranked to the lower index (vidcost's default: fewer ties); "model" — as the official code
+# computes it in the model's dtype: q·kᵀ·scale rounded to that dtype, the softmax in float32 rounded back
+# (transformers' eager attention, which FastV's and PyramidDrop's rankings read), the head mean in that
+# dtype too, and `torch.topk`'s own choice among the ties that rounding makes — the official's on the same
+# device. In a float32 model both are the same.
+AttentionPrecision = Literal["float32", "model"]
 # How the surviving sequence is numbered for RoPE — the method's declaration, following its official code:
 #   "original" — every kept token keeps its id in the full layout, with gaps where tokens were dropped, and
 #       decoding continues after the full layout (FastV, FrameFusion, HieraVid: their code prunes inside a
@@ -120,8 +127,8 @@ class LayerContext:
         attention: [Q, H, N] softmax attention (over all keys, causal) that Q text query rows pay to the
             N visual keys, computed from layer `layer - 1`'s q/k projections; Q = 1 (the last token) for
             `attention_need == "last"`, Q = the question tokens after the video for "question", every row
-            after the visual tokens for "after_video"; None for "none"; computed as `attention_form` says.
-            Never an n×n matrix.
+            after the visual tokens for "after_video"; None for "none"; computed as `attention_form` says,
+            float32 or — `attention_precision` "model" — in the model's dtype. Never an n×n matrix.
         num_frames: T.
         tokens_per_frame: P.
         seed: the run's seed, for methods with a random choice.
@@ -153,8 +160,9 @@ class DecodeContext:
 
     Attributes:
         step: the decode step (0: the step after the first generated token).
-        attention: [H, Nv] float32 attention the current token pays the Nv visual rows of the KV cache at
-            layer `decode_layer − 1` (softmax over every cached key, RoPE applied, as that layer attends).
+        attention: [H, Nv] attention the current token pays the Nv visual rows of the KV cache at layer
+            `decode_layer − 1` (softmax over every cached key, RoPE applied, as that layer attends): float32,
+            or in the model's dtype under `attention_precision` "model".
         state: what the previous step's `DecodeReduction` returned (None at step 0).
     """
 
@@ -207,11 +215,15 @@ class Method:
             then not range-checked.
         defaults: parameter name → default.
         paper: the paper the method follows (authors, title, venue), for `vidcost methods`.
+        official: where the method's budget meets its official configuration, for a method whose official
+            code has no budget of its own (vidcost solves one of its ratios): the budget — or parameters —
+            that reproduce the official setting, every other budget being vidcost's variant; "" otherwise.
         budget_rule: how the plan meets the budget (see `BudgetRule`).
         data_dependent_counts: the plan's counts are an estimate and the selections decide (see the
             module docstring).
         attention_need: which query rows an in-LLM stage needs ("none", "last", "question", "after_video").
         attention_form: how that attention is computed (see `AttentionForm`).
+        attention_precision: in which dtype (see `AttentionPrecision`).
         attention_source: whose q/k projections give that attention for a stage before layer K:
             "previous" — layer K−1's, on its input (FastV ranks by the attention map of the layer before
             the prune); "current" — layer K's own, on the states entering it, before it runs
@@ -225,11 +237,13 @@ class Method:
     parameters: ClassVar[tuple[Param, ...]] = ()
     defaults: ClassVar[dict[str, Any]] = {}
     paper: ClassVar[str] = ""
+    official: ClassVar[str] = ""
     budget_rule: ClassVar[BudgetRule] = "kept"
     data_dependent_counts: ClassVar[bool] = False
     attention_need: ClassVar[AttentionNeed] = "none"
     attention_source: ClassVar[AttentionSource] = "previous"
     attention_form: ClassVar[AttentionForm] = "rope_causal"
+    attention_precision: ClassVar[AttentionPrecision] = "float32"
     position_rule: ClassVar[PositionRule] = "original"
     sequence_order: ClassVar[SequenceOrder] = "position"
     in_llm_stage_at: ClassVar[InLLMStageAt] = "layer_input"
@@ -239,6 +253,7 @@ class Method:
         super().__init_subclass__(**kwargs)
         for attribute, allowed in (("position_rule", PositionRule), ("sequence_order", SequenceOrder),
                                    ("attention_need", AttentionNeed), ("attention_form", AttentionForm),
+                                   ("attention_precision", AttentionPrecision),
                                    ("in_llm_stage_at", InLLMStageAt)):
             if getattr(cls, attribute) not in get_args(allowed):  # a typo would silently mean the default
                 raise ConfigError(f"method {cls.__name__}: {attribute} {getattr(cls, attribute)!r} is not one of "
@@ -302,6 +317,12 @@ class Method:
     def reduce_in_llm(self, context: LayerContext, keep: int) -> LayerReduction:
         """In-LLM stage: keep exactly `keep` of the current visual tokens."""
         raise NotImplementedError(f"method '{self.name}' has no in-LLM stage")
+
+    def official_budget(self, spec: "ModelSpec") -> float | None:
+        """The budget at which this method's plan is its official configuration on `spec`, for a method whose
+        official code has no budget (see `official`); None when every budget is the method's own, or the
+        official one depends on the video."""
+        return None
 
     def decode_layer(self, num_layers: int) -> int | None:
         """The first layer whose decode-time attention the method restricts (`reduce_in_decode`), or None

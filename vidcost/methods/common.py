@@ -96,6 +96,20 @@ def sorted_topk(scores: "torch.Tensor", k: int) -> "torch.Tensor":
     return torch.sort(order).values
 
 
+def official_topk(scores: "torch.Tensor", k: int) -> "torch.Tensor":
+    """Ascending indices of the k largest scores, ties broken as the official code breaks them.
+
+    In bf16 / fp16 many scores tie, and the official code's `torch.topk` picks among them its own way
+    (deterministic on one device): vidcost calls the same `topk` on the same values. In float32 ties are
+    rare and go to the lower index (`sorted_topk`).
+    """
+    import torch
+
+    if not low_precision(scores) or k >= scores.numel():
+        return sorted_topk(scores, k)
+    return torch.sort(torch.topk(scores, k).indices).values
+
+
 def split_budget(total: int, weights: Sequence[float], capacities: Sequence[int], minimum: int = 1) -> list[int]:
     """Split `total` tokens over groups in proportion to `weights`, each in [minimum, capacity].
 
@@ -149,7 +163,8 @@ def last_query_scores(attention: "torch.Tensor | None", num_tokens: int, keep: i
         method: the calling method's name, for the error message.
 
     Returns:
-        [N] float32 scores.
+        [N] scores: float32, or — attention in bf16 / fp16 (`attention_precision` "model") — the head mean
+        in that dtype, as the official `torch.mean` of its attention map rounds it.
 
     Raises:
         ConfigError: `keep` is outside [1, N], or the runtime passed no attention, one of the wrong rank,
@@ -162,7 +177,7 @@ def last_query_scores(attention: "torch.Tensor | None", num_tokens: int, keep: i
         raise ConfigError(
             f"{method} ranks tokens by last-query attention shaped [queries, heads, tokens], got {shape}; "
             "run it through a runtime that honours attention_need='last'")
-    scores = attention.float().mean(dim=(0, 1))
+    scores = attention.mean(dim=(0, 1)) if low_precision(attention) else attention.float().mean(dim=(0, 1))
     if scores.numel() != num_tokens:
         raise ConfigError(
             f"{method} got attention over {scores.numel()} tokens for {num_tokens} hidden states; they must match")
@@ -170,5 +185,5 @@ def last_query_scores(attention: "torch.Tensor | None", num_tokens: int, keep: i
 
 
 def rank_keep(attention: "torch.Tensor | None", num_tokens: int, keep: int, method: str) -> "torch.Tensor":
-    """Ascending indices of the `keep` tokens with the highest last-query attention (ties → lower index)."""
-    return sorted_topk(last_query_scores(attention, num_tokens, keep, method), keep)
+    """Ascending indices of the `keep` tokens with the highest last-query attention (`official_topk`)."""
+    return official_topk(last_query_scores(attention, num_tokens, keep, method), keep)

@@ -146,6 +146,10 @@ class DyCoke(Method):
     )
     paper: ClassVar[str] = "Tao et al., DyCoke: Dynamic Compression of Tokens for Fast Video Large Language Models, CVPR 2025"
     budget_rule: ClassVar[str] = "nearest"
+    official: ClassVar[str] = ("dycoke_k = 0.7: c = int(0.3·P) tokens in every non-anchor frame, i.e. budget "
+                               "(G·P + (T−G)·int(0.3·P)) / (T·P) — 0.472 at 32 × 196; any other budget solves c — "
+                               "vidcost's variant")
+    attention_precision: ClassVar[str] = "model"  # calculate_attention_weights: q·kᵀ, softmax in the model's dtype
 
     def kept_tokens(self, frames: int, per_frame: int, budget: float, **params: Any) -> int:
         """G·P + (T−G)·c: the tokens DyCoke keeps at this budget."""
@@ -153,6 +157,13 @@ class DyCoke(Method):
         count = per_frame_count(frames, per_frame, budget)
         anchors = anchor_count(frames)
         return anchors * per_frame + (frames - anchors) * count
+
+    def official_budget(self, spec: "ModelSpec") -> float | None:
+        """dycoke_k = 0.7: c = int(0.3·P) in every non-anchor frame (three decimals, as budgets are quoted)."""
+        view = spec.method_view()
+        frames, per_frame = view.frames, view.tokens_per_frame
+        anchors = anchor_count(frames)
+        return round((anchors * per_frame + (frames - anchors) * int(0.3 * per_frame)) / (frames * per_frame), 3)
 
     def plan(self, spec: "ModelSpec", budget: float, **params: Any) -> Schedule:
         """The kept count at every layer."""
@@ -206,7 +217,7 @@ class DyCoke(Method):
         import torch
 
         p = self.checked_params()
-        attention = context.attention.float().mean(0)  # [Nv]: mean over heads, as `attn[1].mean(1)`
+        attention = context.attention.mean(0)  # [Nv]: mean over heads in the attention's dtype, as `attn[1].mean(1)`
         previous, rows = context.state if context.state is not None else (None, None)
         refresh = previous is None or bool(
             torch.nn.functional.cosine_similarity(attention, previous, dim=0) < p["refresh_below"])

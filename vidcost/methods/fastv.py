@@ -38,6 +38,7 @@ class FastV(Method):
     paper = "Chen et al., An Image is Worth 1/2 Tokens After Layer 2 (FastV), ECCV 2024"
     budget_rule = "after_first_stage"
     attention_need = "last"
+    attention_precision = "model"  # `layer_outputs[1]`: eager attention in the model's dtype, its head mean too
 
     def plan(self, spec: "ModelSpec", budget: float, **params: Any) -> Schedule:
         check_budget(budget)

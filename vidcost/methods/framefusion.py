@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from vidcost.errors import ConfigError
 from vidcost.methods.base import LayerContext, LayerReduction, Method, SelectionResult
 from vidcost.methods.common import (check_budget, check_features, keep_count, last_query_scores, low_precision,
-                                    sorted_topk)
+                                    official_topk, rank_keep)
 from vidcost.methods.params import Param
 from vidcost.schedule import Schedule
 
@@ -180,6 +180,7 @@ class FrameFusion(Method):
     data_dependent_counts: ClassVar[bool] = True
     attention_need: ClassVar[str] = "last"
     attention_source: ClassVar[str] = "previous"
+    attention_precision: ClassVar[str] = "model"  # utils.scaled_dot_product_attention in the model's dtype
     in_llm_stage_at: ClassVar[str] = "after_attention"  # Qwen2DecoderLayer_merge_then_prune_by_cost_forward
 
     def plan(self, spec: "ModelSpec", budget: float, **params: Any) -> Schedule:
@@ -233,10 +234,7 @@ class FrameFusion(Method):
         else:  # merging alone meets the cost: the int(u·N) most similar pairs, and the method is done
             comparable = similarity > -2.0
             scores, count_top = similarity.masked_fill(~comparable, -3.0), min(int(upper * count), int(comparable.sum()))
-            # in bf16 / fp16 the official `torch.topk` on its similarities in that dtype (its order among the
-            # many ties there); in float32 ties to the lower index
-            top = (torch.topk(scores, count_top).indices if similarity.dtype != torch.float32
-                   else sorted_topk(scores, count_top))
+            top = official_topk(scores, count_top)  # the official `torch.topk` on its similarities
             marked = torch.zeros_like(candidates).index_fill_(0, top, True)
             state = replace(state, finish_merging=True, finish_pruning=True)
         if not bool(marked.any()):
@@ -253,7 +251,7 @@ class FrameFusion(Method):
         everything = torch.arange(count, device=context.hidden.device)
         state = context.state
         if not isinstance(state, FusionState):  # driven by a fixed plan: prune to the planned count now
-            return LayerReduction(keep=sorted_topk(last_query_scores(context.attention, count, keep, self.name), keep))
+            return LayerReduction(keep=rank_keep(context.attention, count, keep, self.name))
         if state.finish_pruning:
             return LayerReduction(keep=everything, state=state, finished=True)
         num_layers = context.num_layers or OFFICIAL_LAYERS
@@ -261,7 +259,7 @@ class FrameFusion(Method):
             ratio = pruning_ratio(state.sparsity, state.cost, num_layers)
             kept = max(1, min(count, round(count * (1.0 - ratio))))
             scores = last_query_scores(context.attention, count, kept, self.name)
-            return LayerReduction(keep=sorted_topk(scores, kept), state=replace(state, finish_pruning=True),
+            return LayerReduction(keep=official_topk(scores, kept), state=replace(state, finish_pruning=True),
                                   finished=True)
         frames = context.num_frames
         kept_index, merged, state = self._merge_step(context.hidden, context.positions, frames,

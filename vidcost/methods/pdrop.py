@@ -101,8 +101,11 @@ class PyramidDrop(Method):
     paper: ClassVar[str] = ("Xing et al., PyramidDrop: Accelerating Your Large Vision-Language Models via Pyramid "
                             "Visual Redundancy Reduction, CVPR 2025")
     budget_rule: ClassVar[str] = "mean"
+    official: ClassVar[str] = ("λ = 0.5 on the layers [8, 16, 24] scaled to the model: the budget the plan quotes for "
+                               "it (0.469 on 28 layers); any other budget solves λ — vidcost's variant")
     attention_need: ClassVar[str] = "last"
     attention_source: ClassVar[str] = "current"
+    attention_precision: ClassVar[str] = "model"  # softmax(…, float32).to(query_states.dtype), then the head mean
 
     def stage_layers(self, num_layers: int, **params: Any) -> tuple[int, ...]:
         """The layers at which stages 2..S start: `layers`, `stages` evenly spread, or the official four."""
@@ -147,6 +150,14 @@ class PyramidDrop(Method):
             ratio = OFFICIAL_RATIO if round(official, 3) == round(budget, 3) else solve_ratio(
                 num_layers, total, layers, budget)
         return Schedule(tuple(pyramid_schedule(num_layers, total, layers, ratio)), spec.text_tokens, total)
+
+    def official_budget(self, spec: "ModelSpec") -> float | None:
+        """λ = 0.5 on the official layers: the mean fraction it keeps, as the plan quotes it (3 decimals)."""
+        p = self.checked_params()
+        if p["ratio"] not in (None, OFFICIAL_RATIO) or p["stages"] is not None or p["layers"] is not None:
+            return None
+        layers = self.stage_layers(spec.num_layers)
+        return round(mean_fraction(spec.num_layers, spec.num_visual_tokens, layers, OFFICIAL_RATIO), 3)
 
     def reduce_in_llm(self, context: LayerContext, keep: int) -> LayerReduction:
         """Keep the `keep` tokens the last instruction token attends to most (mean over heads), in order."""

@@ -92,6 +92,11 @@ class PruneVid(Method):
     paper: ClassVar[str] = "Huang, Zhou & Han, PruneVid: Visual Token Pruning for Efficient Video LLMs, ACL Findings 2025"
     attention_need: ClassVar[str] = "after_video"  # obtain_language_attention: every row after the video
     attention_form: ClassVar[str] = "plain"  # attn_weights_wo_pos: no RoPE, no mask, the model's dtype
+    attention_precision: ClassVar[str] = "model"
+    official: ClassVar[str] = ("cluster_ratio = 0.5: int(size·0.5) of every group over 14 tokens, a count the "
+                               "video decides; vidcost's quotas are exactly those when the budget gives that K0 "
+                               "(analysis/compare_official.py), and at any other budget solve the ratio — "
+                               "vidcost's variant")
     attention_source: ClassVar[str] = "previous"
 
     def pre_llm_count(self, num_visual_tokens: int, budget: float, **params: Any) -> int:

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 
 def query_attention(layer: Any, layer_input: "torch.Tensor", position_embeddings: tuple["torch.Tensor", "torch.Tensor"],
-                    query_rows: "torch.Tensor", key_slice: slice, form: str = "rope_causal") -> "torch.Tensor":
+                    query_rows: "torch.Tensor", key_slice: slice, form: str = "rope_causal",
+                    precision: str = "float32") -> "torch.Tensor":
     """Softmax attention of `query_rows` over all keys, restricted to the keys in `key_slice`.
 
     Args:
@@ -29,9 +30,13 @@ def query_attention(layer: Any, layer_input: "torch.Tensor", position_embeddings
             row, float32 scores; "plain" — PruneVid's `attn_weights_wo_pos`: q·kᵀ/√d without RoPE and
             without a mask, in the model's dtype, softmax in float32 cast back to that dtype
             (`vidcost.methods.base.AttentionForm`).
+        precision: "float32" — scores and softmax in float32; "model" — as transformers' eager attention
+            computes them: q·kᵀ·scale in the model's dtype, softmax in float32 rounded back to it
+            (`vidcost.methods.base.AttentionPrecision`). "plain" is always the latter, as its official code.
 
     Returns:
-        [Q, H, K] float32 attention probabilities (each row sums to 1 over all N keys before slicing).
+        [Q, H, K] attention probabilities (each row sums to 1 over all N keys before slicing): float32, or
+        in the model's dtype for precision "model" and the "plain" form.
     """
     import torch
     from transformers.models.qwen2.modeling_qwen2 import rotate_half
@@ -48,21 +53,25 @@ def query_attention(layer: Any, layer_input: "torch.Tensor", position_embeddings
         q = q.view(len(query_rows), kv_heads, groups, head_dim)
         scores = torch.einsum("qgrd,ngd->qgrn", q, k) * attn.scaling  # the model's dtype, as the official
         scores = scores.reshape(len(query_rows), kv_heads * groups, n)
-        return torch.softmax(scores, dim=-1, dtype=torch.float32).to(x.dtype)[:, :, key_slice].float()
+        return torch.softmax(scores, dim=-1, dtype=torch.float32).to(x.dtype)[:, :, key_slice]
     cos, sin = (t[0].to(x.dtype) for t in position_embeddings)  # [N, hd]
     q = q * cos[query_rows, None] + rotate_half(q) * sin[query_rows, None]
     k = k * cos[:, None] + rotate_half(k) * sin[:, None]
     q = q.view(len(query_rows), kv_heads, groups, head_dim)  # head h uses KV head h // groups
-    scores = torch.einsum("qgrd,ngd->qgrn", q.float(), k.float()) * attn.scaling  # [Q, KV, groups, N]
+    in_model_dtype = precision == "model"
+    if not in_model_dtype:
+        q, k = q.float(), k.float()
+    scores = torch.einsum("qgrd,ngd->qgrn", q, k) * attn.scaling  # [Q, KV, groups, N]
     scores = scores.reshape(len(query_rows), kv_heads * groups, n)  # [Q, H, N]
     keys = torch.arange(n, device=x.device)
     future = keys[None, :] > query_rows[:, None]  # causal: a query sees keys up to its own row
     scores = scores.masked_fill(future[:, None, :], float("-inf"))
-    return torch.softmax(scores, dim=-1)[:, :, key_slice]
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32)
+    return (weights.to(x.dtype) if in_model_dtype else weights)[:, :, key_slice]
 
 
 def decode_attention(layer: Any, layer_input: "torch.Tensor", position_embeddings: tuple["torch.Tensor", "torch.Tensor"],
-                     keys: "torch.Tensor") -> "torch.Tensor":
+                     keys: "torch.Tensor", precision: str = "float32") -> "torch.Tensor":
     """The attention one decode token pays every cached key at a layer that has just run it.
 
     Args:
@@ -70,9 +79,11 @@ def decode_attention(layer: Any, layer_input: "torch.Tensor", position_embedding
         layer_input: [1, 1, D] the token's hidden state entering that layer.
         position_embeddings: (cos, sin) of the token's position, each [1, 1, head_dim].
         keys: [1, KV, n, head_dim] the layer's cached keys (RoPE applied; the token's own last).
+        precision: "float32", or "model" — q·kᵀ·scale in the model's dtype and the softmax rounded back to
+            it (DyCoke's `calculate_attention_weights`, which its decode stage reads).
 
     Returns:
-        [H, n] float32 softmax attention (no mask: a decode token sees the whole cache).
+        [H, n] softmax attention (no mask: a decode token sees the whole cache), float32 or the model's dtype.
     """
     import torch
     from transformers.models.qwen2.modeling_qwen2 import rotate_half
@@ -84,5 +95,8 @@ def decode_attention(layer: Any, layer_input: "torch.Tensor", position_embedding
     cos, sin = (t[0, 0].to(x.dtype) for t in position_embeddings)  # [hd]
     q = q * cos + rotate_half(q) * sin
     k = keys[0].repeat_interleave(groups, dim=0)  # [H, n, hd]: head h uses KV head h // groups
+    if precision == "model":
+        scores = torch.einsum("hd,hnd->hn", q, k.to(q.dtype)) * attn.scaling
+        return torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
     scores = torch.einsum("hd,hnd->hn", q.float(), k.float()) * attn.scaling
     return torch.softmax(scores, dim=-1)

@@ -374,7 +374,7 @@ class StagedRuntime:
             else:
                 rows = torch.arange(n - 1, n, device=device)  # the last row, with no host-to-device copy
             attention = query_attention(source[0], source[1], seq.rope, rows, seq.visual_slice,
-                                        form=method.attention_form)
+                                        form=method.attention_form, precision=method.attention_precision)
         visual = seq.hidden[0, seq.visual_slice]  # [Nv, D]
         context = LayerContext(layer=index, hidden=visual, positions=seq.visual_positions, attention=attention,
                                num_frames=spec.frames, tokens_per_frame=spec.tokens_per_frame, seed=seed,
@@ -480,7 +480,8 @@ class StagedRuntime:
                     if index == first:
                         before = index - 1
                         attention = decode_attention(self.lm.layers[before], entering, ropes[starts[before]],
-                                                     cache.layers[before].keys)[:, prefix:prefix + visual[before]]
+                                                     cache.layers[before].keys, precision=method.attention_precision)
+                        attention = attention[:, prefix:prefix + visual[before]]
                         reduction = method.reduce_in_decode(DecodeContext(step=step, attention=attention, state=state))
                         keep, state = reduction.keep, reduction.state
                     entering = hidden

@@ -166,7 +166,11 @@ def test_memory_estimate() -> None:
     # KV: 2 (K and V) · 28 layers · (6272 + 32) tokens · 4 KV heads · 128 · 2 bytes.
     assert memory.kv_cache_bytes == 2 * 28 * 6304 * 512 * 2
     assert memory.weights_bytes > 2 * 7_615_616_512  # plus the vision tower and projector
-    assert memory.total_bytes == memory.weights_bytes + memory.kv_cache_bytes + memory.activation_peak_bytes
+    # 32 frames of 729 SigLIP patches, 26 layers' hidden states kept (output_hidden_states) + the last MLP's
+    assert memory.vision_peak_bytes == 32 * 729 * ((26 + 2) * 1152 + 2 * 4304) * 2
+    llm = memory.kv_cache_bytes + memory.activation_peak_bytes + 6272 * 3584 * 2  # + the projected features
+    assert memory.total_bytes == memory.weights_bytes + max(memory.vision_peak_bytes, llm)
+    assert memory.peak_phase == "vision"  # at 32 frames the tower's transient exceeds the LLM's
     pruned_memory = estimate_memory(spec, pruned, dtype_bytes=2)
     assert pruned_memory.kv_cache_bytes == 2 * (2 * 6304 + 26 * (1882 + 32)) * 512 * 2
     assert estimate_memory(spec, vanilla, dtype_bytes=4).weights_bytes == 2 * memory.weights_bytes
@@ -177,6 +181,20 @@ def test_memory_estimate() -> None:
     with pytest.raises(ConfigError, match="dtype_bytes 3"):
         estimate_memory(spec, vanilla, dtype_bytes=3)
     assert "GiB" in str(memory) and "\n" not in str(memory)
+
+
+def test_the_vision_transient_grows_with_frames_and_not_with_the_budget() -> None:
+    spec = load_spec("llava-onevision-7b", frames=8)
+    few = estimate_memory(spec, vanilla_schedule(spec))
+    pruned = estimate_memory(spec, parse_schedule("0:0.1", num_layers=28, initial_visual_tokens=1568,
+                                                  text_tokens=32))
+    many = estimate_memory(load_spec("llava-onevision-7b", frames=16), vanilla_schedule(load_spec(
+        "llava-onevision-7b", frames=16)))
+    assert pruned.vision_peak_bytes == few.vision_peak_bytes and many.vision_peak_bytes == 2 * few.vision_peak_bytes
+    assert pruned.llm_bytes < few.llm_bytes
+    qwen = load_spec("qwen2.5-vl-7b")
+    rows = qwen.temporal_patches * qwen.patches_per_frame  # no hidden states kept: residual, norm, SwiGLU, rotary
+    assert estimate_memory(qwen, vanilla_schedule(qwen)).vision_peak_bytes == rows * (2 * 1280 + 3 * 3420 + 160) * 2
 
 
 def test_decode_flops() -> None:

@@ -147,29 +147,48 @@ class MemoryEstimate:
     Attributes:
         weights_bytes: all parameters (LLM, and vision tower + projector when the spec has one).
         kv_cache_bytes: keys and values of every layer under the schedule (+ generated tokens).
-        activation_peak_bytes: the largest transient working set of one layer during prefill (estimate).
-        dtype_bytes: bytes per element used for all three.
+        activation_peak_bytes: the largest transient working set of one LLM layer during prefill (estimate).
+        features_bytes: the projected visual features, alive through the prefill, and a pre-LLM selection's
+            own copy of the tokens it keeps.
+        vision_peak_bytes: the vision tower's and projector's largest working set, all frames in one batch
+            as the runtime runs them (`vision_activation_peak_bytes`; 0 for a spec without a tower).
+        dtype_bytes: bytes per element used for all of them.
     """
 
     weights_bytes: int
     kv_cache_bytes: int
     activation_peak_bytes: int
     dtype_bytes: int = 2
+    vision_peak_bytes: int = 0
+    features_bytes: int = 0
+
+    @property
+    def llm_bytes(self) -> int:
+        """What the LLM prefill holds above the weights at its peak: KV cache, activation peak, features."""
+        return self.kv_cache_bytes + self.activation_peak_bytes + self.features_bytes
 
     @property
     def total_bytes(self) -> int:
-        """Weights + KV cache + activation peak."""
-        return self.weights_bytes + self.kv_cache_bytes + self.activation_peak_bytes
+        """Weights + the larger of the two phases: the vision tower's transient (freed before the LLM runs)
+        or the LLM prefill's KV cache and activation peak."""
+        return self.weights_bytes + max(self.vision_peak_bytes, self.llm_bytes)
 
-    def to_dict(self) -> dict[str, int]:
+    @property
+    def peak_phase(self) -> str:
+        """Which phase sets the peak: "vision" or "llm_prefill"."""
+        return "vision" if self.vision_peak_bytes > self.llm_bytes else "llm_prefill"
+
+    def to_dict(self) -> dict[str, int | str]:
         return {"weights_bytes": self.weights_bytes, "kv_cache_bytes": self.kv_cache_bytes,
-                "activation_peak_bytes": self.activation_peak_bytes, "total_bytes": self.total_bytes,
-                "dtype_bytes": self.dtype_bytes}
+                "activation_peak_bytes": self.activation_peak_bytes, "vision_peak_bytes": self.vision_peak_bytes,
+                "features_bytes": self.features_bytes,
+                "total_bytes": self.total_bytes, "peak_phase": self.peak_phase, "dtype_bytes": self.dtype_bytes}
 
     def __str__(self) -> str:
         return (f"MemoryEstimate(weights {format_bytes(self.weights_bytes)}, KV "
-                f"{format_bytes(self.kv_cache_bytes)}, activations {format_bytes(self.activation_peak_bytes)}"
-                f", total {format_bytes(self.total_bytes)})")
+                f"{format_bytes(self.kv_cache_bytes)}, activations {format_bytes(self.activation_peak_bytes)}, "
+                f"vision {format_bytes(self.vision_peak_bytes)}, total {format_bytes(self.total_bytes)} "
+                f"(set by {self.peak_phase}))")
 
 
 def format_flops(flops: float) -> str:
@@ -452,9 +471,45 @@ def activation_peak_bytes(spec: ModelSpec, schedule: Schedule, *, dtype_bytes: i
     return elements * dtype_bytes + 4 * spec.vocab_size
 
 
+def vision_activation_peak_bytes(spec: ModelSpec, *, dtype_bytes: int = 2) -> int:
+    """The vision tower's and projector's largest working set, every frame in one batch (as the runtime and
+    the stock `get_video_features` run them), in bytes; 0 for a spec without a tower.
+
+    LLaVA-OV (SigLIP, F frames × p patches): the tower runs with `output_hidden_states=True`, so every
+    layer's output stays alive until it returns. The peak is at the last layer's MLP: the embeddings and
+    the L − 1 earlier outputs, the post-attention residual and its normed copy, fc1's output and its GELU —
+    F·p·((L + 2)·d_v + 2·m_v) elements (the attention half holds q, k, v and its output instead of the
+    MLP's two m_v-wide tensors, less for SigLIP's m_v ≈ 3.7·d_v). The projector then maps the selected
+    hidden states (one d_v-wide output kept) through Linear, GELU, Linear: F·p·(d_v + 3·d) at its peak.
+
+    Qwen-VL (R patch rows over all temporal patches): no hidden states kept, and the rotary (cos, sin) of
+    every patch (2·h_d wide, h_d = d_v / heads) alive through the tower. A block's attention half holds the
+    residual, its normed copy, the fused qkv (3·d_v), the rotated q and k (2·d_v) and, while rotating, q·cos,
+    the rotated half and its product with sin (3·d_v): 10·d_v. Its MLP half holds the residual, its normed
+    copy and the MLP's transients — SwiGLU (Qwen2.5-VL) gate's activation, up and their product (3·m_v at
+    once), Qwen2-VL's fc1 and GELU (2·m_v). The peak is the larger, R·(max(10·d_v, 2·d_v + k·m_v) + 2·h_d).
+    The merger's input groups are 4·d_v wide on R/4 rows.
+    """
+    if not spec.vision_layers or not spec.patch_size:
+        return 0
+    dv, mv, d = spec.vision_hidden_size, spec.vision_intermediate_size, spec.hidden_size
+    if spec.architecture in QWEN_VL_FAMILIES:
+        rows = spec.temporal_patches * spec.patches_per_frame
+        mlp = 3 if spec.architecture == "qwen2_5_vl" else 2
+        rotary = 2 * dv // max(1, spec.vision_heads)
+        tower = rows * (max(10 * dv, 2 * dv + mlp * mv) + rotary)
+        merger = rows * dv + (rows // 4) * (2 * 4 * dv + d)  # its input, its MLP's hidden and GELU, output
+        return max(tower, merger) * dtype_bytes
+    rows = spec.frames * spec.patches_per_frame
+    tower = rows * ((spec.vision_layers + 2) * dv + 2 * mv)
+    projector = rows * (dv + 3 * d)
+    return max(tower, projector) * dtype_bytes
+
+
 def estimate_memory(spec: ModelSpec, schedule: Schedule, *, dtype_bytes: int = 2, generated_tokens: int = 0,
                     attention: str = "sdpa") -> MemoryEstimate:
-    """Weights, KV cache and peak activations of a prefill (+ `generated_tokens` decode steps of KV).
+    """Weights, KV cache and peak activations of a prefill (+ `generated_tokens` decode steps of KV), and
+    the vision tower's transient before it.
 
     Raises:
         ConfigError: `dtype_bytes` not one of 1, 2, 4, 8, or a schedule of the wrong length.
@@ -466,7 +521,16 @@ def estimate_memory(spec: ModelSpec, schedule: Schedule, *, dtype_bytes: int = 2
         weights_bytes=weights,
         kv_cache_bytes=kv_cache_bytes(spec, schedule, dtype_bytes=dtype_bytes, generated_tokens=generated_tokens),
         activation_peak_bytes=activation_peak_bytes(spec, schedule, dtype_bytes=dtype_bytes, attention=attention),
-        dtype_bytes=dtype_bytes)
+        dtype_bytes=dtype_bytes, vision_peak_bytes=vision_activation_peak_bytes(spec, dtype_bytes=dtype_bytes),
+        features_bytes=features_bytes(spec, schedule, dtype_bytes=dtype_bytes))
+
+
+def features_bytes(spec: ModelSpec, schedule: Schedule, *, dtype_bytes: int = 2) -> int:
+    """The projected features [T', P, d] (the runtime keeps them through the prefill) and, when a pre-LLM
+    selection keeps fewer, the new tensor of the tokens it keeps."""
+    total = schedule.initial_visual_tokens
+    selected = schedule.visual_tokens[0] if schedule.visual_tokens[0] < total else 0
+    return (total + selected) * spec.hidden_size * dtype_bytes
 
 
 def decode_kv_lengths(schedule: Schedule, generated_tokens: int = 0) -> tuple[int, ...]:

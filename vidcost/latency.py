@@ -456,6 +456,22 @@ def coverage_of(observations: Sequence[Observation]) -> dict[str, Any]:
             "methods": sorted({o.config.method for o in observations})}
 
 
+REGIMES = {"inside": "inside the calibration's range (leave-one-configuration-out)",
+           "other_model": "a model it was not fitted on (leave-one-model-out)",
+           "other_frames": "a frame count outside the range it was fitted on (leave-one-frame-count-out)"}
+
+
+def regime_of(coverage: Mapping[str, Any], spec: ModelSpec) -> str:
+    """Where a prediction for `spec` stands against what a calibration was fitted on: "inside", or
+    extrapolating to "other_model" (checked first) or "other_frames" (`REGIMES`)."""
+    if coverage.get("models") and spec.name not in coverage["models"]:
+        return "other_model"
+    frames = coverage.get("frames") or []
+    if len(frames) == 2 and not frames[0] <= spec.frames <= frames[1]:
+        return "other_frames"
+    return "inside"
+
+
 @dataclass(frozen=True)
 class Calibration:
     """A fitted `LatencyModel` with the error it showed on data it was not fitted on.
@@ -468,6 +484,9 @@ class Calibration:
         source: the store it was fitted from.
         coverage: what it was fitted on — {"models": [...], "frames": [lowest, highest], "methods": [...]}
             (`coverage_of`); empty for a calibration written before vidcost recorded it.
+        held_out_outside: regime ("other_model", "other_frames") → the same summary under
+            leave-one-model-out / leave-one-frame-count-out: the bands of predictions outside the range.
+            A regime is missing when the store could not measure it (one model, one frame count).
     """
 
     model: LatencyModel
@@ -476,11 +495,19 @@ class Calibration:
     configurations: int = 0
     source: str = ""
     coverage: Mapping[str, Any] = field(default_factory=dict)
+    held_out_outside: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=dict)
+
+    def errors_for(self, regime: str) -> dict[str, float]:
+        """quantity → the held-out max error measured in `regime` (empty: none measured there)."""
+        summary = self.held_out if regime == "inside" else self.held_out_outside.get(regime, {})
+        return {key: float(values["max"]) for key, values in summary.items() if "max" in values}
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": CALIBRATION_KIND, "version": CALIBRATION_VERSION, "latency_model": self.model.to_dict(),
                 "held_out": {k: dict(v) for k, v in self.held_out.items()}, "records": self.records,
-                "configurations": self.configurations, "source": self.source, "coverage": dict(self.coverage)}
+                "configurations": self.configurations, "source": self.source, "coverage": dict(self.coverage),
+                "held_out_outside": {regime: {k: dict(v) for k, v in summary.items()}
+                                     for regime, summary in self.held_out_outside.items()}}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "calibration") -> "Calibration":
@@ -497,8 +524,10 @@ class Calibration:
         except (KeyError, TypeError) as err:
             raise DataFormatError(f"{where}: its latency model is incomplete ({err}); fit it again") from err
         coverage = data.get("coverage") if isinstance(data.get("coverage"), Mapping) else {}
+        outside = data.get("held_out_outside") if isinstance(data.get("held_out_outside"), Mapping) else {}
         return cls(model, data.get("held_out") or {}, int(data.get("records", 0)),
-                   int(data.get("configurations", 0)), str(data.get("source", "")), coverage)
+                   int(data.get("configurations", 0)), str(data.get("source", "")), coverage,
+                   {regime: summary for regime, summary in outside.items() if regime in REGIMES})
 
     def save(self, path: str) -> None:
         """Write the JSON atomically (a temporary file renamed over the target)."""

@@ -470,7 +470,8 @@ def plot_predicted_speedup(predictions: Sequence[Any], path: str | os.PathLike[s
         ax.plot(budgets, [getattr(p, key) for p in predictions], marker="o", color=colour, label=label)
         bands = [p.band(key) for p in predictions]
         if all(low is not None for low, _ in bands):
-            ax.fill_between(budgets, [low for low, _ in bands], [high for _, high in bands], color=colour,
+            top = ax.get_ylim()[1]  # an unbounded band (held-out error ≥ 100 %) is drawn to the axis' top
+            ax.fill_between(budgets, [low for low, _ in bands], [min(high, top) for _, high in bands], color=colour,
                             alpha=0.15, label=f"{label}: held-out error band")
     first = predictions[0]
     kind = "calibrated" if first.calibrated else "roofline-only"

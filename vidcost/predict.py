@@ -4,7 +4,8 @@
 (`vidcost.latency`; calibrated: the error band is the held-out error of that fit) or a device's roofline
 (`vidcost.roofline`; roofline-only: no band — nothing measured it on that device). Speedups are vanilla
 over method, both predicted by the same model. Memory comes from the cost model (`estimate_memory`:
-weights, the KV cache under the schedule and the LLM prefill's activation peak; `analysis/bench_memory.py`
+weights and the larger of the vision tower's transient and the KV cache under the schedule with the LLM
+prefill's activation peak; `vidcost.memory_plan` says what fits under a limit; `analysis/bench_memory.py`
 compares them with measured peaks).
 
 `predict_curve` runs it at several budgets; `budget_for_speedup` finds the largest budget whose
@@ -20,8 +21,8 @@ from typing import Any, Mapping, Sequence
 
 from vidcost.cost import DTYPE_BYTES, estimate_memory
 from vidcost.errors import ConfigError
-from vidcost.latency import (Calibration, Configuration, LatencyModel, load_calibration,
-                             predict_stages, vanilla_configuration)
+from vidcost.latency import (REGIMES, Calibration, Configuration, LatencyModel, load_calibration,
+                             predict_stages, regime_of, vanilla_configuration)
 from vidcost.schedule import Schedule
 from vidcost.spec import ModelSpec, load_spec
 
@@ -48,8 +49,11 @@ class Prediction:
         speedup_low / speedup_high (and llm_prefill_*): the band from the held-out error; None roofline-only.
         decode_ms_per_token / vanilla_decode_ms_per_token: one decode step (None if never measured).
         kv_cache_bytes / peak_memory_bytes (and vanilla_*): from the cost model.
-        errors: quantity → relative half-width of its band (the held-out max error).
+        errors: quantity → relative half-width of its band (the held-out max error in the prediction's
+            regime; empty roofline-only, or outside the range where the calibration measured no error).
         notes: what the prediction does not cover, in words.
+        regime: where it stands against the calibration (`vidcost.latency.REGIMES`: "inside",
+            "other_model", "other_frames"); None roofline-only.
     """
 
     model: str
@@ -77,19 +81,23 @@ class Prediction:
     visual_tokens: tuple[int, ...] = ()
     errors: Mapping[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    regime: str | None = None
 
     def band(self, key: str) -> tuple[float | None, float | None]:
-        """(low, high) of a predicted value from its held-out error, or (None, None)."""
+        """Where the measured value lies, from the held-out error e = max |predicted / measured − 1|:
+        [value / (1 + e), value / (1 − e)], the high end unbounded (inf) once e ≥ 1; (None, None) without
+        an error."""
         value, error = getattr(self, key), self.errors.get(key)
         if value is None or error is None:
             return None, None
-        return value * (1 - error), value * (1 + error)
+        return value / (1 + error), (value / (1 - error) if error < 1 else math.inf)
 
     def to_dict(self) -> dict[str, Any]:
-        speedup_low, speedup_high = self.band("speedup")
-        prefill_low, prefill_high = self.band("llm_prefill_speedup")
-        ttft_low, ttft_high = self.band("ttft_ms")
-        decode_low, decode_high = self.band("decode_ms_per_token")
+        finite = lambda pair: tuple(None if v is not None and math.isinf(v) else v for v in pair)  # noqa: E731 - JSON
+        speedup_low, speedup_high = finite(self.band("speedup"))
+        prefill_low, prefill_high = finite(self.band("llm_prefill_speedup"))
+        ttft_low, ttft_high = finite(self.band("ttft_ms"))
+        decode_low, decode_high = finite(self.band("decode_ms_per_token"))
         return {
             "model": self.model, "frames": self.frames, "method": self.method, "budget": self.budget,
             "params": dict(self.params), "device": self.device, "dtype": self.dtype, "calibrated": self.calibrated,
@@ -105,6 +113,7 @@ class Prediction:
             "kv_cache_bytes": self.kv_cache_bytes, "vanilla_kv_cache_bytes": self.vanilla_kv_cache_bytes,
             "peak_memory_bytes": self.peak_memory_bytes, "vanilla_peak_memory_bytes": self.vanilla_peak_memory_bytes,
             "visual_tokens": list(self.visual_tokens), "errors": dict(self.errors), "notes": list(self.notes),
+            "regime": self.regime,
         }
 
     def __str__(self) -> str:
@@ -130,8 +139,13 @@ def coverage_warning(calibration: Calibration | None, spec: Any, method: str | N
     if method is not None and methods and method not in methods:
         outside.append(f"method {method} (fitted on {', '.join(methods)})")
     if outside:
-        warnings.warn(f"extrapolating beyond the calibration: {'; '.join(outside)} — its error band was measured "
-                      "inside its range only", VidcostPredictionWarning, stacklevel=2)
+        regime = regime_of(coverage, spec)
+        band = (f"the band is {REGIMES[regime].split('(')[1].rstrip(')')}'s" if calibration.errors_for(regime)
+                else "no band: no held-out error was measured there")
+        if regime == "inside":  # only the method is new: its selection time is not in the fit
+            band = "the band was measured on the fitted methods"
+        warnings.warn(f"extrapolating beyond the calibration: {'; '.join(outside)} — {band}",
+                      VidcostPredictionWarning, stacklevel=2)
 
 
 def latency_source(calibration: str | Calibration | None = None, device_spec: str | None = None, *,
@@ -230,9 +244,13 @@ def predict(model: str | ModelSpec, *, frames: int | None = None, method: str | 
     memory = estimate_memory(spec, plan, dtype_bytes=DTYPE_BYTES[run_dtype], generated_tokens=decode_tokens)
     vanilla_memory = estimate_memory(spec, unpruned.schedule, dtype_bytes=DTYPE_BYTES[run_dtype],
                                      generated_tokens=decode_tokens)
-    errors = {}
+    errors, regime = {}, None
     if calibration_used is not None:
-        errors = {key: float(values["max"]) for key, values in calibration_used.held_out.items() if "max" in values}
+        regime = regime_of(calibration_used.coverage, spec)
+        errors = calibration_used.errors_for(regime)
+        if regime != "inside" and not errors:
+            notes += (f"extrapolating to {REGIMES[regime].split(' (')[0]}: no held-out error was measured for that "
+                      "(the calibration's store holds one model / frame count), so no band is printed",)
     return Prediction(
         model=spec.name, frames=spec.frames, method=name, budget=budget, params=resolved_params,
         device=_device_name(latency), dtype=run_dtype,
@@ -245,7 +263,7 @@ def predict(model: str | ModelSpec, *, frames: int | None = None, method: str | 
         decode_ms_per_token=predicted.decode_ms_per_token, vanilla_decode_ms_per_token=vanilla.decode_ms_per_token,
         kv_cache_bytes=memory.kv_cache_bytes, vanilla_kv_cache_bytes=vanilla_memory.kv_cache_bytes,
         peak_memory_bytes=memory.total_bytes, vanilla_peak_memory_bytes=vanilla_memory.total_bytes,
-        visual_tokens=plan.visual_tokens, errors=errors, notes=notes)
+        visual_tokens=plan.visual_tokens, errors=errors, notes=notes, regime=regime)
 
 
 def _device_name(latency: Any) -> str:
@@ -266,8 +284,8 @@ def _ratio(numerator: float, denominator: float) -> float | None:
 
 def _notes(latency: Any, calibration: Calibration | None, spec: ModelSpec, method: str | None) -> tuple[str, ...]:
     """What the prediction does not cover, with a warning where it reaches outside its calibration."""
-    notes = ["memory from the cost model (weights + KV cache + LLM activation peak); the vision tower's own "
-             "transient peak is not in it"]
+    notes = ["peak memory from the cost model: weights + the larger of the vision tower's transient (all frames "
+             "in one batch) and the LLM prefill's KV cache + activation peak (--memory-limit: what fits)"]
     if calibration is None:
         notes.append("roofline-only: no selection time, no launch overheads; a lower bound on latency, and no "
                      "error band (`analysis/roofline_vs_published.py` shows how far below measured numbers it lands)")

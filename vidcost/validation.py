@@ -4,7 +4,11 @@ Vidur reports < 9 % error measured in-sample; a prediction made before a budget 
 configuration the fit has not seen, so vidcost measures its error that way: the observations are split
 into groups, and each group is predicted by a model fitted on all the others (`held_out`). Three splits:
 
-* `leave_one_configuration_out` — every (model, frames, method, budget) in turn (what `vidcost fit` reports);
+* `leave_one_configuration_out` — every (model, frames, method, budget) in turn, the vanilla measured beside
+  it left out too (what `vidcost fit` reports: the band of a prediction inside the calibration's range);
+* `leave_one_model_out` / `leave_one_frame_count_out` — every model / frame count in turn: the band of a
+  prediction for a model, or a frame count, the calibration has not seen (`vidcost fit` when the store
+  holds two or more);
 * `leave_one_budget_out` — every budget in turn, all methods and frame counts at it at once;
 * `extrapolate_frames` — fitted on some frame counts, predicting others (4 and 8 → 16).
 
@@ -149,9 +153,43 @@ def held_out(data: Sequence[Observation], group_of: Callable[[Observation], Hash
 
 
 def leave_one_configuration_out(data: Sequence[Observation], **kwargs: Any) -> HeldOut:
-    """Each (model, frames, method, budget) predicted by a fit on every other one."""
-    return held_out(data, lambda o: "{} {} frames {} @ {:g}".format(*o.key), "leave-one-configuration-out",
-                    **kwargs)
+    """Each (model, frames, method, budget) predicted by a fit on every other one — without the vanilla
+    of the same model and frames either, whose measurement a held-out speedup is the ratio to."""
+    label = "{} {} frames {} @ {:g}".format
+    cell = {label(*o.key): o.key[:2] for o in data}
+
+    def train(observation: Observation, group: Hashable) -> bool:
+        same_cell = observation.key[:2] == cell[group]
+        return label(*observation.key) != group and not (same_cell and observation.config.method == "vanilla")
+
+    return held_out(data, lambda o: label(*o.key), "leave-one-configuration-out", train=train, **kwargs)
+
+
+def leave_one_model_out(data: Sequence[Observation], **kwargs: Any) -> HeldOut:
+    """Each model predicted by a fit on the others: the error of a prediction for a model not fitted on.
+
+    Raises:
+        FitError: fewer than two models (nothing to hold out), or none could be predicted.
+    """
+    models = {o.config.spec.name for o in data}
+    if len(models) < 2:
+        raise FitError(f"leave-one-model-out needs profiles of two or more models, the store has {sorted(models)}")
+    return held_out(data, lambda o: o.config.spec.name, "leave-one-model-out", **kwargs)
+
+
+def leave_one_frame_count_out(data: Sequence[Observation], **kwargs: Any) -> HeldOut:
+    """Each frame count (of every model at once) predicted by a fit on the other frame counts.
+
+    Raises:
+        FitError: no model with two or more frame counts, or none could be predicted.
+    """
+    counts = {o.config.spec.frames for o in data}
+    if len(counts) < 2:
+        raise FitError(f"leave-one-frame-count-out needs two or more frame counts, the store has {sorted(counts)}")
+    return held_out(data, lambda o: f"{o.config.spec.frames} frames", "leave-one-frame-count-out", **kwargs)
+
+
+REGIME_SPLITS = {"other_model": leave_one_model_out, "other_frames": leave_one_frame_count_out}
 
 
 def leave_one_budget_out(data: Sequence[Observation], **kwargs: Any) -> HeldOut:

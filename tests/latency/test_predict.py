@@ -7,7 +7,7 @@ import pytest
 
 from vidcost.errors import ConfigError
 from vidcost.latency import Calibration, fit_latency, observations
-from vidcost.predict import (VidcostPredictionWarning, budget_for_speedup, predict, predict_curve)
+from vidcost.predict import (VidcostPredictionWarning, budget_for_speedup, coverage_warning, predict, predict_curve)
 from vidcost.schedule import Schedule
 from vidcost.spec import load_spec
 from vidcost.validation import leave_one_configuration_out
@@ -69,8 +69,10 @@ def test_bands_come_from_the_held_out_error(calibration) -> None:
     p = predict("tiny", method="fastv", budget=0.3, frames=8, calibration=calibration)
     error = calibration.held_out["speedup"]["max"]
     payload = p.to_dict()
-    assert p.calibrated and payload["speedup_low"] == pytest.approx(p.speedup * (1 - error))
-    assert payload["speedup_high"] == pytest.approx(p.speedup * (1 + error))
+    # |predicted / measured − 1| ≤ e puts the measured value in [predicted / (1 + e), predicted / (1 − e)]
+    assert p.calibrated and p.regime == "inside"
+    assert payload["speedup_low"] == pytest.approx(p.speedup / (1 + error))
+    assert payload["speedup_high"] == pytest.approx(p.speedup / (1 - error))
     roofline = predict("tiny", method="fastv", budget=0.3, device_spec="a100").to_dict()
     assert roofline["calibrated"] is False and roofline["speedup_low"] is None
     assert any("roofline-only" in note for note in roofline["notes"])
@@ -134,3 +136,47 @@ def test_predict_is_in_the_api_and_imports_no_torch() -> None:
             "print(p.calibrated, 'torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.split() == ["False", "False"], result.stderr
+
+
+def test_bands_say_where_they_hold(synthetic) -> None:
+    """Inside the range the band is leave-one-configuration-out's; for another model or frame count it is
+    the error measured in that regime, and none where the store could not measure one."""
+    from vidcost.validation import leave_one_frame_count_out, leave_one_model_out
+
+    one_model = observations(synthetic(models=("tiny",), noise=0.01))
+    coverage = {"models": ["tiny"], "frames": [min(o.config.spec.frames for o in one_model),
+                                               max(o.config.spec.frames for o in one_model)], "methods": []}
+    outside = {"other_frames": leave_one_frame_count_out(one_model).summary()}
+    fitted = Calibration(fit_latency(one_model), leave_one_configuration_out(one_model).summary(), len(one_model),
+                         0, "synthetic", coverage, outside)
+    inside = predict("tiny", method="fastv", budget=0.3, frames=coverage["frames"][0], calibration=fitted)
+    assert inside.regime == "inside" and inside.errors["speedup"] == fitted.held_out["speedup"]["max"]
+    far = predict("tiny", method="fastv", budget=0.3, frames=4 * coverage["frames"][1], calibration=fitted)
+    assert far.regime == "other_frames" and far.errors["speedup"] == outside["other_frames"]["speedup"]["max"]
+    with pytest.warns(VidcostPredictionWarning, match="leave-one-frame-count-out"):  # what the CLI says
+        coverage_warning(fitted, load_spec("tiny", frames=far.frames), "fastv")
+    other = predict("llava-onevision-0.5b", method="fastv", budget=0.3, frames=8, calibration=fitted)
+    assert other.regime == "other_model" and other.errors == {} and other.band("speedup") == (None, None)
+    assert any("no band" in note for note in other.notes)
+    with pytest.warns(VidcostPredictionWarning, match="no band"):
+        coverage_warning(fitted, load_spec("llava-onevision-0.5b", frames=8), "fastv")
+    with pytest.raises(Exception, match="two or more models"):
+        leave_one_model_out(one_model)
+
+
+def test_held_out_values_lie_in_their_bands(synthetic) -> None:
+    """Every observation held out of a fit lies inside the band its regime's error gives the prediction."""
+    from vidcost.validation import leave_one_model_out
+
+    data = observations(synthetic(models=("tiny", "llava-onevision-0.5b"), noise=0.02))
+    for split in (leave_one_configuration_out, leave_one_model_out):
+        result = split(data)
+        summary = result.summary()
+        for row in result.rows:
+            for quantity, values in summary.items():
+                measured, predicted = row.measured.get(quantity), row.predicted.get(quantity)
+                if measured is None or predicted is None:
+                    continue
+                e = values["max"]
+                high = predicted / (1 - e) if e < 1 else float("inf")
+                assert predicted / (1 + e) * (1 - 1e-9) <= measured <= high * (1 + 1e-9), (split, quantity, row)

@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vidcost.latency import Calibration, coverage_of, derived_quantities, fit_latency, observations
-    from vidcost.validation import leave_one_configuration_out
+    from vidcost.validation import REGIME_SPLITS, leave_one_configuration_out
 
     if not Path(args.store).is_file():
         raise DataFormatError(f"store '{args.store}' does not exist; measure profiles with `vidcost sweep` or "
@@ -51,20 +51,26 @@ def run(args: argparse.Namespace) -> int:
         raise FitError(f"no usable profile in '{args.store}' matches the choice ({len(data)} usable in all); "
                        "drop or change --device-name / --dtype / --family")
     model = fit_latency(chosen)
-    held = None
+    held, outside = None, {}
     if not args.no_validation:
         progress = _progress(len({o.key for o in chosen}))
         held = leave_one_configuration_out(chosen, progress=progress)
         progress(0, 0)
+        for regime, split in REGIME_SPLITS.items():  # the bands outside the range, where the store can measure them
+            try:
+                outside[regime] = split(chosen)
+            except FitError:
+                continue
     calibration = Calibration(model, held.summary() if held else {}, len(chosen), len({o.key for o in chosen}),
-                              str(args.store), coverage_of(chosen))
+                              str(args.store), coverage_of(chosen), {r: h.summary() for r, h in outside.items()})
     calibration.save(args.out)
     spec = chosen[0].config.spec
     if args.json:
         print_json({**calibration.to_dict(), "derived": derived_quantities(model, spec, model.dtype),
-                    "held_out_rows": held.to_dict()["rows"] if held else [], "out": args.out})
+                    "held_out_rows": held.to_dict()["rows"] if held else [],
+                    "held_out_outside_rows": {r: h.to_dict()["rows"] for r, h in outside.items()}, "out": args.out})
         return 0
-    print(_render(calibration, derived_quantities(model, spec, model.dtype), held, args.out))
+    print(_render(calibration, derived_quantities(model, spec, model.dtype), held, outside, args.out))
     return 0
 
 
@@ -84,7 +90,7 @@ def _progress(groups: int):
     return update
 
 
-def _render(calibration, derived, held, out: str) -> str:
+def _render(calibration, derived, held, outside, out: str) -> str:
     model = calibration.model
     lines = [f"latency model of {model.device} / {model.dtype} / {model.family}: {calibration.records} profiles of "
              f"{calibration.configurations} configurations ({', '.join(model.models)}; methods "
@@ -110,5 +116,15 @@ def _render(calibration, derived, held, out: str) -> str:
             lines.append(f"  {quantity:<22} {values['median']:>8.1%} {values['max']:>8.1%} {values['count']:>4}")
         for skipped in held.skipped:
             lines.append(f"  not predicted: {skipped}")
+        for regime, result in outside.items():
+            lines += ["", f"held-out error outside the range ({result.split}: the band of predictions for "
+                          f"{'another model' if regime == 'other_model' else 'another frame count'}):"]
+            for quantity, values in result.summary().items():
+                lines.append(f"  {quantity:<22} {values['median']:>8.1%} {values['max']:>8.1%} {values['count']:>4}")
+        words = {"other_model": "another model", "other_frames": "another frame count"}
+        missing = [words[regime] for regime in words if regime not in outside]
+        if missing:
+            lines += ["", f"no band measured for {' or '.join(missing)}: the store holds only one (predictions "
+                          "there print no band)"]
     lines += ["", f"wrote {out}"]
     return "\n".join(lines)

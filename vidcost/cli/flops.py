@@ -150,7 +150,8 @@ def _render(spec: ModelSpec, schedule: Schedule, plan_info: dict[str, Any], esti
         lines.append(f"elementwise (estimate, not in the total): {format_flops(estimate.elementwise_flops)}")
     lines += [f"memory ({args.dtype}): weights {format_bytes(memory.weights_bytes)}, KV cache "
               f"{format_bytes(memory.kv_cache_bytes)}, activation peak {format_bytes(memory.activation_peak_bytes)}, "
-              f"total {format_bytes(memory.total_bytes)}",
+              f"vision tower transient {format_bytes(memory.vision_peak_bytes)}, peak {format_bytes(memory.total_bytes)}"
+              f" (set by {memory.peak_phase})",
               f"decode: {format_flops(decode)} per generated token at the prefill's KV length"]
     if count is not None:
         lines += ["", *_render_count(count)]

@@ -44,6 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="roofline dtype (default bfloat16; local: float32 on a CPU)")
     parser.add_argument("--decode-tokens", type=whole_number(0), default=0, metavar="N",
                         help="decode steps after the prefill (the KV cache read grows; default 0)")
+    parser.add_argument("--memory-limit", metavar="SIZE",
+                        help="does it fit: the most frames (method and unpruned) and, at --frames, the largest "
+                             "budget whose predicted peak memory (weights + the larger of the vision tower's "
+                             "transient and the LLM's KV cache + activations) stays under SIZE, e.g. 24GiB or "
+                             "80GB; needs no latency source")
     parser.add_argument("--plot", metavar="FILE.png", help="with --budgets: plot the predicted speedup curve")
     parser.add_argument("--json", action="store_true", help="print JSON in the vocabulary of `vidcost profile --json`")
     parser.set_defaults(run=run)
@@ -52,7 +57,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from vidcost.predict import budget_for_speedup, coverage_warning, latency_source, predict, predict_curve
 
+    limit = None
+    if args.memory_limit is not None:
+        from vidcost.memory_plan import parse_bytes
+
+        limit = parse_bytes(args.memory_limit)
+        if args.budgets or args.target_speedup is not None or args.schedule:
+            raise ConfigError("--memory-limit answers for one method and --budget; drop --budgets, --target-speedup "
+                              "and --schedule")
     if args.calibration is None and args.device_spec is None:
+        if limit is not None:
+            return _emit_memory_fit(args, limit, None)
         raise ConfigError("give --calibration FILE (written by `vidcost fit`) or --device-spec NAME (roofline-only)")
     if args.plot and not args.budgets:
         raise ConfigError("--plot draws a speedup-vs-budget curve: give --budgets too, e.g. --budgets 0.1,0.25,0.5")
@@ -86,7 +101,32 @@ def run(args: argparse.Namespace) -> int:
         prediction = budget_for_speedup(spec, args.target_speedup, **plan, **common)
         return _emit([prediction], args, target=args.target_speedup)
     budget = args.budget if args.budget is not None else (None if plan["method"] == "vanilla" else 0.25)
-    return _emit([predict(spec, budget=budget, **plan, **common)], args)
+    prediction = predict(spec, budget=budget, **plan, **common)
+    if limit is not None:
+        return _emit_memory_fit(args, limit, prediction)
+    return _emit([prediction], args)
+
+
+def _emit_memory_fit(args: argparse.Namespace, limit: int, prediction: Any) -> int:
+    """The memory answer (after the prediction, when a latency source gave one) in text or JSON."""
+    from vidcost.cost import DTYPE_BYTES
+    from vidcost.memory_plan import memory_fit
+
+    spec = spec_from_args(args)
+    method = args.method or "mmgvid"
+    budget = 1.0 if method == "vanilla" else (args.budget if args.budget is not None else 0.25)
+    dtype = prediction.dtype if prediction is not None else (args.dtype or "bfloat16")
+    fit = memory_fit(spec, limit, method=method, budget=budget, dtype_bytes=DTYPE_BYTES[dtype],
+                     params=parse_params(args.param), decode_tokens=args.decode_tokens)
+    if args.json:
+        payload = prediction.to_dict() if prediction is not None else {}
+        print_json({**payload, "memory_fit": {**fit.to_dict(), "dtype": dtype}})
+    else:
+        if prediction is not None:
+            print(_render(prediction, None))
+            print()
+        print(f"{fit} ({dtype})")
+    return 0
 
 
 def _emit(predictions: list[Any], args: argparse.Namespace, *, curve: bool = False, target: float | None = None) -> int:
@@ -103,7 +143,9 @@ def _emit(predictions: list[Any], args: argparse.Namespace, *, curve: bool = Fal
 
 def _band(prediction: Any, key: str) -> str:
     low, high = prediction.band(key)
-    return f" [{low:.2f}–{high:.2f}]" if low is not None else ""
+    if low is None:
+        return ""
+    return f" [{low:.2f}–{high:.2f}]" if high != float("inf") else f" [≥ {low:.2f}]"
 
 
 def _ms(value: float | None) -> str:
@@ -128,7 +170,9 @@ def _render(p: Any, target: float | None) -> str:
               f"  peak memory           {format_bytes(p.peak_memory_bytes)} (vanilla "
               f"{format_bytes(p.vanilla_peak_memory_bytes)})"]
     if p.errors:
-        lines.append("  bands: the calibration's held-out max error (leave-one-configuration-out)")
+        from vidcost.latency import REGIMES
+
+        lines.append(f"  bands: the calibration's held-out max error for a prediction {REGIMES[p.regime]}")
     lines += [f"  note: {note}" for note in p.notes]
     return "\n".join(lines)
 

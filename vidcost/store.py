@@ -148,12 +148,17 @@ def iter_records(path: str | os.PathLike[str], *, kind: str | None = None,
     given) and skipped: every reader gets records it can use, and none is dropped without a word.
 
     Raises:
-        DataFormatError: the store does not exist.
+        DataFormatError: the store does not exist, or is not a text file at all (a NUL byte in its first
+            8 KiB: no JSON-lines file has one, so it is not a store with some corrupt lines but another file).
     """
     source = Path(path)
     if not source.is_file():
         raise DataFormatError(f"store '{source}' does not exist; run `vidcost profile` first or pass --store")
     with source.open("rb") as handle:
+        if b"\0" in handle.read(8192):
+            raise DataFormatError(f"store '{source}' is not a text file (a store holds one JSON record per line); "
+                                  "pass a store vidcost wrote")
+        handle.seek(0)
         for number, raw in enumerate(handle, 1):
             if not raw.strip():
                 continue

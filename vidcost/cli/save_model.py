@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from vidcost.cli.common import print_json
+from vidcost.cli.common import check_output_file, print_json
 
 
 def register(subparsers: Any) -> None:
@@ -27,10 +27,13 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from vidcost.checkpoint import save_model
     from vidcost.spec import load_spec
 
     spec = load_spec(args.model)
+    check_output_file(str(Path(args.out) / "config.json"), "--out")  # before the model is built
     out = save_model(spec, args.out, seed=args.seed, dtype=args.dtype, processor=not args.no_processor,
                      init_std=args.init_std)
     files = sorted(p.name for p in out.iterdir())

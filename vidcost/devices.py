@@ -46,6 +46,9 @@ class DeviceSpec:
         attention_half_tokens: the same for attention over n tokens (0: at peak).
         attention_rate_fraction: attention's asymptotic rate over the GEMM peak (1 for a datasheet).
         measured: True when `peak_flops` are achieved rates measured on this machine, not datasheet peaks.
+        weight_stream_bandwidth: bytes/s a one-row GEMM (a decode step's matrix-vector products) streams
+            weights from memory at, measured on a matrix larger than the caches; 0 when not measured (the
+            datasheet bandwidth stands in: `weight_read_bandwidth`).
     """
 
     name: str
@@ -57,6 +60,12 @@ class DeviceSpec:
     attention_half_tokens: float = 0.0
     attention_rate_fraction: float = 1.0
     measured: bool = False
+    weight_stream_bandwidth: float = 0.0
+
+    @property
+    def weight_read_bandwidth(self) -> float:
+        """The rate a decode step reads weights at: measured where it was, else the memory bandwidth."""
+        return self.weight_stream_bandwidth or self.memory_bandwidth
 
     def flops_per_second(self, dtype: str) -> float:
         """The peak for a dtype.
@@ -85,7 +94,8 @@ class DeviceSpec:
                 "memory_bandwidth_gbps": self.memory_bandwidth / GIGA, "memory_gb": self.memory_bytes / GIGA,
                 "source": self.source, "gemm_half_rows": self.gemm_half_rows,
                 "attention_half_tokens": self.attention_half_tokens,
-                "attention_rate_fraction": self.attention_rate_fraction, "measured": self.measured}
+                "attention_rate_fraction": self.attention_rate_fraction, "measured": self.measured,
+                "weight_stream_bandwidth_gbps": self.weight_stream_bandwidth / GIGA}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "device JSON") -> "DeviceSpec":
@@ -117,7 +127,9 @@ class DeviceSpec:
                    attention_half_tokens=number("attention_half_tokens", data.get("attention_half_tokens", 0),
                                                 positive=False),
                    attention_rate_fraction=number("attention_rate_fraction", data.get("attention_rate_fraction", 1)),
-                   measured=bool(data.get("measured", False)))
+                   measured=bool(data.get("measured", False)),
+                   weight_stream_bandwidth=number("weight_stream_bandwidth_gbps",
+                                                  data.get("weight_stream_bandwidth_gbps", 0), positive=False) * GIGA)
 
     def __str__(self) -> str:
         peaks = ", ".join(f"{k} {v / TERA:.1f} TFLOP/s" for k, v in sorted(self.peak_flops.items()))
@@ -248,7 +260,8 @@ def fit_hockney(sizes: list[float], work: list[float], seconds: list[float]) -> 
 def measure_local_device(*, dtype: str = "float32", device: str = "cpu", width: int = 1024,
                          repeats: int = 5, clock: Callable[[], float] = time.perf_counter) -> DeviceSpec:
     """Measure this machine: GEMMs [n, width] × [width, 4·width] at n = 16 … 2048 rows, causal SDPA
-    attention over 256 … 4096 tokens, and a large copy; fit Hockney's r∞ and n½ to each (`fit_hockney`).
+    attention over 256 … 4096 tokens, a large copy, and a one-row GEMM over a 256 MiB matrix (the rate a
+    decode step streams weights at); fit Hockney's r∞ and n½ to the first two (`fit_hockney`).
 
     Takes a few seconds on a CPU. The median of `repeats` timed runs after one warm-up, with a device
     synchronise around each on a GPU (one kernel per run, so the sync costs no overlap).
@@ -302,11 +315,19 @@ def measure_local_device(*, dtype: str = "float32", device: str = "cpu", width: 
         target = torch.empty_like(source_tensor)
         copy_seconds = seconds(lambda: target.copy_(source_tensor))
         bandwidth = 2 * source_tensor.numel() * source_tensor.element_size() / copy_seconds  # read + write
+        source_tensor = target = None  # freed before the 256 MiB matrix
+        # A decode step's GEMMs have one row: they stream their weights once. 256 MiB is beyond any last-level
+        # cache, so this is the rate from memory, not from cache.
+        matrix = torch.randn(width, 256 * 2**20 // (width * torch.finfo(torch_dtype).bits // 8),
+                             dtype=torch_dtype, device=device)
+        row = torch.randn(1, width, dtype=torch_dtype, device=device)
+        stream = matrix.numel() * matrix.element_size() / seconds(lambda: row @ matrix)
 
     return DeviceSpec(
         name=f"local ({device_name(device)})", peak_flops={dtype: gemm.rate}, memory_bandwidth=bandwidth,
         source=(f"measured by vidcost on {device} in {dtype}: GEMM r∞ {gemm.rate / GIGA:.1f} GFLOP/s, "
                 f"n½ {gemm.half_size:.0f} rows; attention r∞ {attention.rate / GIGA:.1f} GFLOP/s, "
-                f"n½ {attention.half_size:.0f} tokens; copy {bandwidth / GIGA:.1f} GB/s"),
+                f"n½ {attention.half_size:.0f} tokens; copy {bandwidth / GIGA:.1f} GB/s; one-row GEMM streams "
+                f"weights at {stream / GIGA:.1f} GB/s"),
         gemm_half_rows=gemm.half_size, attention_half_tokens=attention.half_size,
-        attention_rate_fraction=attention.rate / gemm.rate, measured=True)
+        attention_rate_fraction=attention.rate / gemm.rate, measured=True, weight_stream_bandwidth=stream)

@@ -135,24 +135,35 @@ def stage_work(config: Configuration) -> dict[str, dict[str, float]]:
         }
     # A decode step reads every layer's cache, about half-way through the steps (it grows by one each).
     lengths = decode_kv_lengths(schedule, generated_tokens=config.decode_tokens // 2)
+    # A step reads every weight but the input embedding table (one row of it), unless tied to the LM head.
+    embedding = 0 if spec.tie_word_embeddings else spec.vocab_size * spec.hidden_size
     work["decode"] = {"kv_bytes": 2 * sum(lengths) * spec.kv_dim * dtype_bytes, "layers": spec.num_layers,
-                      "weight_bytes": llm_parameters(spec) * dtype_bytes}
+                      "weight_bytes": (llm_parameters(spec) - embedding) * dtype_bytes}
     return work
 
 
 @dataclass(frozen=True)
 class Term:
-    """One fitted coefficient: seconds per unit of its work term, and its standard error."""
+    """One coefficient: seconds per unit of its work term, its standard error, and where it comes from.
+
+    Attributes:
+        source: "" when fitted to the profiles; else the device measurement that set it (`fixed` terms of
+            `fit_latency`: a bandwidth the store's profiles cannot separate from the per-layer time).
+    """
 
     name: str
     unit: str
     value: float
     stderr: float | None
+    source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "unit": self.unit, "value": self.value, "stderr": self.stderr}
+        out = {"name": self.name, "unit": self.unit, "value": self.value, "stderr": self.stderr}
+        return {**out, "source": self.source} if self.source else out
 
     def __str__(self) -> str:
+        if self.source:
+            return f"{self.name} = {self.value:.4g} {self.unit} (set from {self.source})"
         spread = f" ± {self.stderr:.3g}" if self.stderr is not None else ""
         return f"{self.name} = {self.value:.4g}{spread} {self.unit}"
 
@@ -311,8 +322,28 @@ def observations(records: Iterable[Mapping[str, Any]],
 MIN_CONFIGURATIONS = 3
 
 
-def fit_latency(data: Sequence[Observation]) -> LatencyModel:
+def bandwidth_terms(bandwidth: float, source: str) -> dict[str, dict[str, Term]]:
+    """The byte terms a device's measured memory bandwidth sets (seconds per byte = 1 / bandwidth): a decode
+    step's weight and KV-cache reads, and the prefill's per-layer weight read (Hockney's n½ end).
+
+    One model's profiles cannot separate a per-layer time from the weight bytes (each layer reads the same
+    bytes in every profile), so a fit on them puts the whole decode step into the per-layer term and
+    mispredicts a model of another size by its weight ratio; with the bandwidth measured apart, the layer
+    term is what is left — the launch and framework time of a step that transfers across sizes.
+    """
+    per_byte = 1.0 / bandwidth
+    term = lambda name: Term(name, "s/B", per_byte, None, source)  # noqa: E731
+    return {DECODE: {"weight_bytes": term("weight_bytes"), "kv_bytes": term("kv_bytes")},
+            "llm_prefill": {"weight_bytes": term("weight_bytes")}}
+
+
+def fit_latency(data: Sequence[Observation], fixed: Mapping[str, Mapping[str, Term]] | None = None) -> LatencyModel:
     """Fit every stage's terms to observations of one device, dtype and model family.
+
+    Args:
+        data: the observations.
+        fixed: stage → term name → a `Term` set from a device measurement (`bandwidth_terms`): kept as
+            given, its time taken off the measured one before the other terms are fitted.
 
     Raises:
         FitError: observations of several devices, dtypes or families (which ones, and how to choose),
@@ -349,14 +380,21 @@ def fit_latency(data: Sequence[Observation]) -> LatencyModel:
         # Relative error, with a floor of 1 % of the TTFT: a stage of a few microseconds (or none left
         # over for "other") must not weigh as much as the prefill.
         weights = 1 / np.maximum(measured, 0.01 * np.array([o.ttft_ms for o in rows]) / 1e3)
-        stages[stage] = _fit_stage(stage, candidates, works, measured, weights, len({o.key for o in rows}), np)
+        given = dict((fixed or {}).get(stage, {}))
+        known = np.array([sum(t.value * w.get(name, 0.0) for name, t in given.items()) for w in works])
+        candidates = [(name, unit) for name, unit in candidates if name not in given]
+        fit = _fit_stage(stage, candidates, works, measured - known, weights, len({o.key for o in rows}), np,
+                         offset=known)
+        stages[stage] = dataclasses.replace(fit, terms=fit.terms + tuple(given.values()))
     return LatencyModel(group_device, group_dtype, group_family, stages,
                         tuple(sorted({o.config.spec.name for o in data})),
                         tuple(sorted({o.config.method for o in data} - {"vanilla"})))
 
 
 def _fit_stage(stage: str, candidates: list[tuple[str, str]], works: list[Mapping[str, float]],
-               measured: Any, weights: Any, configurations: int, np: Any) -> StageFit:
+               measured: Any, weights: Any, configurations: int, np: Any, offset: Any = 0.0) -> StageFit:
+    """Bounded least squares of `measured` (seconds, after any fixed terms' `offset` is taken off) on the
+    candidate terms, in relative error (`weights`); the reported RMS error is of the whole stage."""
     from scipy.optimize import lsq_linear
 
     columns, kept, unidentified = [], [], []
@@ -373,7 +411,9 @@ def _fit_stage(stage: str, candidates: list[tuple[str, str]], works: list[Mappin
         columns.append(column)
         kept.append((name, unit))
     if not columns:
-        return StageFit(stage, (), tuple(unidentified), len(works), configurations)
+        residual = -measured * weights  # nothing fitted: the fixed terms alone, `measured` being what they leave
+        return StageFit(stage, (), tuple(unidentified), len(works), configurations,
+                        float(np.sqrt(np.mean(residual ** 2))))
     design = np.column_stack(columns)
     scale = np.abs(design).max(axis=0)
     target = measured * weights

@@ -116,7 +116,7 @@ def predicted_values(model: LatencyModel, observation: Observation) -> dict[str,
 
 def held_out(data: Sequence[Observation], group_of: Callable[[Observation], Hashable | None], split: str,
              *, train: Callable[[Observation, Hashable], bool] | None = None,
-             progress: Callable[[int, int], None] | None = None) -> HeldOut:
+             progress: Callable[[int, int], None] | None = None, fixed: Any = None) -> HeldOut:
     """Predict each group of observations with a model fitted on the others.
 
     Args:
@@ -125,6 +125,7 @@ def held_out(data: Sequence[Observation], group_of: Callable[[Observation], Hash
         split: the split's name.
         train: which observations to fit on when predicting a group (default: every one not in it).
         progress: called with (groups done, groups) after each.
+        fixed: terms set from a device measurement, passed to every refit (`fit_latency`'s `fixed`).
 
     Raises:
         FitError: no group could be predicted.
@@ -136,7 +137,7 @@ def held_out(data: Sequence[Observation], group_of: Callable[[Observation], Hash
         held = [o for o in data if group_of(o) == group]
         fitted = [o for o in data if (train(o, group) if train else group_of(o) != group)]
         try:
-            model = fit_latency(fitted)
+            model = fit_latency(fitted, fixed)
         except FitError as err:
             skipped.append(f"{group}: {err}")
             continue

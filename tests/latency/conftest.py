@@ -77,3 +77,9 @@ def synthetic() -> Callable[..., list[dict[str, Any]]]:
 @pytest.fixture(scope="session")
 def true_terms() -> dict[str, dict[str, float]]:
     return TRUE_TERMS
+
+
+@pytest.fixture(scope="session")
+def true_terms() -> dict[str, dict[str, float]]:
+    """`TRUE_TERMS`: the coefficients the synthetic records were made from."""
+    return TRUE_TERMS

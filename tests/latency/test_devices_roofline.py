@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -31,6 +32,10 @@ def test_a_device_json_round_trips_and_bad_fields_are_named(tmp_path) -> None:
     path = tmp_path / "gpu.json"
     path.write_text(json.dumps(DEVICES["l40s"].to_dict()))
     assert load_device(str(path)) == DEVICES["l40s"]
+    assert DEVICES["l40s"].weight_read_bandwidth == DEVICES["l40s"].memory_bandwidth  # a datasheet: no stream rate
+    streamed = dataclasses.replace(DEVICES["l40s"], weight_stream_bandwidth=700e9)
+    path.write_text(json.dumps(streamed.to_dict()))
+    assert load_device(str(path)) == streamed and streamed.weight_read_bandwidth == 700e9
     path.write_text(json.dumps({"name": "x", "peak_tflops": {"bfloat16": "fast"}, "memory_bandwidth_gbps": 100}))
     with pytest.raises(DataFormatError, match="'peak_tflops.bfloat16' must be a positive finite number, got 'fast'"):
         load_device(str(path))
@@ -59,6 +64,10 @@ def test_the_local_microbenchmark_measures_this_machine() -> None:
     assert local.measured and local.name.startswith("local (")
     assert 1e8 < local.peak_flops["float32"] < 1e14 and local.memory_bandwidth > 1e8
     assert local.gemm_half_rows >= 0 and "measured by vidcost" in local.source
+    # a one-row GEMM streams its weights from memory: slower than the peak FLOP rate allows, at most what a
+    # copy reaches (read + write counted) times a few — a number, measured, not the copy's
+    assert 1e8 < local.weight_stream_bandwidth < 10 * local.memory_bandwidth
+    assert local.weight_read_bandwidth == local.weight_stream_bandwidth
 
 
 def config(tokens: int, layers_kept: int | None = None) -> Configuration:

@@ -151,3 +151,17 @@ def test_report_with_a_calibration_draws_predicted_latency(fitted, tmp_path) -> 
     markdown = (out / "report.md").read_text()
     assert "Accuracy vs TTFT predicted on Synthetic CPU (1 thread) (calibrated)" in markdown
     assert "The latency is a prediction, not a measurement." in markdown
+
+
+def test_fit_takes_the_byte_terms_from_a_device_and_says_so(synthetic, tmp_path) -> None:
+    store = write_store(tmp_path / "runs.jsonl", synthetic(models=("tiny",), noise=0.01))
+    result = vidcost("fit", "--store", str(store), "--out", str(tmp_path / "calib.json"), "--device-spec", "h100")
+    assert result.returncode == 0, result.stderr
+    assert "weight_bytes = " in result.stdout and "(set from h100-sxm: memory bandwidth 3350.0 GB/s)" in result.stdout
+    decode = json.loads((tmp_path / "calib.json").read_text())["latency_model"]["stages"]["decode"]
+    sources = {term["name"]: term.get("source", "") for term in decode["terms"]}
+    assert sources["weight_bytes"].startswith("h100-sxm") and sources["layers"] == ""  # the rest fitted
+    assert "no band measured for another model" in result.stdout  # one model: no leave-one-model-out
+    bad = vidcost("fit", "--store", str(store), "--out", str(tmp_path / "c2.json"), "--device-spec", "nosuch")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "unknown --device-spec 'nosuch'" in bad.stderr
+    assert not (tmp_path / "c2.json").exists()

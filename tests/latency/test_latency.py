@@ -89,3 +89,25 @@ def test_calibration_round_trips_through_json(synthetic, tmp_path) -> None:
     loaded = load_calibration(str(path))
     assert loaded.to_dict() == calibration.to_dict()
     assert fitted_terms(loaded.model) == fitted_terms(model)
+
+
+def test_a_bandwidth_measured_apart_carries_one_models_decode_to_another(synthetic, true_terms) -> None:
+    """One model's profiles cannot separate the per-layer time from the weight bytes of a decode step; with
+    the weight-read bandwidth given (`bandwidth_terms`, as `vidcost fit --device-spec` sets it), the layer
+    term is what is left, and another model's decode is predicted from its own bytes."""
+    from vidcost.latency import bandwidth_terms, predict_stages
+
+    tiny = observations(synthetic(models=("tiny",)))
+    other = [o for o in observations(synthetic(models=("llava-onevision-0.5b",), frames=(4,)))
+             if o.config.method == "vanilla"][0]
+    measured = other.stages_ms["decode"]
+    plain = fit_latency(tiny)
+    assert "weight_bytes" in plain.stages["decode"].unidentified
+    rate = 1 / true_terms["decode"]["weight_bytes"]
+    given = fit_latency(tiny, {"decode": bandwidth_terms(rate, "a test device")["decode"]})
+    terms = {t.name: t for t in given.stages["decode"].terms}
+    assert terms["weight_bytes"].source == "a test device" and terms["weight_bytes"].value == 1 / rate
+    assert terms["layers"].value == pytest.approx(true_terms["decode"]["layers"], rel=0.05)
+    with_bandwidth = predict_stages(given, other.config).decode_ms_per_token
+    without = predict_stages(plain, other.config).decode_ms_per_token
+    assert abs(with_bandwidth / measured - 1) < 0.05 < abs(without / measured - 1)

@@ -28,6 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     select.add_argument("--device-name", help="records whose device contains this text (e.g. H100, 'EPYC (1 thread)')")
     select.add_argument("--dtype", help="records of this dtype (float32, bfloat16, float16)")
     select.add_argument("--family", help="records of this model family (llava_onevision, qwen2_5_vl, qwen2_vl)")
+    parser.add_argument("--device-spec", metavar="NAME",
+                        help="take the byte terms (a decode step's weight and KV reads, the prefill's weight read) "
+                             "from this device's bandwidth instead of fitting them: 'local' measures the machine "
+                             "the profiles ran on (with their torch threads), or a table name or device JSON. "
+                             "Needed for predictions across model sizes when the store holds one model")
     parser.add_argument("--no-validation", action="store_true",
                         help="skip the leave-one-configuration-out error (predictions then carry no band)")
     parser.add_argument("--json", action="store_true", help="print the calibration and the held-out rows as JSON")
@@ -50,15 +55,16 @@ def run(args: argparse.Namespace) -> int:
     if not chosen:
         raise FitError(f"no usable profile in '{args.store}' matches the choice ({len(data)} usable in all); "
                        "drop or change --device-name / --dtype / --family")
-    model = fit_latency(chosen)
+    fixed = _device_terms(args.device_spec, chosen) if args.device_spec else None
+    model = fit_latency(chosen, fixed)
     held, outside = None, {}
     if not args.no_validation:
         progress = _progress(len({o.key for o in chosen}))
-        held = leave_one_configuration_out(chosen, progress=progress)
+        held = leave_one_configuration_out(chosen, progress=progress, fixed=fixed)
         progress(0, 0)
         for regime, split in REGIME_SPLITS.items():  # the bands outside the range, where the store can measure them
             try:
-                outside[regime] = split(chosen)
+                outside[regime] = split(chosen, fixed=fixed)
             except FitError:
                 continue
     calibration = Calibration(model, held.summary() if held else {}, len(chosen), len({o.key for o in chosen}),
@@ -72,6 +78,37 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(_render(calibration, derived_quantities(model, spec, model.dtype), held, outside, args.out))
     return 0
+
+
+def _device_terms(name: str, chosen: list) -> dict:
+    """The byte terms `--device-spec` sets (`vidcost.latency.bandwidth_terms`); "local" measures this machine
+    with the torch threads the profiles ran with (a CPU's fit keys its device by them: "EPYC (1 thread)")."""
+    import re
+    import warnings
+
+    from vidcost.devices import LOCAL, load_device
+    from vidcost.latency import bandwidth_terms
+
+    if name.strip().lower() == LOCAL:
+        import torch
+
+        profiled = chosen[0].device
+        threads = re.search(r"\((\d+) threads?\)", profiled)  # only CPU records name their threads
+        previous = torch.get_num_threads()
+        torch.set_num_threads(int(threads.group(1)) if threads else previous)
+        try:
+            device = load_device(name, dtype=chosen[0].config.dtype, device="cpu" if threads else "cuda")
+        finally:
+            torch.set_num_threads(previous)
+        here = device.name.removeprefix("local (").removesuffix(")")
+        if here not in profiled:
+            warnings.warn(f"--device-spec local measured {here}, but the profiles ran on {profiled}: the byte "
+                          "terms are this machine's", stacklevel=2)
+    else:
+        device = load_device(name)
+    rate = device.weight_read_bandwidth
+    how = "one-row GEMM weight stream" if device.weight_stream_bandwidth else "memory bandwidth"
+    return bandwidth_terms(rate, f"{device.name}: {how} {rate / 1e9:.1f} GB/s")
 
 
 def _progress(groups: int):

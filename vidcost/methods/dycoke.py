@@ -58,10 +58,15 @@ def reference_similarity(x: "torch.Tensor") -> "torch.Tensor":
         later = x[offset::GROUP_FRAMES]
         count = later.shape[0]
         earlier = x[offset - back::GROUP_FRAMES][:count]
-        if reduced and back == 1:  # the pair loop: F.normalize, then cosine_similarity
-            value = F.cosine_similarity(F.normalize(later, p=2, dim=-1), F.normalize(earlier, p=2, dim=-1), dim=-1)
-        elif reduced:  # the stride-4 loop: cosine_similarity of the raw features
-            value = F.cosine_similarity(later, earlier, dim=-1)
+        if reduced:
+            # Frame by frame, as the official loops: on one [P, D] frame torch's cosine kernel is twice as fast
+            # as on the strided [T/4, P, D] views, and bit for bit the same.
+            if back == 1:  # the pair loop: F.normalize, then cosine_similarity
+                pairs = [F.cosine_similarity(F.normalize(a, p=2, dim=-1), F.normalize(b, p=2, dim=-1), dim=-1)
+                         for a, b in zip(later, earlier)]
+            else:  # the stride-4 loop: cosine_similarity of the raw features
+                pairs = [F.cosine_similarity(a, b, dim=-1) for a, b in zip(later, earlier)]
+            value = torch.stack(pairs) if pairs else later.new_zeros(later.shape[:2])
         else:
             value = torch.linalg.vecdot(later, earlier) / (norms[offset::GROUP_FRAMES]
                                                            * norms[offset - back::GROUP_FRAMES][:count])

@@ -8,6 +8,11 @@ For each store (profiles of one model on one device, e.g. from `vidcost sweep`),
 * frame extrapolation — fitted on --train-frames, every profile at --test-frames predicted: goal
   |error| of the predicted speedup ≤ 10 %.
 
+* across models (issue #19), when two or more stores of different models are given — each model predicted by a
+  fit on the others' profiles (leave-one-model-out): goal LLM-prefill speedup median ≤ 10 %, max ≤ 20 %.
+  With `--device-spec local` the byte terms come from this machine's measured bandwidth (`vidcost fit
+  --device-spec`), which a decode step's transfer across sizes needs.
+
 Beside the goals it prints the TTFT errors and the noise floor they sit on: how much the vanilla TTFT of
 one frame count varies from cell to cell (max / min − 1) — a model cannot be shown better than the
 measurements it is checked against.
@@ -26,7 +31,7 @@ The stores in profiles/ were measured with (CPU, float32, one torch thread):
         --decode-tokens 2 --repeats 1 --warmup 1 --threads 1 --store profiles/latency_cpu_0.5b.jsonl
 
     python analysis/bench_latency_model.py --store profiles/latency_cpu_tiny.jsonl \\
-        --store profiles/latency_cpu_0.5b.jsonl [--train-frames 4,8 --test-frames 16]
+        --store profiles/latency_cpu_0.5b.jsonl [--train-frames 4,8 --test-frames 16] [--device-spec local]
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from typing import Any
 GOAL_BUDGET_MEDIAN = 0.05
 GOAL_BUDGET_MAX = 0.10
 GOAL_FRAMES = 0.10
+GOAL_MODELS_MEDIAN, GOAL_MODELS_MAX = 0.10, 0.20
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-frames", default="4,8", help="frame counts to fit on (default 4,8)")
     parser.add_argument("--test-frames", default="16", help="frame counts to predict (default 16)")
     parser.add_argument("--rows", action="store_true", help="also print every held-out row")
+    parser.add_argument("--device-spec", help="set the byte terms from this device (e.g. local) in the "
+                                               "across-models split, as `vidcost fit --device-spec` does")
     args = parser.parse_args(argv)
 
     from vidcost.latency import observations
@@ -66,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
             missed += _frame_split(store, data, train, test, args.rows)
         else:
             print(f"  no profile at {test} frames: frame extrapolation not measured")
+    everything = [o for store in args.store for o in observations(read_records(store, kind="profile"))]
+    if len({o.config.spec.name for o in everything}) > 1:
+        missed += _model_split(everything, args.device_spec, args.rows)
     print("\nall goals met" if not missed else "\nMISSED: " + "; ".join(missed))
     return 1 if missed else 0
 
@@ -96,6 +107,28 @@ def _frame_split(store: str, data: list[Any], train: list[int], test: list[int],
     missed = []
     if "speedup" in summary and summary["speedup"]["max"] > GOAL_FRAMES:
         missed.append(f"{store} {result.split}: speedup max {summary['speedup']['max']:.1%} > {GOAL_FRAMES:.0%}")
+    return missed
+
+
+def _model_split(data: list[Any], device_spec: str | None, rows: bool) -> list[str]:
+    """Each model predicted by a fit on the other models' profiles, per model and in all."""
+    from vidcost.validation import HeldOut, leave_one_model_out
+
+    fixed = None
+    if device_spec:
+        from vidcost.devices import byte_terms_for
+
+        fixed = byte_terms_for(device_spec, data)
+        print(f"\nbyte terms from {next(iter(fixed['decode'].values())).source}")
+    result = leave_one_model_out(data, fixed=fixed)
+    print("\nacross models (each model predicted by a fit on the others):")
+    for model in sorted({row.model for row in result.rows}):
+        _print(HeldOut(f"{model}, fitted without it", tuple(r for r in result.rows if r.model == model)), rows)
+    prefill = result.summary().get("llm_prefill_speedup")
+    missed = []
+    if prefill and (prefill["median"] > GOAL_MODELS_MEDIAN or prefill["max"] > GOAL_MODELS_MAX):
+        missed.append(f"across models: LLM-prefill speedup median {prefill['median']:.1%} / max {prefill['max']:.1%}"
+                      f" > {GOAL_MODELS_MEDIAN:.0%} / {GOAL_MODELS_MAX:.0%}")
     return missed
 
 

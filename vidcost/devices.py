@@ -23,7 +23,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from vidcost.errors import ConfigError, DataFormatError
 
@@ -331,3 +331,39 @@ def measure_local_device(*, dtype: str = "float32", device: str = "cpu", width: 
                 f"weights at {stream / GIGA:.1f} GB/s"),
         gemm_half_rows=gemm.half_size, attention_half_tokens=attention.half_size,
         attention_rate_fraction=attention.rate / gemm.rate, measured=True, weight_stream_bandwidth=stream)
+
+
+def byte_terms_for(name: str, chosen: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """The byte terms `vidcost fit --device-spec` sets (`vidcost.latency.bandwidth_terms`) for observations
+    `chosen` of one device: a table name or device JSON gives its bandwidth; "local" measures this machine
+    with the torch threads the profiles ran with (a CPU's fit keys its device by them: "EPYC (1 thread)"),
+    warning when it is not the machine they ran on.
+
+    Raises:
+        ConfigError: an unknown device name.
+    """
+    import re
+    import warnings
+
+    from vidcost.latency import bandwidth_terms
+
+    if name.strip().lower() == LOCAL:
+        import torch
+
+        profiled = chosen[0].device
+        threads = re.search(r"\((\d+) threads?\)", profiled)  # only CPU records name their threads
+        previous = torch.get_num_threads()
+        torch.set_num_threads(int(threads.group(1)) if threads else previous)
+        try:
+            device = load_device(name, dtype=chosen[0].config.dtype, device="cpu" if threads else "cuda")
+        finally:
+            torch.set_num_threads(previous)
+        here = device.name.removeprefix("local (").removesuffix(")")
+        if here not in profiled:
+            warnings.warn(f"--device-spec local measured {here}, but the profiles ran on {profiled}: the byte "
+                          "terms are this machine's", stacklevel=2)
+    else:
+        device = load_device(name)
+    rate = device.weight_read_bandwidth
+    how = "one-row GEMM weight stream" if device.weight_stream_bandwidth else "memory bandwidth"
+    return bandwidth_terms(rate, f"{device.name}: {how} {rate / 1e9:.1f} GB/s")

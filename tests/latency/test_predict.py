@@ -180,3 +180,28 @@ def test_held_out_values_lie_in_their_bands(synthetic) -> None:
                 e = values["max"]
                 high = predicted / (1 - e) if e < 1 else float("inf")
                 assert predicted / (1 + e) * (1 - 1e-9) <= measured <= high * (1 + 1e-9), (split, quantity, row)
+
+
+def test_the_committed_stores_held_out_values_lie_in_their_printed_bands() -> None:
+    """On the profiles in profiles/ (tiny and LLaVA-OV-0.5B on this CPU): every configuration held out of a
+    fit, and every model held out of one, lies in the band `vidcost predict` prints for its regime."""
+    from pathlib import Path
+
+    from vidcost.store import iter_records
+    from vidcost.validation import leave_one_model_out
+
+    root = Path(__file__).resolve().parents[2] / "profiles"
+    data = observations([r for name in ("latency_cpu_tiny.jsonl", "latency_cpu_0.5b.jsonl")
+                         for r in iter_records(root / name, kind="profile")])
+    for split, regime in ((leave_one_configuration_out, "inside"), (leave_one_model_out, "other_model")):
+        result = split(data)
+        calibration = Calibration(fit_latency(data), result.summary() if regime == "inside" else {}, len(data), 0,
+                                  "profiles", {}, {} if regime == "inside" else {regime: result.summary()})
+        errors = calibration.errors_for(regime)
+        for row in result.rows:
+            for quantity, e in errors.items():
+                measured, predicted = row.measured.get(quantity), row.predicted.get(quantity)
+                if measured is None or predicted is None:
+                    continue
+                high = predicted / (1 - e) if e < 1 else float("inf")
+                assert predicted / (1 + e) * (1 - 1e-9) <= measured <= high * (1 + 1e-9), (regime, quantity, row)

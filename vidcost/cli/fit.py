@@ -55,7 +55,11 @@ def run(args: argparse.Namespace) -> int:
     if not chosen:
         raise FitError(f"no usable profile in '{args.store}' matches the choice ({len(data)} usable in all); "
                        "drop or change --device-name / --dtype / --family")
-    fixed = _device_terms(args.device_spec, chosen) if args.device_spec else None
+    fixed = None
+    if args.device_spec:
+        from vidcost.devices import byte_terms_for
+
+        fixed = byte_terms_for(args.device_spec, chosen)
     model = fit_latency(chosen, fixed)
     held, outside = None, {}
     if not args.no_validation:
@@ -78,37 +82,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(_render(calibration, derived_quantities(model, spec, model.dtype), held, outside, args.out))
     return 0
-
-
-def _device_terms(name: str, chosen: list) -> dict:
-    """The byte terms `--device-spec` sets (`vidcost.latency.bandwidth_terms`); "local" measures this machine
-    with the torch threads the profiles ran with (a CPU's fit keys its device by them: "EPYC (1 thread)")."""
-    import re
-    import warnings
-
-    from vidcost.devices import LOCAL, load_device
-    from vidcost.latency import bandwidth_terms
-
-    if name.strip().lower() == LOCAL:
-        import torch
-
-        profiled = chosen[0].device
-        threads = re.search(r"\((\d+) threads?\)", profiled)  # only CPU records name their threads
-        previous = torch.get_num_threads()
-        torch.set_num_threads(int(threads.group(1)) if threads else previous)
-        try:
-            device = load_device(name, dtype=chosen[0].config.dtype, device="cpu" if threads else "cuda")
-        finally:
-            torch.set_num_threads(previous)
-        here = device.name.removeprefix("local (").removesuffix(")")
-        if here not in profiled:
-            warnings.warn(f"--device-spec local measured {here}, but the profiles ran on {profiled}: the byte "
-                          "terms are this machine's", stacklevel=2)
-    else:
-        device = load_device(name)
-    rate = device.weight_read_bandwidth
-    how = "one-row GEMM weight stream" if device.weight_stream_bandwidth else "memory bandwidth"
-    return bandwidth_terms(rate, f"{device.name}: {how} {rate / 1e9:.1f} GB/s")
 
 
 def _progress(groups: int):

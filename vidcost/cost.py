@@ -170,7 +170,7 @@ class MemoryEstimate:
     @property
     def total_bytes(self) -> int:
         """Weights + the larger of the two phases: the vision tower's transient (freed before the LLM runs)
-        or the LLM prefill's KV cache and activation peak."""
+        or the LLM prefill's (`llm_bytes`)."""
         return self.weights_bytes + max(self.vision_peak_bytes, self.llm_bytes)
 
     @property

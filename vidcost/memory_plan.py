@@ -3,7 +3,7 @@ stays under a device's memory (`vidcost predict --memory-limit 24GiB`).
 
 The peak is the cost model's (`vidcost.cost.estimate_memory`): the weights plus the larger of the vision
 tower's transient — every frame in one batch, as the runtime and the stock forward run it — and the LLM
-prefill's KV cache and activation peak. Both grow with the frames; only the second shrinks with pruning,
+prefill's KV cache, activation peak and visual features. Both grow with the frames; only the second shrinks with pruning,
 so at many frames the vision tower decides what fits whatever the budget (the answer says which phase sets
 the peak). `analysis/bench_memory.py` checks the estimate against the measured whole-run peak.
 """

@@ -182,7 +182,7 @@ def leave_one_frame_count_out(data: Sequence[Observation], **kwargs: Any) -> Hel
     """Each frame count (of every model at once) predicted by a fit on the other frame counts.
 
     Raises:
-        FitError: no model with two or more frame counts, or none could be predicted.
+        FitError: fewer than two frame counts, or none could be predicted.
     """
     counts = {o.config.spec.frames for o in data}
     if len(counts) < 2:

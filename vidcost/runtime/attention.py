@@ -96,7 +96,7 @@ def decode_attention(layer: Any, layer_input: "torch.Tensor", position_embedding
     q = q * cos + rotate_half(q) * sin
     k = keys[0].repeat_interleave(groups, dim=0)  # [H, n, hd]: head h uses KV head h // groups
     if precision == "model":
-        scores = torch.einsum("hd,hnd->hn", q, k.to(q.dtype)) * attn.scaling
+        scores = torch.einsum("hd,hnd->hn", q, k) * attn.scaling  # the cache is in the model's dtype too
         return torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
     scores = torch.einsum("hd,hnd->hn", q.float(), k.float()) * attn.scaling
     return torch.softmax(scores, dim=-1)

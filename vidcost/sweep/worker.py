@@ -145,7 +145,7 @@ def return_freed_memory() -> None:
     import ctypes.util
     import gc
 
-    gc.collect()  # cycles (autograd-free, but records and closures) before the pages are looked at
+    gc.collect()  # tensors held only by reference cycles (closures, records) are freed before the trim
     name = ctypes.util.find_library("c")
     try:
         trim = ctypes.CDLL(name).malloc_trim if name else None

@@ -133,6 +133,11 @@ class CpuAllocatorEvents:
                   for e in events if e.name().startswith(_RANGE_PREFIX)]
         peak, stages = allocation_peaks(allocations, ranges)
         self.result = MemoryMeasurement(peak, stages, self.resident_bytes + peak, self.source)
+        # torch's profile object sits in a reference cycle that keeps its results (an event per allocation,
+        # native memory) alive until the cyclic collector runs: a long sweep grew by them cell after cell.
+        # Dropping the link to the results frees them now.
+        del events
+        prof.profiler = None
 
     def window(self, stage: str) -> contextlib.AbstractContextManager:
         """A `record_function` range named after the stage (other windows pass through)."""

@@ -137,15 +137,17 @@ def return_freed_memory() -> None:
     A cell allocates and frees gigabytes of tensors of many sizes (the vision tower's transients above
     all). glibc keeps freed heap memory for reuse rather than returning it, and raises its mmap threshold
     after each large free, so ever more of those tensors land on a heap that fragments: the process's
-    resident memory grew cell after cell although nothing was kept (`analysis/bench_sweep_memory.py`:
-    +58 % over 20 tiny cells; 17 GB over ten LLaVA-OV-0.5B cells at 16 frames was reported). Trimming
-    after each cell releases every free page. Elsewhere than glibc (macOS, musl) this does nothing.
+    resident memory grew cell after cell although nothing was kept. `analysis/bench_sweep_memory.py`, 20
+    tiny cells: RSS after 20 / after 2 was 1.58; 1.32 once the memory probe stopped keeping torch.profiler's
+    results alive (`vidcost.profiling.memory`); 1.03 with this trim after every cell (17 GB over ten
+    LLaVA-OV-0.5B cells at 16 frames was reported). Elsewhere than glibc (macOS, musl) this does nothing.
+
+    No gc.collect() here: a Ctrl-C that lands while the collector runs a Python finalizer is swallowed there
+    ("Exception ignored in …"), and the sweep would not stop.
     """
     import ctypes
     import ctypes.util
-    import gc
 
-    gc.collect()  # tensors held only by reference cycles (closures, records) are freed before the trim
     name = ctypes.util.find_library("c")
     try:
         trim = ctypes.CDLL(name).malloc_trim if name else None

@@ -110,8 +110,11 @@ def test_ctrl_c_stops_with_whole_cells_and_says_how_to_resume(tmp_path):
     plugin.write_text(WAITING_METHOD)
     grid = ["--methods", f"uniform,{plugin}:Waiting", *GRID[2:]]
     store = tmp_path / "runs.jsonl"
+    # A suite started as a background job (`cmd &` in a script) runs with SIGINT ignored, and a child inherits
+    # that: Python then installs no KeyboardInterrupt handler. The sweep gets Ctrl-C as a terminal gives it.
     process = subprocess.Popen([sys.executable, "-m", "vidcost", "sweep", *grid, "--store", str(store)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for_first_cell(store, process)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)

@@ -112,6 +112,7 @@ def recorded(bench: Bench, method: Any) -> Iterator[list[Stage]]:
     from vidcost.runtime import prefill as prefill_module
 
     runtime, stages, calls = bench.runtime, [], []
+    contexts: list[dict[str, Any]] = []  # what each in-LLM call was handed, until its _reduce record takes it
     originals = prefill_module.query_attention, prefill_module.decode_attention
     select, reduce = runtime._select, runtime._reduce
     in_llm, in_decode = method.reduce_in_llm, method.reduce_in_decode
@@ -135,8 +136,6 @@ def recorded(bench: Bench, method: Any) -> Iterator[list[Stage]]:
                                                    source=args[3], call=calls[made] if len(calls) > made else None,
                                                    **contexts.pop())))
         return new
-
-    contexts: list[dict[str, Any]] = []
 
     def record_in_llm(context: Any, keep: int) -> Any:
         reduction = in_llm(context, keep)

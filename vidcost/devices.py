@@ -336,13 +336,12 @@ def measure_local_device(*, dtype: str = "float32", device: str = "cpu", width: 
 def byte_terms_for(name: str, chosen: Sequence[Any]) -> dict[str, dict[str, Any]]:
     """The byte terms `vidcost fit --device-spec` sets (`vidcost.latency.bandwidth_terms`) for observations
     `chosen` of one device: a table name or device JSON gives its bandwidth; "local" measures this machine
-    with the torch threads the profiles ran with (a CPU's fit keys its device by them: "EPYC (1 thread)"),
-    warning when it is not the machine they ran on.
+    with the torch threads the profiles ran with (`Observation.threads`; a CPU's fit keys its device by
+    them), warning when it is not the machine they ran on.
 
     Raises:
         ConfigError: an unknown device name.
     """
-    import re
     import warnings
 
     from vidcost.latency import bandwidth_terms
@@ -350,10 +349,9 @@ def byte_terms_for(name: str, chosen: Sequence[Any]) -> dict[str, dict[str, Any]
     if name.strip().lower() == LOCAL:
         import torch
 
-        profiled = chosen[0].device
-        threads = re.search(r"\((\d+) threads?\)", profiled)  # only CPU records name their threads
+        profiled, threads = chosen[0].device, chosen[0].threads  # threads: a CPU's records only
         previous = torch.get_num_threads()
-        torch.set_num_threads(int(threads.group(1)) if threads else previous)
+        torch.set_num_threads(threads or previous)
         try:
             device = load_device(name, dtype=chosen[0].config.dtype, device="cpu" if threads else "cuda")
         finally:

@@ -251,6 +251,7 @@ class Observation:
         run_id: pairs a method's observation with its vanilla's.
         budget: the budget the record was run at.
         device: `record_device` of the record.
+        threads: the torch CPU threads it ran with (None on a GPU, or when the record does not say).
     """
 
     config: Configuration
@@ -260,6 +261,7 @@ class Observation:
     run_id: str
     budget: float
     device: str
+    threads: int | None = None
 
     @property
     def key(self) -> tuple[Any, ...]:
@@ -311,8 +313,11 @@ def observations(records: Iterable[Mapping[str, Any]],
         measured["other"] = max(float(ttft) - sum(float(v) for v in stages.values()), 0.0)
         if record.get("decode_ms_per_token") is not None:
             measured[DECODE] = float(record["decode_ms_per_token"])
+        threads = (record.get("environment") or {}).get("threads")
+        on_cpu = not str(record.get("device", "")).startswith("cuda")
         kept.append(Observation(config, measured, float(ttft), float(prefill), str(record.get("run_id")),
-                                float(record["budget"]), record_device(record)))
+                                float(record["budget"]), record_device(record),
+                                int(threads) if on_cpu and isinstance(threads, int) else None))
     if skipped:
         message = "; ".join(f"{count} record(s) with {why}" for why, count in skipped.items())
         (warn or (lambda text: warnings.warn(text, stacklevel=3)))(f"skipped {message}")

@@ -10,6 +10,7 @@ operating system (`return_freed_memory`), so a long sweep's resident memory stay
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
@@ -145,16 +146,22 @@ def return_freed_memory() -> None:
     No gc.collect() here: a Ctrl-C that lands while the collector runs a Python finalizer is swallowed there
     ("Exception ignored in …"), and the sweep would not stop.
     """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's `malloc_trim`, looked up once (`find_library` runs ldconfig on every call); None elsewhere."""
     import ctypes
     import ctypes.util
 
     name = ctypes.util.find_library("c")
     try:
-        trim = ctypes.CDLL(name).malloc_trim if name else None
+        return ctypes.CDLL(name).malloc_trim if name else None
     except (OSError, AttributeError):  # not glibc
-        trim = None
-    if trim is not None:
-        trim(0)
+        return None
 
 
 def failure_message(err: BaseException) -> str:

@@ -39,8 +39,8 @@ import numpy as np
 import torch
 
 import in_layers
-from official_code import (SOURCES, causal_mask_4d, load_module, official_block, official_functions, overlap,
-                           parse_official, rows_of, synthetic_video, timed, within_ulp)
+from official_code import (SOURCES, causal_mask_4d, dycoke_frame_counts, load_module, official_block,
+                           official_functions, overlap, parse_official, rows_of, synthetic_video, timed, within_ulp)
 
 from vidcost.errors import ConfigError, VidcostError
 from vidcost.methods import LayerContext, get_method
@@ -95,16 +95,7 @@ def compare_dycoke(root: Path, video: torch.Tensor, repeats: int) -> dict[str, A
     merged, official_ms = timed(lambda: fn(flat, per_frame, 0.7), repeats)
     official = torch.sort(rows_of(merged, flat)).values
     ours, vidcost_ms = timed(lambda: get_method("dycoke").select_visual(video, budget).positions, repeats)
-    per_official = torch.bincount(official // per_frame, minlength=frames).tolist()
-    per_ours = torch.bincount(ours // per_frame, minlength=frames).tolist()
-    notes = []
-    for frame, (a, b) in enumerate(zip(per_official, per_ours)):
-        if a != b:
-            cause = ("the official stride-4 loop stops at range(0, T - 4, 4): the last group's frame 2 is never "
-                     "compared and stays whole" if frame == frames - 2 and a == per_frame else
-                     "the official pair loop range(0, T - 1, 2) drops an odd last frame" if a == 0 else "?")
-            notes.append(f"frame {frame}: official keeps {a}, vidcost {b} — {cause}")
-    same = [f for f in range(frames) if per_official[f] == per_ours[f]]
+    same, notes = dycoke_frame_counts(official, ours, frames, per_frame)
     in_common = overlap(official[torch.isin(official // per_frame, torch.tensor(same))],
                         ours[torch.isin(ours // per_frame, torch.tensor(same))])
     agreement = (f"per-frame counts equal in {len(same)}/{frames} frames; {in_common:.2%} of kept positions in "

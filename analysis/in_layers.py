@@ -41,8 +41,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
-from official_code import (DYCOKE_DECODER, FRAMEFUSION_UTILS, PRUNEVID_CACHE, SOURCES, causal_mask_4d, load_module,
-                           official_block, official_functions, overlap, rows_of, synthetic_video, timed, within_ulp)
+from official_code import (DYCOKE_DECODER, FRAMEFUSION_UTILS, PRUNEVID_CACHE, SOURCES, causal_mask_4d,
+                           dycoke_frame_counts, load_module, official_block, official_functions, overlap, rows_of,
+                           synthetic_video, timed, within_ulp)
 
 from vidcost.errors import ConfigError
 from vidcost.methods import get_method
@@ -453,15 +454,9 @@ def compare_dycoke(root: Path, bench: Bench, budget: float, repeats: int) -> lis
         merged, official_ms = timed(lambda: merge(flat, per_frame, 1.0 - (count + 0.5) / per_frame), repeats)
         _, vidcost_ms = timed(lambda: type(method).select_visual(method, video, budget), repeats)
     theirs = rows_of(merged, flat)
-    per_official = torch.bincount(theirs // per_frame, minlength=frames)
-    per_ours = torch.bincount(positions // per_frame, minlength=frames)
-    differ = [f for f in range(frames) if per_official[f] != per_ours[f]]
-    for frame in differ:
-        cause = ("the official stride-4 loop stops at range(0, T - 4, 4): the last group's frame 2 is never compared "
-                 "and stays whole" if frame == frames - 2 and per_official[frame] == per_frame else "?")
-        notes.append(f"frame {frame}: official keeps {int(per_official[frame])}, vidcost {int(per_ours[frame])} — "
-                     f"{cause}")
-    same = torch.tensor([f for f in range(frames) if f not in differ])
+    agreeing, differ = dycoke_frame_counts(theirs, positions, frames, per_frame)
+    notes += differ
+    same = torch.tensor(agreeing)
     mine = positions[torch.isin(positions // per_frame, same)]
     theirs_same = theirs[torch.isin(theirs // per_frame, same)]
     order = "the same order" if torch.equal(mine, theirs_same) else "another order"

@@ -163,6 +163,22 @@ def causal_mask_4d(attention_mask: torch.Tensor, shape: tuple[int, int], embeds:
     return mask[None, None].expand(batch, 1, length, length)
 
 
+def dycoke_frame_counts(official: torch.Tensor, ours: torch.Tensor, frames: int,
+                        per_frame: int) -> tuple[list[int], list[str]]:
+    """Kept tokens per frame of `dycole_ttm` and of vidcost (flat positions of each): the frames whose counts
+    agree, and one note per frame that differs, naming the official loop bound behind it."""
+    per_official = torch.bincount(official // per_frame, minlength=frames).tolist()
+    per_ours = torch.bincount(ours // per_frame, minlength=frames).tolist()
+    notes = []
+    for frame, (a, b) in enumerate(zip(per_official, per_ours)):
+        if a != b:
+            cause = ("the official stride-4 loop stops at range(0, T - 4, 4): the last group's frame 2 is never "
+                     "compared and stays whole" if frame == frames - 2 and a == per_frame else
+                     "the official pair loop range(0, T - 1, 2) drops an odd last frame" if a == 0 else "?")
+            notes.append(f"frame {frame}: official keeps {a}, vidcost {b} — {cause}")
+    return [f for f in range(frames) if per_official[f] == per_ours[f]], notes
+
+
 def overlap(a: torch.Tensor, b: torch.Tensor) -> float:
     """Share of kept positions in common: |A ∩ B| / max(|A|, |B|)."""
     sa, sb = set(a.tolist()), set(b.tolist())

@@ -39,8 +39,11 @@ def wait_for_first_cell(store, process: subprocess.Popen, timeout_s: float = 240
     """Poll the store until the sweep has appended its first whole cell (two lines)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if store.exists() and store.read_bytes().count(b"\n") >= 2:
-            return
+        try:
+            if store.read_bytes().count(b"\n") >= 2:
+                return
+        except FileNotFoundError:  # not yet, or the sweep's writability probe just removed the file it made
+            pass
         if process.poll() is not None:
             pytest.fail(f"the sweep ended before its first cell: {process.communicate()}")
         time.sleep(0.005)

@@ -107,6 +107,8 @@ class PublishedLatency:
         dtype: weights and activations, as the paper ran them.
         params: method parameters (name, value).
         note: provenance and assumptions.
+        attention: the attention implementation the paper's code ran ("eager" where it reads attention weights
+            through `output_attentions`, as FastV's does).
     """
 
     source: str
@@ -126,6 +128,7 @@ class PublishedLatency:
     dtype: str = "bfloat16"
     params: tuple[tuple[str, Any], ...] = ()
     note: str = ""
+    attention: str = "sdpa"
 
     def __str__(self) -> str:
         return f"{self.source} {self.where}: {self.model} {self.label} @ {self.budget:g} {self.metric} {self.measured:g}"
@@ -136,7 +139,8 @@ def _fastv_readme(label: str, model: str, budget: float, seconds: float, group: 
     return PublishedLatency(
         FASTV, "README, latency table (A-OKVQA)", "a100", True, model, 1, 576, 64, label, method, budget,
         "ttft_ms", seconds * 1000, group, dtype="float16", params=(("layer", 2),) if method == "fastv" else (),
-        note="latency / first output token; prompt length not stated (64 text tokens assumed); CLIP not priced")
+        note="latency / first output token; prompt length not stated (64 text tokens assumed); CLIP not priced",
+        attention="eager")  # the repository's LlamaAttention: matmul, softmax, matmul (modeling_llama.py)
 
 
 def _fastvid(label: str, method: str, budget: float, ms: float) -> PublishedLatency:
@@ -170,6 +174,8 @@ ROWS: tuple[PublishedLatency, ...] = (
 )
 
 MS_METRICS = ("llm_prefill_ms", "ttft_ms", "vision_ms")
+# The two device models, each priced for every row: the per-operator model and the datasheet roofline.
+MODELS = {"per-operator model": None, "roofline at datasheet peak": "peak"}
 SPEEDUP_METRICS = ("llm_prefill_speedup",)
 
 
@@ -179,18 +185,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device-spec", help="price every row on this device instead of the paper's GPU "
                                               "(a table name, a device JSON, or 'local')")
-    parser.add_argument("--json", action="store_true", help="one JSON object per row on stdout")
+    parser.add_argument("--attention", choices=("sdpa", "flash_attention_2", "eager"),
+                        help="price every row with this attention implementation (default: each row's)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per row and model on stdout")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="vidcost-plain-llm-") as folder:
         configs = _write_plain_configs(Path(folder))
-        results = [_compare(row, configs, args.device_spec) for row in ROWS]
-    _attach_measured_speedups(results)
+        by_model = {name: [_compare(row, configs, args.device_spec, roofline, args.attention) for row in ROWS]
+                    for name, roofline in MODELS.items()}
+    for results in by_model.values():
+        _attach_measured_speedups(results)
     if args.json:
-        for result in results:
-            print(json.dumps(result))
+        for name, results in by_model.items():
+            for result in results:
+                print(json.dumps({"model_kind": name, **result}))
     else:
-        _print_table(results)
+        for name, results in by_model.items():
+            print(f"\n== {name} ==")
+            _print_table(results)
     return 0
 
 
@@ -205,9 +218,11 @@ def _write_plain_configs(folder: Path) -> dict[str, str]:
     return paths
 
 
-def _compare(row: PublishedLatency, configs: dict[str, str], device_spec: str | None) -> dict[str, Any]:
+def _compare(row: PublishedLatency, configs: dict[str, str], device_spec: str | None, roofline: str | None,
+             attention: str | None) -> dict[str, Any]:
     """The row, its prediction in the row's metric, and the error."""
-    prediction = _predict(row, configs.get(row.model, row.model), device_spec or row.gpu)
+    prediction = _predict(row, configs.get(row.model, row.model), device_spec or row.gpu, roofline,
+                          attention or row.attention)
     predicted = _metric(prediction, row.metric)
     result = asdict(row)
     result.update(
@@ -219,11 +234,13 @@ def _compare(row: PublishedLatency, configs: dict[str, str], device_spec: str | 
     return result
 
 
-def _predict(row: PublishedLatency, model: str, device_spec: str) -> Any:
-    """`vidcost.predict.predict` in roofline mode for the row's setup."""
+def _predict(row: PublishedLatency, model: str, device_spec: str, roofline: str | None, attention: str) -> Any:
+    """`vidcost.predict.predict` on the device for the row's setup (the per-operator model, or the roofline at
+    peak)."""
     from vidcost.predict import predict
 
-    kwargs: dict[str, Any] = dict(frames=row.frames, device_spec=device_spec, dtype=row.dtype)
+    kwargs: dict[str, Any] = dict(frames=row.frames, device_spec=device_spec, dtype=row.dtype, roofline=roofline,
+                                  attention=attention)
     if row.tokens_per_frame is not None:
         kwargs["tokens_per_frame"] = row.tokens_per_frame
     if row.text_tokens is not None:

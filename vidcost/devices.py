@@ -49,6 +49,25 @@ class DeviceSpec:
         weight_stream_bandwidth: bytes/s a one-row GEMM (a decode step's matrix-vector products) streams
             weights from memory at, measured on a matrix larger than the caches; 0 when not measured (the
             datasheet bandwidth stands in: `weight_read_bandwidth`).
+
+    What the per-operator model (`vidcost.operators.OperatorModel`) needs besides (the roofline ignores it):
+
+        sm_count: streaming multiprocessors (compute units), over which GEMM tiles run in waves; 0 when
+            unknown (no wave quantisation).
+        boost_clock_mhz / l2_bytes: the architecture's boost clock and L2 cache, for the record (the
+            peaks already hold the clock; 0 when unknown).
+        gemm_efficiency: the fraction of `peak_flops` large cuBLAS GEMMs sustain (1 for measured peaks).
+        flash_efficiency: the fraction of `peak_flops` a fused attention kernel (FlashAttention-2, which
+            PyTorch's SDPA runs) sustains on long sequences; flash_half_tokens: the sequence length at which
+            half of that is reached (0: the rate at every length).
+        memory_efficiency: the fraction of `memory_bandwidth` memory-bound kernels (norms, rotary, activations,
+            copies) sustain.
+        launch_seconds: the shortest a kernel takes on the device, launch to completion.
+        host_op_seconds: host time to dispatch one op (PyTorch eager, through transformers' modules).
+        host_overlaps: True when the host issues kernels ahead of the device (a GPU's asynchronous
+            launches: a layer takes the longer of the two); False on a CPU, where each op runs on the thread
+            that dispatches it (the two add).
+        kernel_source: where these come from (each number cited).
     """
 
     name: str
@@ -61,6 +80,17 @@ class DeviceSpec:
     attention_rate_fraction: float = 1.0
     measured: bool = False
     weight_stream_bandwidth: float = 0.0
+    sm_count: int = 0
+    boost_clock_mhz: float = 0.0
+    l2_bytes: float = 0.0
+    gemm_efficiency: float = 1.0
+    flash_efficiency: float = 1.0
+    flash_half_tokens: float = 0.0
+    memory_efficiency: float = 1.0
+    launch_seconds: float = 0.0
+    host_op_seconds: float = 0.0
+    host_overlaps: bool = True
+    kernel_source: str = ""
 
     @property
     def weight_read_bandwidth(self) -> float:
@@ -88,14 +118,26 @@ class DeviceSpec:
             return self.attention_rate_fraction * rows / (rows + self.attention_half_tokens)
         return rows / (rows + self.gemm_half_rows)
 
+    def flash_efficiency_at(self, keys: float) -> float:
+        """Fraction of peak a fused attention kernel reaches over `keys` keys: flash_efficiency · n / (n + n½)."""
+        if keys <= 0:
+            return 0.0
+        return self.flash_efficiency * keys / (keys + self.flash_half_tokens)
+
     def to_dict(self) -> dict[str, Any]:
-        """The device-JSON form (TFLOP/s and GB/s, as datasheets print them)."""
+        """The device-JSON form (TFLOP/s and GB/s, as datasheets print them; microseconds, MB)."""
         return {"name": self.name, "peak_tflops": {k: v / TERA for k, v in self.peak_flops.items()},
                 "memory_bandwidth_gbps": self.memory_bandwidth / GIGA, "memory_gb": self.memory_bytes / GIGA,
                 "source": self.source, "gemm_half_rows": self.gemm_half_rows,
                 "attention_half_tokens": self.attention_half_tokens,
                 "attention_rate_fraction": self.attention_rate_fraction, "measured": self.measured,
-                "weight_stream_bandwidth_gbps": self.weight_stream_bandwidth / GIGA}
+                "weight_stream_bandwidth_gbps": self.weight_stream_bandwidth / GIGA,
+                "sm_count": self.sm_count, "boost_clock_mhz": self.boost_clock_mhz, "l2_mb": self.l2_bytes / 1e6,
+                "gemm_efficiency": self.gemm_efficiency, "flash_efficiency": self.flash_efficiency,
+                "flash_half_tokens": self.flash_half_tokens, "memory_efficiency": self.memory_efficiency,
+                "launch_us": self.launch_seconds * 1e6,
+                "host_op_us": self.host_op_seconds * 1e6, "host_overlaps": self.host_overlaps,
+                "kernel_source": self.kernel_source}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "device JSON") -> "DeviceSpec":
@@ -110,6 +152,12 @@ class DeviceSpec:
                 raise DataFormatError(f"{where}: '{key}' must be a {'positive' if positive else 'non-negative'} "
                                       f"finite number, got {value!r}")
             return float(value)
+
+        def fraction(key: str, value: Any) -> float:
+            value = number(key, value)
+            if value > 1:
+                raise DataFormatError(f"{where}: '{key}' is a fraction of the peak, in (0, 1], got {value!r}")
+            return value
 
         for key in ("name", "peak_tflops", "memory_bandwidth_gbps"):
             if key not in data:
@@ -129,7 +177,18 @@ class DeviceSpec:
                    attention_rate_fraction=number("attention_rate_fraction", data.get("attention_rate_fraction", 1)),
                    measured=bool(data.get("measured", False)),
                    weight_stream_bandwidth=number("weight_stream_bandwidth_gbps",
-                                                  data.get("weight_stream_bandwidth_gbps", 0), positive=False) * GIGA)
+                                                  data.get("weight_stream_bandwidth_gbps", 0), positive=False) * GIGA,
+                   sm_count=int(number("sm_count", data.get("sm_count", 0), positive=False)),
+                   boost_clock_mhz=number("boost_clock_mhz", data.get("boost_clock_mhz", 0), positive=False),
+                   l2_bytes=number("l2_mb", data.get("l2_mb", 0), positive=False) * 1e6,
+                   gemm_efficiency=fraction("gemm_efficiency", data.get("gemm_efficiency", 1)),
+                   flash_efficiency=fraction("flash_efficiency", data.get("flash_efficiency", 1)),
+                   flash_half_tokens=number("flash_half_tokens", data.get("flash_half_tokens", 0), positive=False),
+                   memory_efficiency=fraction("memory_efficiency", data.get("memory_efficiency", 1)),
+                   launch_seconds=number("launch_us", data.get("launch_us", 0), positive=False) / 1e6,
+                   host_op_seconds=number("host_op_us", data.get("host_op_us", 0), positive=False) / 1e6,
+                   host_overlaps=bool(data.get("host_overlaps", True)),
+                   kernel_source=str(data.get("kernel_source", "")))
 
     def __str__(self) -> str:
         peaks = ", ".join(f"{k} {v / TERA:.1f} TFLOP/s" for k, v in sorted(self.peak_flops.items()))
@@ -322,15 +381,55 @@ def measure_local_device(*, dtype: str = "float32", device: str = "cpu", width: 
                              dtype=torch_dtype, device=device)
         row = torch.randn(1, width, dtype=torch_dtype, device=device)
         stream = matrix.numel() * matrix.element_size() / seconds(lambda: row @ matrix)
+        matrix = None
+        host_op, launch = _dispatch_costs(torch, torch_dtype, device, clock)
 
     return DeviceSpec(
         name=f"local ({device_name(device)})", peak_flops={dtype: gemm.rate}, memory_bandwidth=bandwidth,
         source=(f"measured by vidcost on {device} in {dtype}: GEMM r∞ {gemm.rate / GIGA:.1f} GFLOP/s, "
                 f"n½ {gemm.half_size:.0f} rows; attention r∞ {attention.rate / GIGA:.1f} GFLOP/s, "
                 f"n½ {attention.half_size:.0f} tokens; copy {bandwidth / GIGA:.1f} GB/s; one-row GEMM streams "
-                f"weights at {stream / GIGA:.1f} GB/s"),
+                f"weights at {stream / GIGA:.1f} GB/s; {host_op * 1e6:.1f} µs per dispatched op"
+                + (f", {launch * 1e6:.1f} µs per tiny kernel on the device" if launch else "")),
         gemm_half_rows=gemm.half_size, attention_half_tokens=attention.half_size,
-        attention_rate_fraction=attention.rate / gemm.rate, measured=True, weight_stream_bandwidth=stream)
+        attention_rate_fraction=attention.rate / gemm.rate, measured=True, weight_stream_bandwidth=stream,
+        flash_efficiency=min(1.0, attention.rate / gemm.rate), flash_half_tokens=attention.half_size,
+        launch_seconds=launch, host_op_seconds=host_op, host_overlaps=device.startswith("cuda"),
+        kernel_source="measured by vidcost on this machine (`--device-spec local`): GEMM and attention rates and "
+                      "n½, dispatch cost per op" + (", device time per tiny kernel" if launch else ""))
+
+
+def _dispatch_costs(torch: Any, dtype: Any, device: str, clock: Callable[[], float], ops: int = 2000
+                    ) -> tuple[float, float]:
+    """(host seconds per dispatched op, device seconds per tiny kernel; 0 on a CPU).
+
+    The host cost is the time to issue `ops` in-place adds on a one-element tensor (on a GPU without a
+    synchronise: what the host spends before the kernel runs). On a GPU the device's floor is timed with CUDA
+    events around the same adds queued behind a long GEMM, so the host has run ahead and the events see the
+    kernels back to back.
+    """
+    tiny = torch.zeros(1, dtype=dtype, device=device)
+    on_gpu = device.startswith("cuda")
+    sync = torch.cuda.synchronize if on_gpu else (lambda: None)
+    for _ in range(100):  # warm-up
+        tiny.add_(1)
+    sync()
+    start = clock()
+    for _ in range(ops):
+        tiny.add_(1)
+    host = (clock() - start) / ops
+    sync()
+    if not on_gpu:
+        return host, 0.0
+    big = torch.randn(8192, 8192, dtype=dtype, device=device)
+    begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    big @ big  # tens of milliseconds of device work while the host queues the adds
+    begin.record()
+    for _ in range(ops):
+        tiny.add_(1)
+    end.record()
+    sync()
+    return host, begin.elapsed_time(end) / 1e3 / ops
 
 
 def byte_terms_for(name: str, chosen: Sequence[Any]) -> dict[str, dict[str, Any]]:

@@ -575,19 +575,10 @@ class Calibration:
                    {regime: summary for regime, summary in outside.items() if regime in REGIMES})
 
     def save(self, path: str) -> None:
-        """Write the JSON atomically (a temporary file renamed over the target)."""
-        import json
-        import os
-        import tempfile
-        from pathlib import Path
+        """Write the JSON atomically (`vidcost.store.write_json_atomic`)."""
+        from vidcost.store import write_json_atomic
 
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        with os.fdopen(handle, "w") as out:
-            json.dump(self.to_dict(), out, indent=2)
-            out.write("\n")
-        os.replace(temporary, target)
+        write_json_atomic(path, self.to_dict())
 
 
 def load_calibration(path: str) -> Calibration:
@@ -604,6 +595,6 @@ def load_calibration(path: str) -> Calibration:
 
     if not Path(path).is_file():
         raise ConfigError(f"calibration '{path}' does not exist; write one with `vidcost fit --store STORE --out "
-                          f"{path}`, or predict roofline-only with --device-spec NAME")
+                          f"{path}`, or predict from a device's numbers with --device-spec NAME")
     where = f"calibration '{path}'"
     return Calibration.from_dict(read_json_object(path, where), where=where)

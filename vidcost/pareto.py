@@ -179,7 +179,7 @@ class Recommendation:
         budget: fraction of visual tokens kept.
         accuracy_drop_pct: drop of the monotone interpolated relative score, in points of % of vanilla.
         speedup: prefill speedup over vanilla (×) at that budget.
-        speedup_source: "measured", "predicted on DEVICE (calibrated|roofline-only)", "flops-ideal" (cost
+        speedup_source: "measured", "predicted on DEVICE (calibrated|per-operator|roofline at peak)", "flops-ideal" (cost
             model, constant schedule of round(budget·T·P) tokens) or "published FLOPs ratio" (1 / the
             paper's ratio, interpolated).
         max_drop_pct: the accuracy target δ asked for.

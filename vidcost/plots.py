@@ -461,7 +461,7 @@ def _format_memory_axes(ax: Any, title: str, frames: Sequence[int], **title_styl
 
 def plot_predicted_speedup(predictions: Sequence[Any], path: str | os.PathLike[str]) -> str:
     """Predicted TTFT and LLM-prefill speedup vs budget (`vidcost predict --budgets … --plot FILE.png`),
-    with the held-out band where the prediction is calibrated; the title says calibrated or roofline-only."""
+    with the held-out band where the prediction is calibrated; the title says what priced it (calibrated, per-operator or roofline at peak)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 4.2))
     budgets = [100 * p.budget for p in predictions]
@@ -474,7 +474,7 @@ def plot_predicted_speedup(predictions: Sequence[Any], path: str | os.PathLike[s
             ax.fill_between(budgets, [low for low, _ in bands], [min(high, top) for _, high in bands], color=colour,
                             alpha=0.15, label=f"{label}: held-out error band")
     first = predictions[0]
-    kind = "calibrated" if first.calibrated else "roofline-only"
+    kind = first.kind
     ax.set_xlabel("kept visual tokens (% of vanilla)")
     ax.set_ylabel("predicted speedup over vanilla (×)")
     ax.set_title(f"Predicted: {first.method} on {first.model}, {first.frames} frames\n{first.device} ({kind})")

@@ -1,8 +1,10 @@
 """Prediction: the latency, speedup and memory of a pruning budget before it is deployed.
 
 `predict` prices a method's plan (or a schedule) on a model with a fitted `Calibration`
-(`vidcost.latency`; calibrated: the error band is the held-out error of that fit) or a device's roofline
-(`vidcost.roofline`; roofline-only: no band — nothing measured it on that device). Speedups are vanilla
+(`vidcost.latency`; calibrated: the error band is the held-out error of that fit), or a device's per-operator
+model (`vidcost.operators`: each kernel priced from the device's numbers) or its roofline at datasheet peak
+(`vidcost.roofline`, `roofline="peak"`: a lower bound) — no band for those two: nothing measured them on that
+device. Speedups are vanilla
 over method, both predicted by the same model. Memory comes from the cost model (`estimate_memory`:
 weights and the larger of the vision tower's transient and the KV cache under the schedule with the LLM
 prefill's activation peak; `vidcost.memory_plan` says what fits under a limit; `analysis/bench_memory.py`
@@ -29,6 +31,9 @@ from vidcost.spec import ModelSpec, load_spec
 SPEEDUP_KEYS = ("speedup", "llm_prefill_speedup")
 # The smallest budget the target search tries: below it a method keeps almost nothing.
 MIN_BUDGET = 0.01
+ROOFLINE_PEAK = "peak"
+# What prices a prediction, as tables, figures and JSON name it.
+CALIBRATED, PER_OPERATOR, PEAK = "calibrated", "per-operator", "roofline at peak"
 
 
 class VidcostPredictionWarning(UserWarning):
@@ -42,18 +47,20 @@ class Prediction:
     Attributes:
         model / frames / method / budget / params: what was priced (budget None for a schedule).
         device / dtype: where: the calibration's device, or the roofline's.
-        calibrated: True when fitted on profiles of that device; False for a roofline.
+        calibrated: True when fitted on profiles of that device; False for a device model.
+        kind: what priced it — CALIBRATED, PER_OPERATOR (the device's per-operator model) or PEAK (the
+            datasheet roofline, a lower bound).
         stages_ms / vanilla_stages_ms: predicted stages of TTFT.
         ttft_ms / vanilla_ttft_ms, llm_prefill_ms / vanilla_llm_prefill_ms: predicted.
         speedup: TTFT speedup (vision encoder and selection included); llm_prefill_speedup: the decoder's.
-        speedup_low / speedup_high (and llm_prefill_*): the band from the held-out error; None roofline-only.
+        speedup_low / speedup_high (and llm_prefill_*): the band from the held-out error; None for a device model.
         decode_ms_per_token / vanilla_decode_ms_per_token: one decode step (None if never measured).
         kv_cache_bytes / peak_memory_bytes (and vanilla_*): from the cost model.
         errors: quantity → relative half-width of its band (the held-out max error in the prediction's
-            regime; empty roofline-only, or outside the range where the calibration measured no error).
+            regime; empty for a device model, or outside the range where the calibration measured no error).
         notes: what the prediction does not cover, in words.
         regime: where it stands against the calibration (`vidcost.latency.REGIMES`: "inside",
-            "other_model", "other_frames"); None roofline-only.
+            "other_model", "other_frames"); None for a device model.
     """
 
     model: str
@@ -82,6 +89,7 @@ class Prediction:
     errors: Mapping[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     regime: str | None = None
+    kind: str = CALIBRATED
 
     def band(self, key: str) -> tuple[float | None, float | None]:
         """Where the measured value lies, from the held-out error e = max |predicted / measured − 1|:
@@ -113,13 +121,13 @@ class Prediction:
             "kv_cache_bytes": self.kv_cache_bytes, "vanilla_kv_cache_bytes": self.vanilla_kv_cache_bytes,
             "peak_memory_bytes": self.peak_memory_bytes, "vanilla_peak_memory_bytes": self.vanilla_peak_memory_bytes,
             "visual_tokens": list(self.visual_tokens), "errors": dict(self.errors), "notes": list(self.notes),
-            "regime": self.regime,
+            "regime": self.regime, "kind": self.kind,
         }
 
     def __str__(self) -> str:
         what = f"{self.method} @ {self.budget:g}" if self.method and self.budget is not None else "schedule"
         return (f"Prediction({self.model}, {self.frames} frames, {what} on {self.device}: TTFT {self.ttft_ms:.1f} ms, "
-                f"speedup {self.speedup:.2f}×, {'calibrated' if self.calibrated else 'roofline-only'})")
+                f"speedup {self.speedup:.2f}×, {self.kind})")
 
 
 def coverage_warning(calibration: Calibration | None, spec: Any, method: str | None) -> None:
@@ -149,13 +157,30 @@ def coverage_warning(calibration: Calibration | None, spec: Any, method: str | N
 
 
 def latency_source(calibration: str | Calibration | None = None, device_spec: str | None = None, *,
-                   dtype: str | None = None) -> tuple[Any, Calibration | None]:
-    """The model that prices stages — a calibration's `LatencyModel`, else the device's `RooflineModel` — and
-    the calibration itself (None for a roofline).
+                   dtype: str | None = None, roofline: str | None = None,
+                   attention: str = "sdpa") -> tuple[Any, Calibration | None]:
+    """The model that prices stages — a calibration's `LatencyModel`, else the device's per-operator model
+    (`vidcost.operators.OperatorModel`), or with `roofline="peak"` its `RooflineModel` at datasheet peak (the
+    lower bound) — and the calibration itself (None for the device models).
+
+    Args:
+        attention: the attention implementation the per-operator model prices ("sdpa", "flash_attention_2",
+            "eager").
 
     Raises:
-        ConfigError: neither given, or an unknown device.
+        ConfigError: neither given, an unknown device, roofline or attention implementation.
     """
+    from vidcost.operators import ATTENTION_IMPLEMENTATIONS
+
+    if roofline not in (None, ROOFLINE_PEAK):
+        raise ConfigError(f"--roofline '{roofline}' is not known; the one roofline is '{ROOFLINE_PEAK}' (datasheet "
+                          "peak, a lower bound); leave it out for the per-operator model")
+    if attention not in ATTENTION_IMPLEMENTATIONS:
+        raise ConfigError(f"attention implementation '{attention}' is not one of "
+                          f"{', '.join(ATTENTION_IMPLEMENTATIONS)}")
+    if calibration is not None and roofline is not None:
+        raise ConfigError("--roofline prices a device from its datasheet; a calibration has its own fitted terms: "
+                          "drop one of --roofline and --calibration")
     if calibration is not None:
         loaded = load_calibration(calibration) if isinstance(calibration, str) else calibration
         if device_spec is not None and not _same_device(device_spec, loaded.model.device):
@@ -167,12 +192,24 @@ def latency_source(calibration: str | Calibration | None = None, device_spec: st
         raise ConfigError("give --calibration FILE (written by `vidcost fit`) or --device-spec NAME (a roofline: "
                           "see `vidcost predict --help` for the device names)")
     from vidcost.devices import load_device
+    from vidcost.operators import OperatorModel
     from vidcost.roofline import RooflineModel
 
     dtype = dtype or "bfloat16"
     device = load_device(device_spec, dtype=dtype)
     device.flops_per_second(dtype)  # a dtype the device has no peak for fails here, before any pricing
-    return RooflineModel(device, dtype), None
+    if roofline == ROOFLINE_PEAK:
+        return RooflineModel(device, dtype), None
+    return OperatorModel(device, dtype, attention), None
+
+
+def source_kind(latency: Any, calibration: Calibration | None) -> str:
+    """What prices a prediction: CALIBRATED, PER_OPERATOR or PEAK."""
+    from vidcost.roofline import RooflineModel
+
+    if calibration is not None:
+        return CALIBRATED
+    return PEAK if isinstance(latency, RooflineModel) else PER_OPERATOR
 
 
 def _same_device(device_spec: str, fitted_on: str) -> bool:
@@ -202,7 +239,7 @@ def predict(model: str | ModelSpec, *, frames: int | None = None, method: str | 
             budget: float | None = None, params: Mapping[str, Any] | None = None, schedule: Schedule | None = None,
             calibration: str | Calibration | None = None, device_spec: str | None = None, dtype: str | None = None,
             decode_tokens: int = 0, text_tokens: int | None = None, tokens_per_frame: int | None = None,
-            source: Any = None) -> Prediction:
+            source: Any = None, roofline: str | None = None, attention: str = "sdpa") -> Prediction:
     """Predict a budget's latency, speedup and memory (see the module docstring).
 
     Args:
@@ -210,8 +247,9 @@ def predict(model: str | ModelSpec, *, frames: int | None = None, method: str | 
         frames / text_tokens / tokens_per_frame: override the model's.
         method / budget / params: the plan to price (or `schedule`, token counts per layer).
         calibration: a calibration file or object (`vidcost fit`); or `device_spec`: a device table name,
-            a device JSON or "local" for a roofline.
-        dtype: the roofline's dtype (default bfloat16); a calibration has its own.
+            a device JSON or "local", priced by its per-operator model (`roofline="peak"`: at datasheet peak;
+            `attention`: the implementation priced) — see `latency_source`.
+        dtype: the device model's dtype (default bfloat16); a calibration has its own.
         decode_tokens: decode steps after the prefill (the KV cache they read grows).
         source: an already built latency source (`latency_source`), to price many budgets.
 
@@ -224,8 +262,8 @@ def predict(model: str | ModelSpec, *, frames: int | None = None, method: str | 
         spec = load_spec(model, frames=frames, text_tokens=text_tokens, tokens_per_frame=tokens_per_frame)
     if decode_tokens < 0:
         raise ConfigError(f"decode tokens must be 0 or more, got {decode_tokens}")
-    latency, calibration_used = source if source is not None else latency_source(calibration, device_spec,
-                                                                                  dtype=dtype)
+    latency, calibration_used = source if source is not None else latency_source(
+        calibration, device_spec, dtype=dtype, roofline=roofline, attention=attention)
     run_dtype = latency.dtype
     if schedule is not None:
         if method is not None or budget is not None:
@@ -263,7 +301,8 @@ def predict(model: str | ModelSpec, *, frames: int | None = None, method: str | 
         decode_ms_per_token=predicted.decode_ms_per_token, vanilla_decode_ms_per_token=vanilla.decode_ms_per_token,
         kv_cache_bytes=memory.kv_cache_bytes, vanilla_kv_cache_bytes=vanilla_memory.kv_cache_bytes,
         peak_memory_bytes=memory.total_bytes, vanilla_peak_memory_bytes=vanilla_memory.total_bytes,
-        visual_tokens=plan.visual_tokens, errors=errors, notes=notes, regime=regime)
+        visual_tokens=plan.visual_tokens, errors=errors, notes=notes, regime=regime,
+        kind=source_kind(latency, calibration_used))
 
 
 def _device_name(latency: Any) -> str:
@@ -275,7 +314,9 @@ def _source_from(kwargs: dict[str, Any]) -> tuple[Any, Calibration | None]:
     """The latency source of `predict_curve` / `budget_for_speedup`: given, or built once from their
     calibration / device_spec / dtype keywords (taken out of `kwargs`, which then go to `predict`)."""
     return kwargs.pop("source", None) or latency_source(kwargs.pop("calibration", None),
-                                                        kwargs.pop("device_spec", None), dtype=kwargs.get("dtype"))
+                                                        kwargs.pop("device_spec", None), dtype=kwargs.get("dtype"),
+                                                        roofline=kwargs.pop("roofline", None),
+                                                        attention=kwargs.pop("attention", "sdpa"))
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
@@ -287,8 +328,18 @@ def _notes(latency: Any, calibration: Calibration | None, spec: ModelSpec, metho
     notes = ["peak memory from the cost model: weights + the larger of the vision tower's transient (all frames "
              "in one batch) and the LLM prefill's KV cache + activation peak (--memory-limit: what fits)"]
     if calibration is None:
-        notes.append("roofline-only: no selection time, no launch overheads; a lower bound on latency, and no "
-                     "error band (`analysis/roofline_vs_published.py` shows how far below measured numbers it lands)")
+        if source_kind(latency, None) == PEAK:
+            notes.append("roofline at datasheet peak: no selection time, no launch overheads; a lower bound on "
+                         "latency, and no error band (`analysis/roofline_vs_published.py` shows how far below "
+                         "measured numbers it lands)")
+        else:
+            device = latency.device
+            notes.append(f"per-operator model of {device.name} ({latency.attention} attention): every kernel priced "
+                         "from the device's numbers, not from profiles of it — no selection time and no error band "
+                         "(`analysis/roofline_vs_published.py` measures it against published latencies)"
+                         + (f"; kernel numbers: {device.kernel_source}" if device.kernel_source else
+                            "; this device has no kernel-level numbers: GEMMs and attention at peak, no launch or "
+                            "host cost"))
         return tuple(notes)
     fitted = calibration.model
     if spec.architecture != fitted.family:
@@ -367,7 +418,7 @@ class DeviceLatency:
 
     Attributes:
         source: a `latency_source` pair.
-        label: "predicted on DEVICE (calibrated)" or "(roofline-only)", for tables and figures.
+        label: "predicted on DEVICE (KIND)" (`source_kind`), for tables and figures.
     """
 
     source: tuple[Any, Calibration | None]
@@ -375,11 +426,11 @@ class DeviceLatency:
     _cache: dict[tuple[Any, ...], Prediction | None] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_options(cls, calibration: str | None, device_spec: str | None, dtype: str | None = None
-                     ) -> "DeviceLatency":
-        source = latency_source(calibration, device_spec, dtype=dtype)
+    def from_options(cls, calibration: str | None, device_spec: str | None, dtype: str | None = None, *,
+                     roofline: str | None = None, attention: str = "sdpa") -> "DeviceLatency":
+        source = latency_source(calibration, device_spec, dtype=dtype, roofline=roofline, attention=attention)
         latency, fitted = source
-        return cls(source, f"predicted on {_device_name(latency)} ({'calibrated' if fitted else 'roofline-only'})")
+        return cls(source, f"predicted on {_device_name(latency)} ({source_kind(latency, fitted)})")
 
     def prediction(self, model: str, method: str, budget: float, frames: int | None = None) -> Prediction | None:
         """The row's prediction, or None when its model is not a preset or its method cannot plan that budget."""

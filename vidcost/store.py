@@ -189,6 +189,20 @@ def read_records(path: str | os.PathLike[str], *, kind: str | None = None) -> li
     return list(iter_records(path, kind=kind))
 
 
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
+    """Write `data` as indented JSON atomically (a temporary file beside the target, renamed over it): a crash
+    leaves the old file or the new one, never half of one."""
+    import tempfile
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    with os.fdopen(handle, "w") as out:
+        json.dump(data, out, indent=2)
+        out.write("\n")
+    os.replace(temporary, target)
+
+
 def read_json_object(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
     """One JSON object from a file (a calibration, a device JSON), `what` naming it in the errors.
 

@@ -115,12 +115,12 @@ def test_pareto_on_the_users_hardware_uses_predicted_latency(fitted) -> None:
                      "--min-speedup", "2", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["latency_source"] == "predicted on h100-sxm (roofline-only)"
+    assert data["latency_source"] == "predicted on h100-sxm (per-operator)"
     assert {f["x"] for f in data["fronts"]} == {"predicted_ttft_ms"}
     sources = {r["speedup_source"] for r in data["recommendations"]}
-    assert sources == {"predicted on h100-sxm (roofline-only)"}
+    assert sources == {"predicted on h100-sxm (per-operator)"}
     text = vidcost("pareto", "--published", "--group", "model", "--device-spec", "h100")
-    assert "latency predicted on h100-sxm (roofline-only)" in text.stdout and "measured ttft_ms" in text.stdout
+    assert "latency predicted on h100-sxm (per-operator)" in text.stdout and "measured ttft_ms" in text.stdout
 
 
 def test_pareto_speedups_follow_the_device(tmp_path) -> None:

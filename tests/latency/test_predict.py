@@ -75,7 +75,7 @@ def test_bands_come_from_the_held_out_error(calibration) -> None:
     assert payload["speedup_high"] == pytest.approx(p.speedup / (1 - error))
     roofline = predict("tiny", method="fastv", budget=0.3, device_spec="a100").to_dict()
     assert roofline["calibrated"] is False and roofline["speedup_low"] is None
-    assert any("roofline-only" in note for note in roofline["notes"])
+    assert any("per-operator model" in note for note in roofline["notes"])
 
 
 def test_json_keys_speak_the_profile_vocabulary(calibration) -> None:

@@ -32,8 +32,23 @@ def add_device_arguments(parser: argparse.ArgumentParser, title: str) -> None:
     group = parser.add_argument_group(title)
     choice = group.add_mutually_exclusive_group()
     choice.add_argument("--calibration", metavar="FILE", help="a calibration from `vidcost fit`")
-    choice.add_argument("--device-spec", metavar="NAME", help="a device's roofline (names: vidcost predict --help)")
-    group.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), help="roofline dtype (default bfloat16)")
+    choice.add_argument("--device-spec", metavar="NAME",
+                        help="a device priced kernel by kernel from its numbers (names: vidcost predict --help)")
+    add_device_model_arguments(group)
+
+
+def add_device_model_arguments(group: Any) -> None:
+    """--dtype, --roofline peak and --attention: how a --device-spec prices (predict, pareto, report)."""
+    from vidcost.operators import ATTENTION_IMPLEMENTATIONS
+
+    group.add_argument("--dtype", choices=("bfloat16", "float16", "float32"),
+                       help="the device model's dtype (default bfloat16; local: float32 on a CPU)")
+    group.add_argument("--roofline", choices=("peak",),
+                       help="price --device-spec at datasheet peak (the roofline: a lower bound on latency) instead "
+                            "of kernel by kernel")
+    group.add_argument("--attention", choices=ATTENTION_IMPLEMENTATIONS, default="sdpa",
+                       help="the attention implementation the per-operator model prices (default sdpa; eager "
+                            "materialises the n² scores)")
 
 
 def device_latency_from_args(args: argparse.Namespace) -> Any:
@@ -42,7 +57,8 @@ def device_latency_from_args(args: argparse.Namespace) -> Any:
         return None
     from vidcost.predict import DeviceLatency
 
-    return DeviceLatency.from_options(args.calibration, args.device_spec, args.dtype)
+    return DeviceLatency.from_options(args.calibration, args.device_spec, args.dtype, roofline=args.roofline,
+                                      attention=args.attention)
 
 
 def methods_help(default: str | None = None) -> str:

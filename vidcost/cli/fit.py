@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from vidcost.cli.common import check_output_file, print_json
-from vidcost.errors import DataFormatError, FitError
+from vidcost.errors import ConfigError, DataFormatError, FitError
 from vidcost.store import DEFAULT_STORE, iter_records
 
 
@@ -33,6 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "from this device's bandwidth instead of fitting them: 'local' measures the machine "
                              "the profiles ran on (with their torch threads), or a table name or device JSON. "
                              "Needed for predictions across model sizes when the store holds one model")
+    parser.add_argument("--per-operator-out", metavar="DEVICE.json",
+                        help="also fit the per-operator model's device numbers (GEMM, attention and memory-kernel "
+                             "efficiencies, host cost per op, kernel floor) on top of --device-spec's peaks and "
+                             "bandwidth, and write them as a device JSON: `vidcost predict --device-spec "
+                             "DEVICE.json` then prices any model, frames or resolution on this device")
+    parser.add_argument("--attention", choices=("sdpa", "flash_attention_2", "eager"), default="sdpa",
+                        help="with --per-operator-out: the attention implementation the profiles ran (default sdpa)")
     parser.add_argument("--no-validation", action="store_true",
                         help="skip the leave-one-configuration-out error (predictions then carry no band)")
     parser.add_argument("--json", action="store_true", help="print the calibration and the held-out rows as JSON")
@@ -47,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
         raise DataFormatError(f"store '{args.store}' does not exist; measure profiles with `vidcost sweep` or "
                               "`vidcost profile` first, or give --store PATH")
     check_output_file(args.out, "--out")  # before the fit, not after it
+    if args.per_operator_out:
+        if not args.device_spec:
+            raise ConfigError("--per-operator-out fits efficiencies against a device's peaks and bandwidth: give "
+                              "--device-spec (its table name, or 'local' for the CPU the profiles ran on)")
+        check_output_file(args.per_operator_out, "--per-operator-out")
     data = observations(iter_records(args.store, kind="profile"))
     chosen = [o for o in data
               if (args.device_name is None or args.device_name.lower() in o.device.lower())
@@ -61,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
         fixed = byte_terms_for(args.device_spec, chosen)
     model = fit_latency(chosen, fixed)
+    if args.per_operator_out:
+        _write_operator_device(args, chosen)
     held, outside = None, {}
     if not args.no_validation:
         progress = _progress(len({o.key for o in chosen}))
@@ -82,6 +96,28 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(_render(calibration, derived_quantities(model, spec, model.dtype), held, outside, args.out))
     return 0
+
+
+def _write_operator_device(args: argparse.Namespace, chosen: list) -> None:
+    """Fit and write the per-operator device (`vidcost.operator_fit`), printing what was fitted on stderr."""
+    from vidcost.devices import LOCAL, load_device
+    from vidcost.operator_fit import fit_operator_device
+    from vidcost.store import write_json_atomic
+
+    if args.device_spec.strip().lower() == LOCAL:
+        import torch
+
+        threads, previous = chosen[0].threads, torch.get_num_threads()
+        torch.set_num_threads(threads or previous)
+        try:
+            base = load_device(LOCAL, dtype=chosen[0].config.dtype, device="cpu" if threads else "cuda")
+        finally:
+            torch.set_num_threads(previous)
+    else:
+        base = load_device(args.device_spec)
+    device = fit_operator_device(chosen, base, attention=args.attention, source=str(args.store))
+    write_json_atomic(args.per_operator_out, device.to_dict())
+    print(f"per-operator device: {device.kernel_source}; wrote {args.per_operator_out}", file=sys.stderr)
 
 
 def _progress(groups: int):

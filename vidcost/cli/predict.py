@@ -10,8 +10,8 @@ from typing import Any
 
 from vidcost.cli.args import budget as budget_type
 from vidcost.cli.args import budget_list, method_name, positive_float, whole_number
-from vidcost.cli.common import (add_model_arguments, check_output_file, figure_formats, methods_help, parse_params,
-                                print_json, spec_from_args)
+from vidcost.cli.common import (add_device_model_arguments, add_model_arguments, check_output_file, figure_formats,
+                                methods_help, parse_params, print_json, spec_from_args)
 from vidcost.cost import format_bytes
 from vidcost.errors import ConfigError
 
@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "predict", help="predict a budget's latency, speedup and memory before deploying it",
         description="Predict stage latencies, TTFT and LLM-prefill speedup, decode time per token, KV cache and "
                     "peak memory of a pruning budget, with the held-out error band of a calibration (vidcost "
-                    "fit) — or roofline-only from a device table when no profiles of that device exist.")
+                    "fit) — or, for a device with no profiles, kernel by kernel from its numbers (--device-spec; "
+                    "--roofline peak for the datasheet roofline, a lower bound).")
     add_model_arguments(parser)
     plan = parser.add_argument_group("plan")
     plan.add_argument("--method", type=method_name, help=methods_help("mmgvid"))
@@ -37,11 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source = parser.add_argument_group("latency source")
     source.add_argument("--calibration", metavar="FILE", help="a calibration JSON written by `vidcost fit`")
     source.add_argument("--device-spec", metavar="NAME",
-                        help=f"roofline-only: {', '.join(device_names())}, or a device JSON file; with "
+                        help=f"a device priced kernel by kernel from its numbers: {', '.join(device_names())}, or a "
+                             "device JSON file; with "
                              "--calibration, the device you predict for (a warning when the calibration was "
                              "fitted on another)")
-    source.add_argument("--dtype", choices=("bfloat16", "float16", "float32"),
-                        help="roofline dtype (default bfloat16; local: float32 on a CPU)")
+    add_device_model_arguments(source)
     parser.add_argument("--decode-tokens", type=whole_number(0), default=0, metavar="N",
                         help="decode steps after the prefill (the KV cache read grows; default 0)")
     parser.add_argument("--memory-limit", metavar="SIZE",
@@ -68,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     if args.calibration is None and args.device_spec is None:
         if limit is not None:
             return _emit_memory_fit(args, limit, None)
-        raise ConfigError("give --calibration FILE (written by `vidcost fit`) or --device-spec NAME (roofline-only)")
+        raise ConfigError("give --calibration FILE (written by `vidcost fit`) or --device-spec NAME (priced from the "
+                          "device's numbers)")
     if args.plot and not args.budgets:
         raise ConfigError("--plot draws a speedup-vs-budget curve: give --budgets too, e.g. --budgets 0.1,0.25,0.5")
     if args.plot:
@@ -76,10 +78,11 @@ def run(args: argparse.Namespace) -> int:
     if args.schedule and (args.method or args.param):
         raise ConfigError("--schedule gives the token counts itself; drop --method/--param")
     if args.calibration and args.dtype:
-        raise ConfigError("a calibration has the dtype it was fitted in; drop --dtype (it sets a roofline's)")
+        raise ConfigError("a calibration has the dtype it was fitted in; drop --dtype (it sets a device model's)")
     spec = spec_from_args(args)
     dtype = args.dtype or ("float32" if (args.device_spec or "").lower() == "local" else None)
-    source = latency_source(args.calibration, args.device_spec, dtype=dtype)
+    source = latency_source(args.calibration, args.device_spec, dtype=dtype, roofline=args.roofline,
+                            attention=args.attention)
     coverage_warning(source[1], spec, None if args.schedule else (args.method or "mmgvid"))
     common: dict[str, Any] = dict(source=source, decode_tokens=args.decode_tokens)
     if args.schedule:
@@ -154,7 +157,7 @@ def _ms(value: float | None) -> str:
 
 def _render(p: Any, target: float | None) -> str:
     what = f"{p.method} @ budget {p.budget:g}" if p.method else "the schedule"
-    kind = "calibrated (fitted on profiles of this device)" if p.calibrated else "roofline-only (not calibrated)"
+    kind = "calibrated (fitted on profiles of this device)" if p.calibrated else f"{p.kind} (not calibrated)"
     lines = [f"predicted: {what} on {p.model}, {p.frames} frames — {p.device}, {p.dtype}, {kind}"]
     if target is not None:
         lines.append(f"largest budget with a predicted TTFT speedup ≥ {target:g}×: {p.budget:g}")
@@ -179,7 +182,7 @@ def _render(p: Any, target: float | None) -> str:
 
 def _render_curve(predictions: list[Any], plot: str | None) -> str:
     first = predictions[0]
-    kind = "calibrated" if first.calibrated else "roofline-only"
+    kind = first.kind
     lines = [f"predicted: {first.method} on {first.model}, {first.frames} frames — {first.device}, {first.dtype}, "
              f"{kind}", "",
              f"  {'budget':>7} {'tokens':>7} {'TTFT':>11} {'speedup':>20} {'LLM prefill':>20} {'KV cache':>11}"]

@@ -185,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device-spec", help="price every row on this device instead of the paper's GPU "
                                               "(a table name, a device JSON, or 'local')")
-    parser.add_argument("--attention", choices=("sdpa", "flash_attention_2", "eager"),
+    from vidcost.operators import ATTENTION_IMPLEMENTATIONS
+
+    parser.add_argument("--attention", choices=ATTENTION_IMPLEMENTATIONS,
                         help="price every row with this attention implementation (default: each row's)")
     parser.add_argument("--json", action="store_true", help="one JSON object per row and model on stdout")
     args = parser.parse_args(argv)
@@ -310,8 +312,7 @@ def _print_summary(results: list[dict[str, Any]]) -> None:
     if absolute:
         errors = [r["error"] for r in absolute]
         print(f"\nabsolute latency, GPU stated ({len(absolute)} rows): median error {statistics.median(errors):+.0%}, "
-              f"range {min(errors):+.0%} … {max(errors):+.0%}  (1 + error: the fraction of peak the paper's run "
-              "reached)")
+              f"range {min(errors):+.0%} … {max(errors):+.0%}  (negative: below the paper's measurement)")
     if ratios:
         print(f"speedups ({len(ratios)} rows): predicted / measured median {statistics.median(ratios):.2f} "
               f"(range {min(ratios):.2f} … {max(ratios):.2f})")

@@ -432,18 +432,16 @@ def _dispatch_costs(torch: Any, dtype: Any, device: str, clock: Callable[[], flo
     return host, begin.elapsed_time(end) / 1e3 / ops
 
 
-def byte_terms_for(name: str, chosen: Sequence[Any]) -> dict[str, dict[str, Any]]:
-    """The byte terms `vidcost fit --device-spec` sets (`vidcost.latency.bandwidth_terms`) for observations
-    `chosen` of one device: a table name or device JSON gives its bandwidth; "local" measures this machine
-    with the torch threads the profiles ran with (`Observation.threads`; a CPU's fit keys its device by
-    them), warning when it is not the machine they ran on.
+def device_for_observations(name: str, chosen: Sequence[Any]) -> DeviceSpec:
+    """The device `vidcost fit --device-spec` names for observations `chosen` of one device: a table name or
+    device JSON as given; "local" measures this machine with the torch threads the profiles ran with
+    (`Observation.threads`; a CPU's fit keys its device by them), warning when it is not the machine they ran
+    on.
 
     Raises:
         ConfigError: an unknown device name.
     """
     import warnings
-
-    from vidcost.latency import bandwidth_terms
 
     if name.strip().lower() == LOCAL:
         import torch
@@ -458,9 +456,21 @@ def byte_terms_for(name: str, chosen: Sequence[Any]) -> dict[str, dict[str, Any]
         here = device.name.removeprefix("local (").removesuffix(")")
         if here not in profiled:
             warnings.warn(f"--device-spec local measured {here}, but the profiles ran on {profiled}: the byte "
-                          "terms are this machine's", stacklevel=2)
-    else:
-        device = load_device(name)
+                          "terms are this machine's", stacklevel=3)
+        return device
+    return load_device(name)
+
+
+def byte_terms_for(name: str, chosen: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """The byte terms `vidcost fit --device-spec` sets (`vidcost.latency.bandwidth_terms`) for observations
+    `chosen` of one device, from that device's bandwidth (`device_for_observations`).
+
+    Raises:
+        ConfigError: an unknown device name.
+    """
+    from vidcost.latency import bandwidth_terms
+
+    device = device_for_observations(name, chosen)
     rate = device.weight_read_bandwidth
     how = "one-row GEMM weight stream" if device.weight_stream_bandwidth else "memory bandwidth"
     return bandwidth_terms(rate, f"{device.name}: {how} {rate / 1e9:.1f} GB/s")

@@ -1,10 +1,10 @@
 """The per-operator model calibrated from profiles: the device's kernel numbers fitted to measured stages
-(issue #19, `vidcost fit --per-operator`).
+(issue #19, `vidcost fit --per-operator-out`).
 
 The shapes of every kernel come from the model (`vidcost.operators`); what a sweep measures is how fast this
 device runs them. So a fit adjusts only device numbers — the fraction of peak GEMMs sustain
-(`gemm_efficiency`), the fraction fused attention sustains (`flash_efficiency`), the host's cost per
-dispatched op (`host_op_seconds`) and the device's per-kernel floor (`launch_seconds`) — starting from the
+(`gemm_efficiency`), the fraction fused attention sustains (`flash_efficiency`), the fraction of the
+bandwidth memory-bound kernels sustain (`memory_efficiency`), the host's cost per dispatched op (`host_op_seconds`) and the device's per-kernel floor (`launch_seconds`) — starting from the
 device's datasheet entry or a `--device-spec local` measurement (peaks and bandwidth are kept). The result is
 a `DeviceSpec` like any other: written as a device JSON it prices any model, frame count or resolution on
 that device with `vidcost predict --device-spec FILE`, because none of what was fitted depends on the model.
@@ -31,7 +31,6 @@ PRICED_STAGES = ("vision", "projector", "llm_prefill", "first_token", DECODE)
 MIN_SHARE = 0.01  # a stage's weight floor, as a fraction of its profile's TTFT (as `fit_latency`)
 _START = {"gemm_efficiency": 0.7, "flash_efficiency": 0.5, "memory_efficiency": 0.7, "host_op_seconds": 10e-6,
           "launch_seconds": 2e-6}
-_SMALLEST = {"host_op_seconds": 1e-9, "launch_seconds": 1e-9}
 
 
 def fit_operator_device(data: Sequence[Observation], base: DeviceSpec, *, attention: str = "sdpa",
@@ -69,23 +68,16 @@ def fit_operator_device(data: Sequence[Observation], base: DeviceSpec, *, attent
         values = {name: float(math.exp(v)) for name, v in zip(FITTED, x)}
         return dataclasses.replace(base, **values)
 
-    cache: dict[tuple, dict[str, float]] = {}
-
     def residuals(x: np.ndarray) -> np.ndarray:
         model = OperatorModel(device_at(x), dtype, attention)
-        cache.clear()
-        predicted = []
-        for observation, stage in rows:
-            key = id(observation)
-            if key not in cache:
-                cache[key] = model.stage_ms(observation.config)
-            predicted.append(cache[key][stage])
+        priced = {id(o): model.stage_ms(o.config) for o in data}  # every stage of a profile from one pricing
+        predicted = [priced[id(observation)][stage] for observation, stage in rows]
         return (np.log(np.maximum(predicted, 1e-12)) - np.log(measured)) * weights
 
     start = np.log([_START[name] for name in FITTED])
-    lower = np.log([1e-3, 1e-3, 1e-3, _SMALLEST["host_op_seconds"], _SMALLEST["launch_seconds"]])
+    lower = np.log([1e-3, 1e-3, 1e-3, 1e-9, 1e-9])  # efficiencies ≥ 0.1 %, host and launch cost ≥ 1 ns
     upper = np.log([ceiling, ceiling, 1.0, 1e-2, 1e-3])
-    result = least_squares(residuals, start, bounds=(lower, upper), x_scale=1.0, diff_step=1e-3)
+    result = least_squares(residuals, start, bounds=(lower, upper), diff_step=1e-3)
     fitted = device_at(result.x)
     efficiencies = {name: getattr(fitted, name) for name in ("gemm_efficiency", "flash_efficiency")}
     if max(efficiencies.values()) > 1:
@@ -95,7 +87,7 @@ def fit_operator_device(data: Sequence[Observation], base: DeviceSpec, *, attent
                                      **{name: value / scale for name, value in efficiencies.items()})
     rms = float(np.sqrt(np.mean((result.fun / weights) ** 2)))
     models = sorted({o.config.spec.name for o in data})
-    described = (f"fitted by vidcost fit --per-operator on {len(data)} profiles of {', '.join(models)}"
+    described = (f"fitted by vidcost fit --per-operator-out on {len(data)} profiles of {', '.join(models)}"
                  f"{' (' + source + ')' if source else ''}: GEMM {fitted.gemm_efficiency:.3f} and fused attention "
                  f"{fitted.flash_efficiency:.3f} of peak, memory-bound kernels {fitted.memory_efficiency:.3f} of the "
                  f"bandwidth, {fitted.host_op_seconds * 1e6:.2f} µs per dispatched op, "

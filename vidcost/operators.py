@@ -11,19 +11,20 @@ Each kernel is priced on the device (`DeviceSpec`):
   GEMM has fewer rows), the tiles run in waves over the SMs, and each wave costs a full wave's time — the
   tile and wave quantisation of NVIDIA's "Matrix Multiplication Background User's Guide" — at the fraction
   of peak cuBLAS reaches on large GEMMs (`DeviceSpec.gemm_efficiency`); against its bytes (both operands and
-  the output) at the memory bandwidth, whichever is longer. A GEMM of few rows is bound by its weight read:
+  the output) at the rate weights stream from memory (`DeviceSpec.weight_read_bandwidth`), whichever is longer. A GEMM of few rows is bound by its weight read:
   the Hockney n½ end falls out of that maximum;
 * attention by implementation: `sdpa` / `flash_attention_2` as one fused kernel whose causal prefill computes
   half the n² scores, at the fraction of peak FlashAttention reaches at that sequence length
-  (`DeviceSpec.attention_efficiency` with its `attention_half_tokens`); `eager` as what it runs — two
+  (`DeviceSpec.flash_efficiency` with its `flash_half_tokens`); `eager` as what it runs — two
   batched GEMMs over every score, the scale, the mask and a float32 softmax over the n² scores at bandwidth;
 * memory-bound ops (RMSNorm's five, rotary's five per tensor, SiLU, residual adds, the KV-cache
-  concatenation of a decode step) at bandwidth;
+  concatenation of a decode step) at the fraction of the bandwidth such kernels sustain
+  (`DeviceSpec.memory_efficiency`);
 * every kernel at least the device's launch-to-completion floor (`DeviceSpec.launch_seconds`), and the layer
   no faster than the host can issue it: each dispatched op (kernels and the views around them) costs the host
-  `DeviceSpec.host_op_seconds`, and a layer takes the longer of its device time and its host time (the host
-  runs ahead of the GPU only while the kernels are longer than the ops that launch them — a decode step of a
-  small model is host-bound).
+  `DeviceSpec.host_op_seconds`, and on a GPU a layer takes the longer of its device time and its host time
+  (the host runs ahead of the GPU only while the kernels are longer than the ops that launch them — a decode
+  step of a small model is host-bound); on a CPU the two add.
 
 Not priced: a pruning method's own selection kernels (the "selection" stage is 0, as for the roofline;
 `vidcost fit` measures it), the embedding lookup and the text around the video before the LLM ("other").
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable
 
 from vidcost.cost import QWEN_VL_FAMILIES, decode_kv_lengths, _window_scores
 from vidcost.devices import DeviceSpec
@@ -86,9 +87,6 @@ class OperatorList:
     def __add__(self, other: "OperatorList") -> "OperatorList":
         return OperatorList(self.kernels + other.kernels, self.host_ops + other.host_ops)
 
-    def times(self, count: int) -> "OperatorList":
-        return OperatorList(self.kernels * count, self.host_ops * count)
-
     @property
     def flops(self) -> float:
         return sum(kernel.flops for kernel in self.kernels)
@@ -133,13 +131,13 @@ def rotary(name: str, rows: int, width: int, size: int) -> list[Kernel]:
 
 
 def attention_kernels(rows: int, keys: int, heads: int, kv_heads: int, head_dim: int, size: int, *,
-                      implementation: str, causal: bool, batch: int = 1, masked: bool = True) -> OperatorList:
+                      implementation: str, causal: bool) -> OperatorList:
     """Scaled dot-product attention of `rows` queries over `keys` keys, as each implementation runs it.
 
     Fused (`sdpa`, `flash_attention_2`): one kernel, 4 · heads · head_dim FLOPs per (query, key) pair — the
     pairs below the diagonal only when causal — reading q, k, v and writing the output once. `eager`
     (transformers' `eager_attention_forward`): `repeat_kv` copies of keys and values under GQA, QKᵀ as a
-    batched GEMM over every pair, the scale, the mask, softmax in float32 (with its casts outside float32), P·V
+    batched GEMM over every pair, the scale, the (materialised) mask, softmax in float32 (with its casts outside float32), P·V
     as a batched GEMM, and the transposed output made contiguous (a copy when rows > 1).
     """
     q_width, kv_width = heads * head_dim, kv_heads * head_dim
@@ -147,26 +145,25 @@ def attention_kernels(rows: int, keys: int, heads: int, kv_heads: int, head_dim:
         raise ValueError(f"attention implementation '{implementation}' is not one of {ATTENTION_IMPLEMENTATIONS}")
     if implementation != "eager":
         pairs = rows * keys - (rows * (rows - 1) // 2 if causal else 0)
-        moved = batch * (2 * rows * q_width + 2 * keys * kv_width) * size
-        return OperatorList((Kernel("attention", ATTENTION, 4.0 * batch * pairs * q_width, float(moved),
-                                    (rows, keys, q_width), batch, causal),))
+        moved = (2 * rows * q_width + 2 * keys * kv_width) * size
+        return OperatorList((Kernel("attention", ATTENTION, 4.0 * pairs * q_width, float(moved),
+                                    (rows, keys, q_width), 1, causal),))
     kernels: list[Kernel] = []
     if kv_heads != heads:
-        kernels += [elementwise("repeat_kv.keys", batch * keys * q_width, size, size),
-                    elementwise("repeat_kv.values", batch * keys * q_width, size, size)]
-    scores = batch * heads * rows * keys
-    kernels.append(gemm("attention.qk", rows, keys, head_dim, size, batch=batch * heads, weight=False))
+        kernels += [elementwise("repeat_kv.keys", keys * q_width, size, size),
+                    elementwise("repeat_kv.values", keys * q_width, size, size)]
+    scores = heads * rows * keys
+    kernels.append(gemm("attention.qk", rows, keys, head_dim, size, batch=heads, weight=False))
     kernels.append(elementwise("attention.scale", scores, size, size))
-    if masked:
-        kernels.append(elementwise("attention.mask", scores, 2 * size, size))
+    kernels.append(elementwise("attention.mask", scores, 2 * size, size))
     if size != FLOAT32:
         kernels.append(elementwise("attention.softmax_to_float32", scores, size, FLOAT32))
     kernels.append(elementwise("attention.softmax", scores, FLOAT32, FLOAT32))
     if size != FLOAT32:
         kernels.append(elementwise("attention.softmax_to_dtype", scores, FLOAT32, size))
-    kernels.append(gemm("attention.pv", rows, head_dim, keys, size, batch=batch * heads, weight=False))
+    kernels.append(gemm("attention.pv", rows, head_dim, keys, size, batch=heads, weight=False))
     if rows > 1:
-        kernels.append(elementwise("attention.contiguous", batch * rows * q_width, size, size))
+        kernels.append(elementwise("attention.contiguous", rows * q_width, size, size))
     return OperatorList(tuple(kernels), EAGER_GQA_HOST_OPS if kv_heads != heads else 0)
 
 
@@ -267,15 +264,6 @@ def head_kernels(spec: ModelSpec, size: int) -> OperatorList:
     """The final RMSNorm and the LM head on the last position (the first token's logits)."""
     return OperatorList(tuple(rms_norm("norm", 1, spec.hidden_size, size))
                         + (gemm("lm_head", 1, spec.vocab_size, spec.hidden_size, size),))
-
-
-def prefill_kernels(spec: ModelSpec, tokens_per_layer: Sequence[int], size: int, *,
-                    implementation: str = "sdpa") -> OperatorList:
-    """Every decoder layer of a prefill; layer i sees `tokens_per_layer[i]` tokens (visual + text)."""
-    total = OperatorList(())
-    for tokens in tokens_per_layer:
-        total += decoder_layer_kernels(spec, tokens, tokens, size, implementation=implementation)
-    return total
 
 
 @dataclass(frozen=True)

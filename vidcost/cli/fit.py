@@ -17,6 +17,8 @@ from vidcost.store import DEFAULT_STORE, iter_records
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from vidcost.operators import ATTENTION_IMPLEMENTATIONS
+
     parser = subparsers.add_parser(
         "fit", help="fit the latency model to profiles (calibration JSON for `vidcost predict`)",
         description="Fit each stage's latency terms (GEMM and attention FLOPs, per-layer and per-frame costs, "
@@ -38,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "efficiencies, host cost per op, kernel floor) on top of --device-spec's peaks and "
                              "bandwidth, and write them as a device JSON: `vidcost predict --device-spec "
                              "DEVICE.json` then prices any model, frames or resolution on this device")
-    parser.add_argument("--attention", choices=("sdpa", "flash_attention_2", "eager"), default="sdpa",
+    parser.add_argument("--attention", choices=ATTENTION_IMPLEMENTATIONS, default="sdpa",
                         help="with --per-operator-out: the attention implementation the profiles ran (default sdpa)")
     parser.add_argument("--no-validation", action="store_true",
                         help="skip the leave-one-configuration-out error (predictions then carry no band)")
@@ -100,21 +102,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _write_operator_device(args: argparse.Namespace, chosen: list) -> None:
     """Fit and write the per-operator device (`vidcost.operator_fit`), printing what was fitted on stderr."""
-    from vidcost.devices import LOCAL, load_device
+    from vidcost.devices import device_for_observations
     from vidcost.operator_fit import fit_operator_device
     from vidcost.store import write_json_atomic
 
-    if args.device_spec.strip().lower() == LOCAL:
-        import torch
-
-        threads, previous = chosen[0].threads, torch.get_num_threads()
-        torch.set_num_threads(threads or previous)
-        try:
-            base = load_device(LOCAL, dtype=chosen[0].config.dtype, device="cpu" if threads else "cuda")
-        finally:
-            torch.set_num_threads(previous)
-    else:
-        base = load_device(args.device_spec)
+    base = device_for_observations(args.device_spec, chosen)
     device = fit_operator_device(chosen, base, attention=args.attention, source=str(args.store))
     write_json_atomic(args.per_operator_out, device.to_dict())
     print(f"per-operator device: {device.kernel_source}; wrote {args.per_operator_out}", file=sys.stderr)

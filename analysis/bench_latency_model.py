@@ -32,6 +32,11 @@ The stores in profiles/ were measured with (CPU, float32, one torch thread):
 
     python analysis/bench_latency_model.py --store profiles/latency_cpu_tiny.jsonl \\
         --store profiles/latency_cpu_0.5b.jsonl [--train-frames 4,8 --test-frames 16] [--device-spec local]
+        [--per-operator]
+
+With --per-operator the frame and across-models splits measure the per-operator model (`vidcost.operators`,
+its device numbers refitted by `vidcost.operator_fit` without the held-out group) in place of the fitted
+stage terms; its TTFT leaves out the selection and "other" stages it does not price.
 """
 
 from __future__ import annotations
@@ -54,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", action="store_true", help="also print every held-out row")
     parser.add_argument("--device-spec", help="set the byte terms from this device (e.g. local) in the "
                                                "across-models split, as `vidcost fit --device-spec` does")
+    parser.add_argument("--per-operator", action="store_true",
+                        help="measure the per-operator model instead (`vidcost fit --per-operator-out`: the device "
+                             "numbers refitted without each held-out group, on --device-spec's peaks, default local) "
+                             "in the frame and across-models splits")
     args = parser.parse_args(argv)
 
     from vidcost.latency import observations
@@ -69,14 +78,17 @@ def main(argv: list[str] | None = None) -> int:
               f"frames {sorted({o.config.spec.frames for o in data})}, "
               f"methods {sorted({o.config.method for o in data} - {'vanilla'})})")
         _noise_floor(data)
-        missed += _budget_split(store, data, args.rows)
+        if not args.per_operator:  # the per-operator model has no per-budget terms to leave out
+            missed += _budget_split(store, data, args.rows)
+        fit = _operator_fit(args.device_spec, data) if args.per_operator else None
         if {o.config.spec.frames for o in data} & set(test):
-            missed += _frame_split(store, data, train, test, args.rows)
+            missed += _frame_split(store, data, train, test, args.rows, fit)
         else:
             print(f"  no profile at {test} frames: frame extrapolation not measured")
     everything = [o for store in args.store for o in observations(read_records(store, kind="profile"))]
     if len({o.config.spec.name for o in everything}) > 1:
-        missed += _model_split(everything, args.device_spec, args.rows)
+        fit = _operator_fit(args.device_spec, everything) if args.per_operator else None
+        missed += _model_split(everything, args.device_spec, args.rows, fit)
     print("\nall goals met" if not missed else "\nMISSED: " + "; ".join(missed))
     return 1 if missed else 0
 
@@ -98,10 +110,21 @@ def _budget_split(store: str, data: list[Any], rows: bool) -> list[str]:
     return missed
 
 
-def _frame_split(store: str, data: list[Any], train: list[int], test: list[int], rows: bool) -> list[str]:
+def _operator_fit(device_spec: str | None, data: list[Any]) -> Any:
+    """The per-operator fit on `device_spec`'s peaks and bandwidth (default: this machine, measured)."""
+    from vidcost.devices import device_for_observations
+    from vidcost.operator_fit import operator_fitter
+
+    base = device_for_observations(device_spec or "local", data)
+    print(f"\nper-operator model: device numbers fitted on {base.name}'s peaks and bandwidth")
+    return operator_fitter(base)
+
+
+def _frame_split(store: str, data: list[Any], train: list[int], test: list[int], rows: bool,
+                 fit: Any = None) -> list[str]:
     from vidcost.validation import extrapolate_frames
 
-    result = extrapolate_frames(data, train, test)
+    result = extrapolate_frames(data, train, test, fit=fit)
     summary = result.summary()
     _print(result, rows)
     missed = []
@@ -110,17 +133,17 @@ def _frame_split(store: str, data: list[Any], train: list[int], test: list[int],
     return missed
 
 
-def _model_split(data: list[Any], device_spec: str | None, rows: bool) -> list[str]:
+def _model_split(data: list[Any], device_spec: str | None, rows: bool, fit: Any = None) -> list[str]:
     """Each model predicted by a fit on the other models' profiles, per model and in all."""
     from vidcost.validation import HeldOut, leave_one_model_out
 
     fixed = None
-    if device_spec:
+    if device_spec and fit is None:
         from vidcost.devices import byte_terms_for
 
         fixed = byte_terms_for(device_spec, data)
         print(f"\nbyte terms from {next(iter(fixed['decode'].values())).source}")
-    result = leave_one_model_out(data, fixed=fixed)
+    result = leave_one_model_out(data, fixed=fixed, fit=fit)
     print("\nacross models (each model predicted by a fit on the others):")
     for model in sorted({row.model for row in result.rows}):
         _print(HeldOut(f"{model}, fitted without it", tuple(r for r in result.rows if r.model == model)), rows)

@@ -1,8 +1,10 @@
-"""How far below published measurements does a datasheet roofline land? Predicted vs papers' latency numbers.
+"""How far below published measurements do the device models land? Predicted vs papers' latency numbers.
 
 Each row below is a latency (or a speedup) a paper measured for a stated setup — model, frames, tokens,
-GPU, method and budget. The script prices the same setup with `vidcost.predict.predict` on the datasheet
-device (`vidcost.devices.DEVICES`: vendor peak FLOP/s and bandwidth, no efficiency curve) and prints
+GPU, method and budget. The script prices the same setup with `vidcost.predict.predict` on the table
+device (`vidcost.devices.DEVICES`: vendor peak FLOP/s and bandwidth; SMs and the kernel-level efficiencies
+published for that GPU, none of them set from these rows) with the per-operator model, and at datasheet
+peak (`--roofline peak`), and prints
 measured, predicted and the error (predicted / measured − 1), and, where a paper gives the vanilla and the
 pruned number of one setup, the measured beside the predicted speedup.
 

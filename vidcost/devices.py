@@ -3,9 +3,11 @@ and (where measured) how efficiency rises with the rows of a GEMM.
 
 Three sources, one type:
 
-* the datasheet table `DEVICES` (`--device-spec a100`): vendor peaks, each entry citing its datasheet.
-  A datasheet gives no efficiency curve, so a roofline on one runs at peak — a lower bound on latency;
-  `analysis/roofline_vs_published.py` measures how far below the papers' measured numbers it lands;
+* the datasheet table `DEVICES` (`--device-spec a100`): vendor peaks, each entry citing its datasheet, and
+  for the per-operator model the SMs, clock and L2 deviceQuery reports and whatever kernel-level efficiency
+  its authors published for that GPU (FlashAttention-2 / -3 papers; each cited in `kernel_source`). A
+  datasheet gives no efficiency curve, so the roofline on one (`--roofline peak`) runs at peak — a lower
+  bound on latency; `analysis/roofline_vs_published.py` measures both against the papers' measured numbers;
 * a user's device JSON (`--device-spec my_gpu.json`, the fields of `DeviceSpec.to_dict`);
 * `--device-spec local`: `measure_local_device` times GEMMs, attention and a copy on the machine it runs
   on and fits Hockney's model to the GEMM times, t(n) = W(n) / r∞ · (1 + n½ / n) (R. Hockney, "The
@@ -68,6 +70,14 @@ class DeviceSpec:
             launches: a layer takes the longer of the two); False on a CPU, where each op runs on the thread
             that dispatches it (the two add).
         kernel_source: where these come from (each number cited).
+
+    A device fitted to profiles (`vidcost fit --per-operator-out`) also says where its numbers hold:
+
+        coverage: what the fit saw ({"models", "frames": [lowest, highest], "methods"}, as a calibration's);
+            empty for a datasheet or `local` device.
+        held_out: regime ("inside", "other_model", "other_frames": `vidcost.latency.REGIMES`) → quantity →
+            {"median", "max", "count"} of the per-operator model's held-out error in that regime, the band of
+            its predictions there (`errors_for`); a regime the fit's store could not measure is missing.
     """
 
     name: str
@@ -91,6 +101,12 @@ class DeviceSpec:
     host_op_seconds: float = 0.0
     host_overlaps: bool = True
     kernel_source: str = ""
+    coverage: Mapping[str, Any] = field(default_factory=dict)
+    held_out: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=dict)
+
+    def errors_for(self, regime: str) -> dict[str, float]:
+        """quantity → the held-out max error measured in `regime` (empty: none measured there)."""
+        return {key: float(values["max"]) for key, values in self.held_out.get(regime, {}).items()}
 
     @property
     def weight_read_bandwidth(self) -> float:
@@ -137,7 +153,9 @@ class DeviceSpec:
                 "flash_half_tokens": self.flash_half_tokens, "memory_efficiency": self.memory_efficiency,
                 "launch_us": self.launch_seconds * 1e6,
                 "host_op_us": self.host_op_seconds * 1e6, "host_overlaps": self.host_overlaps,
-                "kernel_source": self.kernel_source}
+                "kernel_source": self.kernel_source, "coverage": dict(self.coverage),
+                "held_out": {regime: {quantity: dict(values) for quantity, values in summary.items()}
+                             for regime, summary in self.held_out.items()}}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "device JSON") -> "DeviceSpec":
@@ -188,7 +206,9 @@ class DeviceSpec:
                    launch_seconds=number("launch_us", data.get("launch_us", 0), positive=False) / 1e6,
                    host_op_seconds=number("host_op_us", data.get("host_op_us", 0), positive=False) / 1e6,
                    host_overlaps=bool(data.get("host_overlaps", True)),
-                   kernel_source=str(data.get("kernel_source", "")))
+                   kernel_source=str(data.get("kernel_source", "")),
+                   coverage=_coverage(data.get("coverage", {}), where),
+                   held_out=_held_out(data.get("held_out", {}), where))
 
     def __str__(self) -> str:
         peaks = ", ".join(f"{k} {v / TERA:.1f} TFLOP/s" for k, v in sorted(self.peak_flops.items()))
@@ -196,37 +216,116 @@ class DeviceSpec:
         return f"{self.name}: {peaks}, {self.memory_bandwidth / GIGA:.0f} GB/s{curve}"
 
 
+HELD_OUT_REGIMES = ("inside", "other_model", "other_frames")  # vidcost.latency.REGIMES' keys
+
+
+def _coverage(value: Any, where: str) -> dict[str, Any]:
+    """A device JSON's "coverage": models, a [lowest, highest] frame range and methods, or nothing."""
+    if not isinstance(value, Mapping) or not all(isinstance(value.get(key, []), list)
+                                                 for key in ("models", "frames", "methods")):
+        raise DataFormatError(f"{where}: 'coverage' must map models, frames and methods to lists, got {value!r}")
+    return {key: list(value[key]) for key in ("models", "frames", "methods") if key in value}
+
+
+def _held_out(value: Any, where: str) -> dict[str, dict[str, dict[str, float]]]:
+    """A device JSON's "held_out": regime → quantity → {"median", "max", "count"} of non-negative numbers."""
+    def summary(regime: str, quantity: str, values: Any) -> dict[str, float]:
+        if not isinstance(values, Mapping) or "max" not in values or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+                for v in values.values()):
+            raise DataFormatError(f"{where}: held_out.{regime}.{quantity} must hold non-negative numbers median, "
+                                  f"max and count, got {values!r}; fit the device again")
+        return {k: float(v) for k, v in values.items()}
+
+    if not isinstance(value, Mapping) or any(regime not in HELD_OUT_REGIMES or not isinstance(per, Mapping)
+                                             for regime, per in value.items()):
+        raise DataFormatError(f"{where}: 'held_out' must map regimes ({', '.join(HELD_OUT_REGIMES)}) to error "
+                              f"summaries, got {value!r}")
+    return {regime: {quantity: summary(regime, quantity, values) for quantity, values in per.items()}
+            for regime, per in value.items()}
+
+
+MIB = 1024 * 1024
+# Every table GPU runs under PyTorch eager on some host: the host's cost of dispatching one op. A tiny eager
+# op on CUDA in PyTorch's operator benchmark (the floor; transformers' modules add their own Python).
+HOST_DISPATCH_SECONDS = 3.333e-6
+HOST_DISPATCH_SOURCE = ("host cost per op 3.3 µs: PyTorch operator benchmark quoted in pytorch/pytorch PR #32194 "
+                        "(split_M8_N8_parts2_cuda, forward 3.333 µs)")
+# Kernel-level efficiencies measured by their authors (not fitted to the end-to-end rows of
+# analysis/roofline_vs_published.py). FlashAttention-2's "50-73%" is read as 50 % at its shortest benchmarked
+# sequence (512) and 73 % at its longest: 0.73 · n / (n + n½) = 0.5 at n = 512 gives n½ = 235 tokens.
+FA2_A100 = ('Dao, "FlashAttention-2" (arXiv:2307.08691), A100 80GB SXM4: "optimized GEMM can reach up to 80-90% of '
+            'the theoretical maximum device throughput" (GEMM 0.80, the low end); FlashAttention-2 "reaching 50-73% '
+            'of the theoretical maximum FLOPs/s on A100" (fused attention 0.73, n½ 235 tokens)')
+A100_KERNELS = {"gemm_efficiency": 0.80, "flash_efficiency": 0.73, "flash_half_tokens": 235.0}
+FA3_H100 = ('Shah et al., "FlashAttention-3" (arXiv:2407.08608): "FlashAttention-2 achieving only 35% utilization on '
+            'the H100 GPU" (fused attention 0.35: PyTorch SDPA runs FlashAttention-2); no cited GEMM efficiency '
+            'for H100 (GEMMs at peak)')
+H100_KERNELS = {"flash_efficiency": 0.35}
+
 def _datasheet(name: str, tflops: float, bandwidth_gbps: float, memory_gb: float, source: str,
-               dtypes: tuple[str, ...] = ("bfloat16", "float16")) -> DeviceSpec:
+               dtypes: tuple[str, ...] = ("bfloat16", "float16"), *, sm_count: int = 0, boost_clock_mhz: float = 0.0,
+               l2_mib: float = 0.0, architecture: str = "", kernels: Mapping[str, float] | None = None,
+               kernel_sources: Sequence[str] = ()) -> DeviceSpec:
+    """A table entry: datasheet peaks, the architecture's SMs, clock and L2 (`architecture` cites them), and
+    the kernel-level numbers published for that GPU (`kernels`, each source in `kernel_sources`)."""
+    cited = [architecture] if architecture else []
+    cited += [HOST_DISPATCH_SOURCE, *kernel_sources]
     return DeviceSpec(name, {dtype: tflops * TERA for dtype in dtypes}, bandwidth_gbps * GIGA, memory_gb * GIGA,
-                      source)
+                      source, sm_count=sm_count, boost_clock_mhz=boost_clock_mhz, l2_bytes=l2_mib * MIB,
+                      host_op_seconds=HOST_DISPATCH_SECONDS, **dict(kernels or {}), kernel_source="; ".join(cited))
 
 
-# Dense BF16/FP16 tensor-core peaks (datasheets print "with sparsity" at twice these) and memory bandwidth.
+# Dense BF16/FP16 tensor-core peaks (datasheets print "with sparsity" at twice these) and memory bandwidth; SM
+# counts, max clocks and L2 as deviceQuery reports them on those GPUs (or the vendor's architecture pages).
 DEVICES: dict[str, DeviceSpec] = {spec.name: spec for spec in (
     _datasheet("a100-sxm-80gb", 312, 2039, 80, "NVIDIA A100 Tensor Core GPU datasheet (2021): BF16/FP16 "
-               "Tensor Core 312 TFLOPS (624 sparse); A100 80GB SXM 2,039 GB/s"),
+               "Tensor Core 312 TFLOPS (624 sparse); A100 80GB SXM 2,039 GB/s", sm_count=108, boost_clock_mhz=1410,
+               l2_mib=40, architecture="deviceQuery on an NVIDIA A100-SXM4-80GB (gist.github.com/gengwg/"
+               "3520df2ebf8872e5ee4818367e3a4122): 108 multiprocessors, max clock 1410 MHz, L2 41,943,040 bytes",
+               kernels=A100_KERNELS, kernel_sources=(FA2_A100,)),
     _datasheet("a100-sxm-40gb", 312, 1555, 40, "NVIDIA A100 Tensor Core GPU datasheet (2021): BF16/FP16 "
-               "Tensor Core 312 TFLOPS; A100 40GB SXM 1,555 GB/s"),
+               "Tensor Core 312 TFLOPS; A100 40GB SXM 1,555 GB/s", sm_count=108, boost_clock_mhz=1410, l2_mib=40,
+               architecture="deviceQuery on NVIDIA A100 40GB with NVLink (Paderborn Center for Parallel Computing "
+               "documentation, upb-pc2.atlassian.net PC2DOK 'NVIDIA A100 40GB with NVLINK'): 108 multiprocessors, "
+               "max clock 1410 MHz, L2 41,943,040 bytes", kernels=A100_KERNELS, kernel_sources=(FA2_A100,)),
     _datasheet("a800", 312, 2039, 80, "NVIDIA A800 Tensor Core GPU datasheet (A800 80GB SXM): BF16/FP16 "
                "Tensor Core 312 TFLOPS; 2,039 GB/s"),
     _datasheet("h100-sxm", 989.4, 3350, 80, "NVIDIA H100 Tensor Core GPU datasheet: H100 SXM BF16/FP16 "
-               "Tensor Core 1,979 TFLOPS with sparsity (989.4 dense); 3.35 TB/s"),
+               "Tensor Core 1,979 TFLOPS with sparsity (989.4 dense); 3.35 TB/s", sm_count=132, boost_clock_mhz=1980,
+               l2_mib=50, architecture="deviceQuery on NVIDIA H100 80GB HBM3 (SXM5; repository thamada/nvidia-smi, "
+               "nvsim/H100SXMx8_deviceQuery.py): 132 multiprocessors, max clock 1980 MHz, L2 52,428,800 bytes",
+               kernels=H100_KERNELS, kernel_sources=(FA3_H100,)),
     _datasheet("h100-pcie", 756.5, 2000, 80, "NVIDIA H100 Tensor Core GPU datasheet: H100 PCIe BF16/FP16 "
-               "Tensor Core 1,513 TFLOPS with sparsity (756.5 dense); 2 TB/s"),
+               "Tensor Core 1,513 TFLOPS with sparsity (756.5 dense); 2 TB/s", sm_count=114, boost_clock_mhz=1755,
+               l2_mib=50 * 1e6 / MIB, architecture="NVIDIA LaunchPad H100 MIG guide (docs.nvidia.com/launchpad/ai/"
+               "h100-mig): '114 SMs per GPU ... 50 MB L2 cache'; max boost 1755 MHz as Chips and Cheese read it on "
+               "an H100 PCIe ('Nvidia's H100: Funny L2, and Tons of Bandwidth', 2023)"),
     _datasheet("h200", 989.4, 4800, 141, "NVIDIA H200 Tensor Core GPU datasheet: H200 SXM BF16/FP16 Tensor "
-               "Core 1,979 TFLOPS with sparsity (989.4 dense); 141 GB HBM3e at 4.8 TB/s"),
+               "Core 1,979 TFLOPS with sparsity (989.4 dense); 141 GB HBM3e at 4.8 TB/s", sm_count=132,
+               architecture="132 SMs: the GH100 configuration of the H100 SXM (retailer listings; no deviceQuery of "
+               "an H200 found: clock and L2 left unset)"),
     _datasheet("b200", 2250, 8000, 180, "NVIDIA HGX B200 datasheet (per GPU): FP16/BF16 Tensor Core "
-               "4.5 PFLOPS with sparsity (2.25 dense); 180 GB HBM3e at 8 TB/s"),
+               "4.5 PFLOPS with sparsity (2.25 dense); 180 GB HBM3e at 8 TB/s", sm_count=148, l2_mib=129536 / 1024,
+               architecture="Chips and Cheese, 'Nvidia's B200: Keeping the CUDA Juggernaut Rolling' (measured on "
+               "8× B200): 148 SMs; a device-property dump: L2 129,536 KiB (clock not found)"),
     _datasheet("l40s", 362.05, 864, 48, "NVIDIA L40S datasheet: BF16/FP16 Tensor 362.05 TFLOPS "
-               "(733 with sparsity); 48 GB GDDR6 at 864 GB/s"),
+               "(733 with sparsity); 48 GB GDDR6 at 864 GB/s", sm_count=142, boost_clock_mhz=2520, l2_mib=96,
+               architecture="deviceQuery on an NVIDIA L40S (README of the cuda-device-query crate): 142 "
+               "multiprocessors, max clock 2520 MHz, L2 100,663,296 bytes"),
     _datasheet("rtx-4090", 165.2, 1008, 24, "NVIDIA Ada Lovelace GPU architecture whitepaper, Appendix A "
                "(GeForce RTX 4090): BF16/FP16 Tensor with FP32 accumulate 165.2 TFLOPS dense — the "
-               "accumulation frameworks use; 1,008 GB/s"),
+               "accumulation frameworks use; 1,008 GB/s", sm_count=128, boost_clock_mhz=2520, l2_mib=72,
+               architecture="deviceQuery on NVIDIA GeForce RTX 4090 (public dumps): 128 multiprocessors, max clock "
+               "2520 MHz, L2 75,497,472 bytes"),
     _datasheet("v100-sxm", 125, 900, 32, "NVIDIA Tesla V100 datasheet: V100 SXM2 Tensor Performance 125 "
-               "TFLOPS (FP16; no BF16); 900 GB/s", dtypes=("float16",)),
+               "TFLOPS (FP16; no BF16); 900 GB/s", dtypes=("float16",), sm_count=80, boost_clock_mhz=1530, l2_mib=6,
+               architecture="deviceQuery on a Tesla V100-SXM2-32GB (repository felicepantaleo/gpu_training, README): "
+               "80 multiprocessors, max clock 1530 MHz, L2 6 MiB"),
     _datasheet("mi300x", 1307.4, 5300, 192, "AMD Instinct MI300X accelerator datasheet: BF16/FP16 1,307.4 "
-               "TFLOPS dense (2,614.9 sparse); 192 GB HBM3 at 5.3 TB/s"),
+               "TFLOPS dense (2,614.9 sparse); 192 GB HBM3 at 5.3 TB/s", sm_count=304, l2_mib=32,
+               architecture="ROCm documentation, 'AMD Instinct MI300 series microarchitecture' (docs 6.2.2): up to "
+               "304 CUs, each XCD's 38 CUs sharing a 4 MB L2 (8 XCDs; the 256 MB Infinity Cache not counted)"),
 )}
 ALIASES = {"a100": "a100-sxm-80gb", "h100": "h100-sxm"}
 

@@ -4,22 +4,24 @@
 The shapes of every kernel come from the model (`vidcost.operators`); what a sweep measures is how fast this
 device runs them. So a fit adjusts only device numbers — the fraction of peak GEMMs sustain
 (`gemm_efficiency`), the fraction fused attention sustains (`flash_efficiency`), the fraction of the
-bandwidth memory-bound kernels sustain (`memory_efficiency`), the host's cost per dispatched op (`host_op_seconds`) and the device's per-kernel floor (`launch_seconds`) — starting from the
-device's datasheet entry or a `--device-spec local` measurement (peaks and bandwidth are kept). The result is
-a `DeviceSpec` like any other: written as a device JSON it prices any model, frame count or resolution on
+bandwidth memory-bound kernels sustain (`memory_efficiency`), the host's cost per dispatched op
+(`host_op_seconds`) and the device's per-kernel floor (`launch_seconds`) — starting from the device's
+datasheet entry or a `--device-spec local` measurement (peaks and bandwidth are kept). The result is a
+`DeviceSpec` like any other: written as a device JSON it prices any model, frame count or resolution on
 that device with `vidcost predict --device-spec FILE`, because none of what was fitted depends on the model.
 
 The fit minimises the relative error of the stages the operator model prices (vision, projector, LLM
 prefill, first token, a decode step) over the profiles, each stage weighted by its share of the TTFT (a stage
 of a few microseconds must not weigh as much as the prefill), in log-parameters (scipy's `least_squares`,
-bounded: an efficiency above 1 of a datasheet peak is not physical).
+bounded: an efficiency above 1 of a datasheet peak is not physical). `operator_fitter` hands the same fit to
+`vidcost.validation`'s held-out splits, which measure the bands a fitted device JSON carries.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 from vidcost.devices import DeviceSpec
 from vidcost.errors import FitError
@@ -34,7 +36,7 @@ _START = {"gemm_efficiency": 0.7, "flash_efficiency": 0.5, "memory_efficiency": 
 
 
 def fit_operator_device(data: Sequence[Observation], base: DeviceSpec, *, attention: str = "sdpa",
-                        source: str = "") -> DeviceSpec:
+                        source: str = "", start: DeviceSpec | None = None) -> DeviceSpec:
     """The device numbers that make `OperatorModel` reproduce the measured stages of `data`.
 
     Args:
@@ -42,6 +44,8 @@ def fit_operator_device(data: Sequence[Observation], base: DeviceSpec, *, attent
         base: the device's peaks and bandwidth (its datasheet entry, or `--device-spec local`).
         attention: the attention implementation the profiles ran.
         source: where the profiles come from, for the device's `kernel_source`.
+        start: a device whose fitted numbers start the search (a refit on most of the same profiles, as the
+            held-out splits run, converges in a few steps from the full fit).
 
     Raises:
         FitError: no observation with a stage the model prices, or observations of several dtypes.
@@ -74,10 +78,12 @@ def fit_operator_device(data: Sequence[Observation], base: DeviceSpec, *, attent
         predicted = [priced[id(observation)][stage] for observation, stage in rows]
         return (np.log(np.maximum(predicted, 1e-12)) - np.log(measured)) * weights
 
-    start = np.log([_START[name] for name in FITTED])
+    initial = np.log([getattr(start, name) if start is not None and getattr(start, name) > 0 else _START[name]
+                      for name in FITTED])
     lower = np.log([1e-3, 1e-3, 1e-3, 1e-9, 1e-9])  # efficiencies ≥ 0.1 %, host and launch cost ≥ 1 ns
     upper = np.log([ceiling, ceiling, 1.0, 1e-2, 1e-3])
-    result = least_squares(residuals, start, bounds=(lower, upper), diff_step=1e-3)
+    initial = np.clip(initial, lower + 1e-9, upper - 1e-9)
+    result = least_squares(residuals, initial, bounds=(lower, upper), diff_step=1e-3)
     fitted = device_at(result.x)
     efficiencies = {name: getattr(fitted, name) for name in ("gemm_efficiency", "flash_efficiency")}
     if max(efficiencies.values()) > 1:
@@ -94,3 +100,15 @@ def fit_operator_device(data: Sequence[Observation], base: DeviceSpec, *, attent
                  f"{fitted.launch_seconds * 1e6:.2f} µs per kernel; RMS log error {rms:.3f} over {len(rows)} stages "
                  f"(peaks and bandwidth from {base.name})")
     return dataclasses.replace(fitted, name=f"{base.name} (fitted)", kernel_source=described)
+
+
+def operator_fitter(base: DeviceSpec, *, attention: str = "sdpa", start: DeviceSpec | None = None
+                    ) -> Callable[[Sequence[Observation]], OperatorModel]:
+    """A `fit` for `vidcost.validation.held_out`: observations → the `OperatorModel` of the device fitted to
+    them, so the held-out splits measure the per-operator model's error as they measure `fit_latency`'s."""
+
+    def fit(data: Sequence[Observation]) -> OperatorModel:
+        device = fit_operator_device(data, base, attention=attention, start=start)
+        return OperatorModel(device, next(iter(data)).config.dtype, attention)
+
+    return fit

@@ -2,9 +2,9 @@
 
 `predict` prices a method's plan (or a schedule) on a model with a fitted `Calibration`
 (`vidcost.latency`; calibrated: the error band is the held-out error of that fit), or a device's per-operator
-model (`vidcost.operators`: each kernel priced from the device's numbers) or its roofline at datasheet peak
-(`vidcost.roofline`, `roofline="peak"`: a lower bound) — no band for those two: nothing measured them on that
-device. Speedups are vanilla
+model (`vidcost.operators`: each kernel priced from the device's numbers; banded when those numbers were
+fitted to profiles by `vidcost fit --per-operator-out`, which measures their held-out error by regime) or its
+roofline at datasheet peak (`vidcost.roofline`, `roofline="peak"`: a lower bound, no band). Speedups are vanilla
 over method, both predicted by the same model. Memory comes from the cost model (`estimate_memory`:
 weights and the larger of the vision tower's transient and the KV cache under the schedule with the LLM
 prefill's activation peak; `vidcost.memory_plan` says what fits under a limit; `analysis/bench_memory.py`
@@ -53,14 +53,16 @@ class Prediction:
         stages_ms / vanilla_stages_ms: predicted stages of TTFT.
         ttft_ms / vanilla_ttft_ms, llm_prefill_ms / vanilla_llm_prefill_ms: predicted.
         speedup: TTFT speedup (vision encoder and selection included); llm_prefill_speedup: the decoder's.
-        speedup_low / speedup_high (and llm_prefill_*): the band from the held-out error; None for a device model.
+        speedup_low / speedup_high (and llm_prefill_*): the band from the held-out error; None for a device model
+            nothing was fitted to.
         decode_ms_per_token / vanilla_decode_ms_per_token: one decode step (None if never measured).
         kv_cache_bytes / peak_memory_bytes (and vanilla_*): from the cost model.
         errors: quantity → relative half-width of its band (the held-out max error in the prediction's
-            regime; empty for a device model, or outside the range where the calibration measured no error).
+            regime, of a calibration or of a per-operator device fitted to profiles; empty for a datasheet or
+            `local` device, or outside the range where the fit measured no error).
         notes: what the prediction does not cover, in words.
-        regime: where it stands against the calibration (`vidcost.latency.REGIMES`: "inside",
-            "other_model", "other_frames"); None for a device model.
+        regime: where it stands against what was fitted (`vidcost.latency.REGIMES`: "inside",
+            "other_model", "other_frames"); None for a device model nothing was fitted to.
     """
 
     model: str
@@ -130,11 +132,11 @@ class Prediction:
                 f"speedup {self.speedup:.2f}×, {self.kind})")
 
 
-def coverage_warning(calibration: Calibration | None, spec: Any, method: str | None) -> None:
-    """One warning when a calibrated prediction leaves what the calibration was fitted on (another model, a
-    frame count outside its range, a method it never saw): the terms still price it, but its printed band
-    was measured inside that range only."""
-    coverage = calibration.coverage if calibration is not None else {}
+def coverage_warning(fitted: Any, spec: Any, method: str | None) -> None:
+    """One warning when a prediction leaves what its source was fitted on (`fitted_source`: a calibration or a
+    fitted per-operator device; another model, a frame count outside its range, a method it never saw): the
+    terms still price it, but its printed band was measured inside that range only."""
+    coverage = fitted.coverage if fitted is not None else {}
     if not coverage:
         return
     outside = []
@@ -148,11 +150,11 @@ def coverage_warning(calibration: Calibration | None, spec: Any, method: str | N
         outside.append(f"method {method} (fitted on {', '.join(methods)})")
     if outside:
         regime = regime_of(coverage, spec)
-        band = (f"the band is {REGIMES[regime].split('(')[1].rstrip(')')}'s" if calibration.errors_for(regime)
+        band = (f"the band is {REGIMES[regime].split('(')[1].rstrip(')')}'s" if fitted.errors_for(regime)
                 else "no band: no held-out error was measured there")
         if regime == "inside":  # only the method is new: its selection time is not in the fit
             band = "the band was measured on the fitted methods"
-        warnings.warn(f"extrapolating beyond the calibration: {'; '.join(outside)} — {band}",
+        warnings.warn(f"extrapolating beyond the fit: {'; '.join(outside)} — {band}",
                       VidcostPredictionWarning, stacklevel=2)
 
 
@@ -283,12 +285,13 @@ def predict(model: str | ModelSpec, *, frames: int | None = None, method: str | 
     vanilla_memory = estimate_memory(spec, unpruned.schedule, dtype_bytes=DTYPE_BYTES[run_dtype],
                                      generated_tokens=decode_tokens)
     errors, regime = {}, None
-    if calibration_used is not None:
-        regime = regime_of(calibration_used.coverage, spec)
-        errors = calibration_used.errors_for(regime)
+    fitted = fitted_source(latency, calibration_used)
+    if fitted is not None:
+        regime = regime_of(fitted.coverage, spec)
+        errors = fitted.errors_for(regime)
         if regime != "inside" and not errors:
             notes += (f"extrapolating to {REGIMES[regime].split(' (')[0]}: no held-out error was measured for that "
-                      "(the calibration's store holds one model / frame count), so no band is printed",)
+                      "(the fit's store holds one model / frame count), so no band is printed",)
     return Prediction(
         model=spec.name, frames=spec.frames, method=name, budget=budget, params=resolved_params,
         device=_device_name(latency), dtype=run_dtype,
@@ -303,6 +306,15 @@ def predict(model: str | ModelSpec, *, frames: int | None = None, method: str | 
         peak_memory_bytes=memory.total_bytes, vanilla_peak_memory_bytes=vanilla_memory.total_bytes,
         visual_tokens=plan.visual_tokens, errors=errors, notes=notes, regime=regime,
         kind=source_kind(latency, calibration_used))
+
+
+def fitted_source(latency: Any, calibration: Calibration | None) -> Any:
+    """What was fitted to profiles and measured held out — a calibration, or a per-operator device written by
+    `vidcost fit --per-operator-out` (both have `coverage` and `errors_for`) — or None (nothing measured it)."""
+    if calibration is not None:
+        return calibration
+    device = getattr(latency, "device", None)
+    return device if source_kind(latency, None) == PER_OPERATOR and device.coverage else None
 
 
 def _device_name(latency: Any) -> str:
@@ -334,9 +346,12 @@ def _notes(latency: Any, calibration: Calibration | None, spec: ModelSpec, metho
                          "measured numbers it lands)")
         else:
             device = latency.device
+            fitted = ("its numbers fitted to profiles of it (the band: their held-out error in this prediction's "
+                      "regime) — no selection time" if device.coverage else
+                      "from the device's numbers, not from profiles of it — no selection time and no error band "
+                      "(`analysis/roofline_vs_published.py` measures it against published latencies)")
             notes.append(f"per-operator model of {device.name} ({latency.attention} attention): every kernel priced "
-                         "from the device's numbers, not from profiles of it — no selection time and no error band "
-                         "(`analysis/roofline_vs_published.py` measures it against published latencies)"
+                         + fitted
                          + (f"; kernel numbers: {device.kernel_source}" if device.kernel_source else
                             "; this device has no kernel-level numbers: GEMMs and attention at peak, no launch or "
                             "host cost"))

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 from vidcost.errors import FitError
-from vidcost.latency import (LatencyModel, Observation, fit_latency, predict_stages, vanilla_configuration)
+from vidcost.latency import Observation, fit_latency, predict_stages, vanilla_configuration
 
 QUANTITIES = ("speedup", "llm_prefill_speedup", "ttft_ms", "llm_prefill_ms", "decode_ms_per_token")
 
@@ -100,8 +100,9 @@ def measured_values(observation: Observation, vanilla: Observation | None) -> di
     return values
 
 
-def predicted_values(model: LatencyModel, observation: Observation) -> dict[str, float | None]:
-    """What a model predicts for an observation's configuration, speedups against the vanilla one."""
+def predicted_values(model: Any, observation: Observation) -> dict[str, float | None]:
+    """What a model (a `LatencyModel`, an `OperatorModel`) predicts for an observation's configuration, speedups
+    against the vanilla one."""
     prediction = predict_stages(model, observation.config)
     values: dict[str, float | None] = {
         "ttft_ms": prediction.ttft_ms, "llm_prefill_ms": prediction.llm_prefill_ms,
@@ -116,7 +117,8 @@ def predicted_values(model: LatencyModel, observation: Observation) -> dict[str,
 
 def held_out(data: Sequence[Observation], group_of: Callable[[Observation], Hashable | None], split: str,
              *, train: Callable[[Observation, Hashable], bool] | None = None,
-             progress: Callable[[int, int], None] | None = None, fixed: Any = None) -> HeldOut:
+             progress: Callable[[int, int], None] | None = None, fixed: Any = None,
+             fit: Callable[[Sequence[Observation]], Any] | None = None) -> HeldOut:
     """Predict each group of observations with a model fitted on the others.
 
     Args:
@@ -126,6 +128,8 @@ def held_out(data: Sequence[Observation], group_of: Callable[[Observation], Hash
         train: which observations to fit on when predicting a group (default: every one not in it).
         progress: called with (groups done, groups) after each.
         fixed: terms set from a device measurement, passed to every refit (`fit_latency`'s `fixed`).
+        fit: what fits a model to observations (anything with `stage_ms(config)`): default `fit_latency`
+            with `fixed`; `vidcost.operator_fit.operator_fitter` measures the per-operator model the same way.
 
     Raises:
         FitError: no group could be predicted.
@@ -137,7 +141,7 @@ def held_out(data: Sequence[Observation], group_of: Callable[[Observation], Hash
         held = [o for o in data if group_of(o) == group]
         fitted = [o for o in data if (train(o, group) if train else group_of(o) != group)]
         try:
-            model = fit_latency(fitted, fixed)
+            model = fit(fitted) if fit is not None else fit_latency(fitted, fixed)
         except FitError as err:
             skipped.append(f"{group}: {err}")
             continue

@@ -165,3 +165,34 @@ def test_fit_takes_the_byte_terms_from_a_device_and_says_so(synthetic, tmp_path)
     bad = vidcost("fit", "--store", str(store), "--out", str(tmp_path / "c2.json"), "--device-spec", "nosuch")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "unknown --device-spec 'nosuch'" in bad.stderr
     assert not (tmp_path / "c2.json").exists()
+
+
+def test_a_per_operator_device_fitted_to_profiles_carries_its_bands(synthetic, tmp_path) -> None:
+    """`fit --per-operator-out` writes the device with what it was fitted on and its held-out error by regime;
+    `predict --device-spec` on that JSON prints the band inside the range and says when none was measured."""
+    store = write_store(tmp_path / "runs.jsonl", synthetic(models=("tiny",), frames=(4, 16), budgets=(0.2, 0.5),
+                                                           methods=("fastv",), noise=0.01))
+    base = tmp_path / "cpu.json"  # CPU-like peaks: the synthetic stage times are a CPU's
+    base.write_text(json.dumps({"name": "cpu", "peak_tflops": {"float32": 0.1}, "memory_bandwidth_gbps": 50,
+                                "measured": True, "host_overlaps": False}))
+    result = vidcost("fit", "--store", str(store), "--out", str(tmp_path / "calib.json"), "--device-spec",
+                     str(base), "--per-operator-out", str(tmp_path / "dev.json"))
+    assert result.returncode == 0, result.stderr
+    assert "per-operator held-out error, inside: speedup max" in result.stderr
+    device = json.loads((tmp_path / "dev.json").read_text())
+    assert device["coverage"]["models"] == ["tiny"] and device["coverage"]["frames"] == [4, 16]
+    assert set(device["held_out"]) == {"inside", "other_frames"}  # one model: no leave-one-model-out
+    assert device["held_out"]["inside"]["speedup"]["count"] == 4
+    inside = vidcost("predict", "--model", "tiny", "--frames", "8", "--method", "fastv", "--budget", "0.3",
+                     "--device-spec", str(tmp_path / "dev.json"), "--dtype", "float32", "--json")
+    assert inside.returncode == 0, inside.stderr
+    data = json.loads(inside.stdout)
+    assert data["kind"] == "per-operator" and data["regime"] == "inside"
+    assert data["speedup_low"] < data["speedup"] < data["speedup_high"]
+    other = vidcost("predict", "--model", "llava-onevision-0.5b", "--method", "fastv", "--budget", "0.3",
+                    "--device-spec", str(tmp_path / "dev.json"), "--dtype", "float32", "--json")
+    assert other.returncode == 0, other.stderr
+    data = json.loads(other.stdout)
+    assert data["regime"] == "other_model" and data["speedup_low"] is None
+    assert any("no held-out error was measured" in note for note in data["notes"])
+    assert "extrapolating beyond the fit: model llava-onevision-0.5b" in other.stderr

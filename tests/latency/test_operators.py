@@ -230,3 +230,38 @@ def test_predictions_fall_with_the_kept_tokens(method):
              for b in (0.9, 0.5, 0.3)]
     assert ttfts[0] > ttfts[1] > ttfts[2]
     assert math.isfinite(ttfts[0])
+
+
+def test_device_json_round_trips_a_fits_coverage_and_bands():
+    bands = {"inside": {"speedup": {"median": 0.02, "max": 0.05, "count": 10.0}}}
+    fitted = dataclasses.replace(A100, coverage={"models": ["tiny"], "frames": [4, 16], "methods": ["fastv"]},
+                                 held_out=bands)
+    again = DeviceSpec.from_dict(fitted.to_dict())
+    assert again.coverage == fitted.coverage and again.held_out == bands
+    assert again.errors_for("inside") == {"speedup": 0.05} and again.errors_for("other_model") == {}
+
+
+@pytest.mark.parametrize("held_out", [{"elsewhere": {}}, {"inside": {"speedup": {"median": 0.1}}},
+                                      {"inside": {"speedup": {"max": -1}}}, {"inside": [1]}])
+def test_device_json_refuses_malformed_bands(held_out):
+    from vidcost.errors import DataFormatError
+
+    with pytest.raises(DataFormatError, match="held_out"):
+        DeviceSpec.from_dict({**A100.to_dict(), "held_out": held_out})
+
+
+def test_table_kernel_numbers_are_cited():
+    """An efficiency below 1 in the table comes with the paper that measured it."""
+    for device in DEVICES.values():
+        if device.gemm_efficiency < 1 or device.flash_efficiency < 1:
+            assert "arXiv:" in device.kernel_source, device.name
+        if device.sm_count:
+            assert "SM" in device.kernel_source or "multiprocessors" in device.kernel_source or \
+                "CU" in device.kernel_source, device.name
+
+
+def test_device_band_regimes_are_the_calibrations():
+    from vidcost.devices import HELD_OUT_REGIMES
+    from vidcost.latency import REGIMES
+
+    assert set(HELD_OUT_REGIMES) == set(REGIMES)

@@ -38,8 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--per-operator-out", metavar="DEVICE.json",
                         help="also fit the per-operator model's device numbers (GEMM, attention and memory-kernel "
                              "efficiencies, host cost per op, kernel floor) on top of --device-spec's peaks and "
-                             "bandwidth, and write them as a device JSON: `vidcost predict --device-spec "
-                             "DEVICE.json` then prices any model, frames or resolution on this device")
+                             "bandwidth, and write them as a device JSON with their held-out error by regime "
+                             "(skipped with --no-validation): `vidcost predict --device-spec DEVICE.json` then "
+                             "prices any model, frames or resolution on this device, with that band")
     parser.add_argument("--attention", choices=ATTENTION_IMPLEMENTATIONS, default="sdpa",
                         help="with --per-operator-out: the attention implementation the profiles ran (default sdpa)")
     parser.add_argument("--no-validation", action="store_true",
@@ -101,15 +102,37 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write_operator_device(args: argparse.Namespace, chosen: list) -> None:
-    """Fit and write the per-operator device (`vidcost.operator_fit`), printing what was fitted on stderr."""
+    """Fit and write the per-operator device (`vidcost.operator_fit`) with its held-out bands by regime (each
+    split refitting the device numbers without the held-out group, as for the calibration), printing what was
+    fitted on stderr."""
+    import dataclasses
+
     from vidcost.devices import device_for_observations
-    from vidcost.operator_fit import fit_operator_device
+    from vidcost.latency import coverage_of
+    from vidcost.operator_fit import fit_operator_device, operator_fitter
     from vidcost.store import write_json_atomic
+    from vidcost.validation import REGIME_SPLITS, leave_one_configuration_out
 
     base = device_for_observations(args.device_spec, chosen)
     device = fit_operator_device(chosen, base, attention=args.attention, source=str(args.store))
+    bands = {}
+    if not args.no_validation:
+        fit = operator_fitter(base, attention=args.attention, start=device)
+        progress = _progress(len({o.key for o in chosen}))
+        bands["inside"] = leave_one_configuration_out(chosen, progress=progress, fit=fit).summary()
+        progress(0, 0)
+        for regime, split in REGIME_SPLITS.items():
+            try:
+                bands[regime] = split(chosen, fit=fit).summary()
+            except FitError:
+                continue
+    device = dataclasses.replace(device, coverage=coverage_of(chosen), held_out=bands)
     write_json_atomic(args.per_operator_out, device.to_dict())
     print(f"per-operator device: {device.kernel_source}; wrote {args.per_operator_out}", file=sys.stderr)
+    for regime, summary in bands.items():
+        shown = [f"{q} max {v['max']:.1%}" for q, v in summary.items() if q in ("speedup", "llm_prefill_speedup",
+                                                                                "ttft_ms", "decode_ms_per_token")]
+        print(f"  per-operator held-out error, {regime.replace('_', ' ')}: {', '.join(shown)}", file=sys.stderr)
 
 
 def _progress(groups: int):

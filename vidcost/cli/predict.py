@@ -56,7 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vidcost.predict import budget_for_speedup, coverage_warning, latency_source, predict, predict_curve
+    from vidcost.predict import (budget_for_speedup, coverage_warning, fitted_source, latency_source, predict,
+                                 predict_curve)
 
     limit = None
     if args.memory_limit is not None:
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     dtype = args.dtype or ("float32" if (args.device_spec or "").lower() == "local" else None)
     source = latency_source(args.calibration, args.device_spec, dtype=dtype, roofline=args.roofline,
                             attention=args.attention)
-    coverage_warning(source[1], spec, None if args.schedule else (args.method or "mmgvid"))
+    coverage_warning(fitted_source(*source), spec, None if args.schedule else (args.method or "mmgvid"))
     common: dict[str, Any] = dict(source=source, decode_tokens=args.decode_tokens)
     if args.schedule:
         from vidcost.schedule import parse_schedule

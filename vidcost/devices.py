@@ -418,8 +418,9 @@ def fit_hockney(sizes: list[float], work: list[float], seconds: list[float]) -> 
 def measure_local_device(*, dtype: str = "float32", device: str = "cpu", width: int = 1024,
                          repeats: int = 5, clock: Callable[[], float] = time.perf_counter) -> DeviceSpec:
     """Measure this machine: GEMMs [n, width] × [width, 4·width] at n = 16 … 2048 rows, causal SDPA
-    attention over 256 … 4096 tokens, a large copy, and a one-row GEMM over a 256 MiB matrix (the rate a
-    decode step streams weights at); fit Hockney's r∞ and n½ to the first two (`fit_hockney`).
+    attention over 256 … 4096 tokens, a large copy, a one-row GEMM over a 256 MiB matrix (the rate a decode
+    step streams weights at) and the host's cost per op (`_dispatch_costs`); fit Hockney's r∞ and n½ to the
+    first two (`fit_hockney`).
 
     Takes a few seconds on a CPU. The median of `repeats` timed runs after one warm-up, with a device
     synchronise around each on a GPU (one kernel per run, so the sync costs no overlap).
@@ -488,38 +489,31 @@ def measure_local_device(*, dtype: str = "float32", device: str = "cpu", width: 
         source=(f"measured by vidcost on {device} in {dtype}: GEMM r∞ {gemm.rate / GIGA:.1f} GFLOP/s, "
                 f"n½ {gemm.half_size:.0f} rows; attention r∞ {attention.rate / GIGA:.1f} GFLOP/s, "
                 f"n½ {attention.half_size:.0f} tokens; copy {bandwidth / GIGA:.1f} GB/s; one-row GEMM streams "
-                f"weights at {stream / GIGA:.1f} GB/s; {host_op * 1e6:.1f} µs per dispatched op"
+                f"weights at {stream / GIGA:.1f} GB/s; {host_op * 1e6:.1f} µs of host per op in transformers' modules"
                 + (f", {launch * 1e6:.1f} µs per tiny kernel on the device" if launch else "")),
         gemm_half_rows=gemm.half_size, attention_half_tokens=attention.half_size,
         attention_rate_fraction=attention.rate / gemm.rate, measured=True, weight_stream_bandwidth=stream,
         flash_efficiency=min(1.0, attention.rate / gemm.rate), flash_half_tokens=attention.half_size,
         launch_seconds=launch, host_op_seconds=host_op, host_overlaps=device.startswith("cuda"),
         kernel_source="measured by vidcost on this machine (`--device-spec local`): GEMM and attention rates and "
-                      "n½, dispatch cost per op" + (", device time per tiny kernel" if launch else ""))
+                      "n½, the host's cost per op inside transformers' modules (a 2-layer Qwen2 forward)"
+                      + (", device time per tiny kernel" if launch else ""))
 
 
 def _dispatch_costs(torch: Any, dtype: Any, device: str, clock: Callable[[], float], ops: int = 2000
                     ) -> tuple[float, float]:
     """(host seconds per dispatched op, device seconds per tiny kernel; 0 on a CPU).
 
-    The host cost is the time to issue `ops` in-place adds on a one-element tensor (on a GPU without a
-    synchronise: what the host spends before the kernel runs). On a GPU the device's floor is timed with CUDA
-    events around the same adds queued behind a long GEMM, so the host has run ahead and the events see the
-    kernels back to back.
+    The host cost is what an op costs the host inside transformers' modules (`_module_op_seconds`: a decode
+    step of a small Qwen2 built from its config, over the ops it dispatches) — Python module calls, argument
+    handling and output allocation, several times a bare dispatch on a CPU. On a GPU the device's floor is
+    timed with CUDA events around `ops` in-place adds queued behind a long GEMM, so the host has run ahead and
+    the events see the kernels back to back.
     """
-    tiny = torch.zeros(1, dtype=dtype, device=device)
-    on_gpu = device.startswith("cuda")
-    sync = torch.cuda.synchronize if on_gpu else (lambda: None)
-    for _ in range(100):  # warm-up
-        tiny.add_(1)
-    sync()
-    start = clock()
-    for _ in range(ops):
-        tiny.add_(1)
-    host = (clock() - start) / ops
-    sync()
-    if not on_gpu:
+    host = _module_op_seconds(torch, dtype, device, clock)
+    if not device.startswith("cuda"):
         return host, 0.0
+    tiny = torch.zeros(1, dtype=dtype, device=device)
     big = torch.randn(8192, 8192, dtype=dtype, device=device)
     begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     big @ big  # tens of milliseconds of device work while the host queues the adds
@@ -527,8 +521,43 @@ def _dispatch_costs(torch: Any, dtype: Any, device: str, clock: Callable[[], flo
     for _ in range(ops):
         tiny.add_(1)
     end.record()
-    sync()
+    torch.cuda.synchronize()
     return host, begin.elapsed_time(end) / 1e3 / ops
+
+
+def _module_op_seconds(torch: Any, dtype: Any, device: str, clock: Callable[[], float], steps: int = 20) -> float:
+    """Host seconds per dispatched op of transformers' `Qwen2ForCausalLM` one-token forwards on a model so small
+    (2 layers, width 64) that its kernels cost next to nothing: the median forward's time over the ops one
+    forward dispatches (counted with a TorchDispatchMode). On a GPU the forwards are issued without a
+    synchronise, the host running ahead of kernels shorter than the ops that launch them."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    class Counter(TorchDispatchMode):
+        dispatched = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Counter.dispatched += 1
+            return func(*args, **(kwargs or {}))
+
+    config = Qwen2Config(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, vocab_size=256, attn_implementation="sdpa")
+    model = Qwen2ForCausalLM(config).to(device=device, dtype=dtype).eval()
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    token = torch.zeros(1, 1, dtype=torch.long, device=device)
+    with torch.inference_mode():
+        for _ in range(3):  # warm-up
+            model(token, use_cache=False)
+        with Counter():
+            model(token, use_cache=False)
+        sync()
+        samples = []
+        for _ in range(steps):
+            start = clock()
+            model(token, use_cache=False)
+            samples.append(clock() - start)
+        sync()
+    return statistics.median(samples) / Counter.dispatched
 
 
 def device_for_observations(name: str, chosen: Sequence[Any]) -> DeviceSpec:

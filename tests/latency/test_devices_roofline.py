@@ -68,6 +68,22 @@ def test_the_local_microbenchmark_measures_this_machine() -> None:
     # copy reaches (read + write counted) times a few — a number, measured, not the copy's
     assert 1e8 < local.weight_stream_bandwidth < 10 * local.memory_bandwidth
     assert local.weight_read_bandwidth == local.weight_stream_bandwidth
+    assert 1e-7 < local.host_op_seconds < 1e-3 and not local.host_overlaps  # a CPU: dispatch and kernel add
+
+
+def test_the_host_cost_per_op_is_a_forwards_time_over_the_ops_it_dispatches() -> None:
+    """With a clock that advances 1 ms per reading, each timed forward takes 1 ms: the cost per op is 1 ms over
+    the ops one forward of the 2-layer Qwen2 dispatches (its embedding, two layers of ~70 ops, norm, head)."""
+    import itertools
+
+    import torch
+
+    from vidcost.devices import _module_op_seconds
+
+    ticks = itertools.count()
+    per_op = _module_op_seconds(torch, torch.float32, "cpu", lambda: next(ticks) * 1e-3)
+    dispatched = round(1e-3 / per_op)
+    assert 100 < dispatched < 400
 
 
 def config(tokens: int, layers_kept: int | None = None) -> Configuration:

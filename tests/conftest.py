@@ -8,6 +8,13 @@ import pytest
 
 REQUIRE_GPU = "VIDCOST_REQUIRE_GPU"
 
+# Selection traces (vidcost.selection_trace) go to a folder of this run, not the user's cache; the CLI tests'
+# subprocesses inherit it.
+if "VIDCOST_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["VIDCOST_CACHE"] = tempfile.mkdtemp(prefix="vidcost-test-cache-")
+
 
 def _has_cuda() -> bool:
     try:

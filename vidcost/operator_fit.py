@@ -10,8 +10,8 @@ datasheet entry or a `--device-spec local` measurement (peaks and bandwidth are 
 `DeviceSpec` like any other: written as a device JSON it prices any model, frame count or resolution on
 that device with `vidcost predict --device-spec FILE`, because none of what was fitted depends on the model.
 
-The fit minimises the relative error of the stages the operator model prices (vision, projector, LLM
-prefill, first token, a decode step) over the profiles, each stage weighted by its share of the TTFT (a stage
+The fit minimises the relative error of the stages the operator model prices (vision, projector, a pre-LLM
+selection, LLM prefill, first token, a decode step) over the profiles, each stage weighted by its share of the TTFT (a stage
 of a few microseconds must not weigh as much as the prefill), in log-parameters (scipy's `least_squares`,
 bounded: an efficiency above 1 of a datasheet peak is not physical). `operator_fitter` hands the same fit to
 `vidcost.validation`'s held-out splits, which measure the bands a fitted device JSON carries.
@@ -27,9 +27,10 @@ from vidcost.devices import DeviceSpec
 from vidcost.errors import FitError
 from vidcost.latency import DECODE, Observation
 from vidcost.operators import OperatorModel
+from vidcost.selection_trace import prices_selection
 
 FITTED = ("gemm_efficiency", "flash_efficiency", "memory_efficiency", "host_op_seconds", "launch_seconds")
-PRICED_STAGES = ("vision", "projector", "llm_prefill", "first_token", DECODE)
+PRICED_STAGES = ("vision", "projector", "selection", "llm_prefill", "first_token", DECODE)
 MIN_SHARE = 0.01  # a stage's weight floor, as a fraction of its profile's TTFT (as `fit_latency`)
 _START = {"gemm_efficiency": 0.7, "flash_efficiency": 0.5, "memory_efficiency": 0.7, "host_op_seconds": 10e-6,
           "launch_seconds": 2e-6}
@@ -58,10 +59,12 @@ def fit_operator_device(data: Sequence[Observation], base: DeviceSpec, *, attent
         raise FitError(f"the profiles are in {len(dtypes)} dtypes ({sorted(dtypes)}); fit one (--dtype)")
     dtype = dtypes.pop()
     base.flops_per_second(dtype)
-    rows = [(o, stage) for o in data for stage in PRICED_STAGES if o.stages_ms.get(stage, 0) > 0]
+    # A selection the model prices (a pre-LLM one); an in-LLM method's measured selection is not in its model.
+    rows = [(o, stage) for o in data for stage in PRICED_STAGES if o.stages_ms.get(stage, 0) > 0
+            and (stage != "selection" or prices_selection(o.config))]
     if not rows:
-        raise FitError("no profile has a stage the per-operator model prices (vision, projector, llm_prefill, "
-                       "first_token, decode)")
+        raise FitError("no profile has a stage the per-operator model prices (vision, projector, a pre-LLM "
+                       "selection, llm_prefill, first_token, decode)")
     measured = np.array([o.stages_ms[stage] for o, stage in rows])
     weights = np.sqrt(np.maximum(measured, MIN_SHARE * np.array([o.ttft_ms for o, _ in rows])) /
                       np.array([o.ttft_ms for o, _ in rows]))

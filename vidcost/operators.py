@@ -26,8 +26,10 @@ Each kernel is priced on the device (`DeviceSpec`):
   (the host runs ahead of the GPU only while the kernels are longer than the ops that launch them — a decode
   step of a small model is host-bound); on a CPU the two add.
 
-Not priced: a pruning method's own selection kernels (the "selection" stage is 0, as for the roofline;
-`vidcost fit` measures it), the embedding lookup and the text around the video before the LLM ("other").
+A pre-LLM selection is the kernels its method's own `select_visual` dispatches at the configuration's token
+counts (`vidcost.selection_trace`), split at the host synchronisations it makes. Not priced: an in-LLM
+stage's selection (FastV's ranking, PyramidDrop's, FrameFusion's merges: "selection" holds none of it), the
+embedding lookup and the text around the video before the LLM ("other").
 """
 
 from __future__ import annotations
@@ -38,10 +40,10 @@ from typing import Iterable
 
 from vidcost.cost import QWEN_VL_FAMILIES, decode_kv_lengths, _window_scores
 from vidcost.devices import DeviceSpec
+from vidcost.kernels import ATTENTION, GEMM, MEMORY, Kernel, OperatorList
 from vidcost.latency import DECODE, Configuration
 from vidcost.spec import ModelSpec
 
-GEMM, ATTENTION, MEMORY = "gemm", "attention", "memory"
 ATTENTION_IMPLEMENTATIONS = ("sdpa", "flash_attention_2", "eager")
 TILE = 128  # output tile side of the large-GEMM kernels (CUTLASS / cuBLAS 128 × 128 and up)
 MIN_TILE_ROWS = 16  # a tensor-core MMA has 16 rows: a GEMM of fewer rows pads to them
@@ -51,45 +53,7 @@ FLOAT32 = 4
 # transformers dispatches them (tests/latency/test_operators.py counts them on the real layers).
 DECODER_HOST_OPS = {"sdpa": 36, "flash_attention_2": 36, "eager": 46}
 EAGER_GQA_HOST_OPS = 6  # repeat_kv's expand and reshape of keys and values
-VISION_HOST_OPS = 27
-
-
-@dataclass(frozen=True)
-class Kernel:
-    """One kernel a stage launches.
-
-    Attributes:
-        name: what transformers calls the op ("q_proj", "input_layernorm.pow", "attention" …).
-        kind: GEMM, ATTENTION or MEMORY.
-        flops: its floating-point operations (2 per multiply-add).
-        bytes: bytes it reads from and writes to device memory.
-        shape: a GEMM's (m, n, k) per matrix; attention's (query rows, keys, heads · head_dim).
-        batch: independent matrices of that shape (heads of a batched GEMM, frames of attention).
-        causal: attention over a causal mask (a fused kernel skips the masked half).
-    """
-
-    name: str
-    kind: str
-    flops: float = 0.0
-    bytes: float = 0.0
-    shape: tuple[int, int, int] = (0, 0, 0)
-    batch: int = 1
-    causal: bool = False
-
-
-@dataclass(frozen=True)
-class OperatorList:
-    """The kernels of one stage (or one layer) and the host-only ops dispatched with them."""
-
-    kernels: tuple[Kernel, ...]
-    host_ops: int = 0
-
-    def __add__(self, other: "OperatorList") -> "OperatorList":
-        return OperatorList(self.kernels + other.kernels, self.host_ops + other.host_ops)
-
-    @property
-    def flops(self) -> float:
-        return sum(kernel.flops for kernel in self.kernels)
+VISION_HOST_OPS = {"sdpa": 27, "flash_attention_2": 27, "eager": 37}
 
 
 def gemm(name: str, m: int, n: int, k: int, size: int, *, batch: int = 1, weight: bool = True) -> Kernel:
@@ -199,15 +163,19 @@ def decoder_layer_kernels(spec: ModelSpec, rows: int, keys: int, size: int, *, i
 
 
 def vision_layer_kernels(rows: int, sequence: int, sequences: int, scores: int, width: int, intermediate: int,
-                         heads: int, size: int, *, mlp_matrices: int = 2) -> OperatorList:
+                         heads: int, size: int, *, mlp_matrices: int = 2, implementation: str = "sdpa") -> OperatorList:
     """One vision encoder layer over `rows` patches in `sequences` attention sequences of `sequence` patches
-    (`scores`: Σ n² over them): LayerNorm, q/k/v/out projections, fused attention, residual, LayerNorm, the MLP
-    (fc1, GELU, fc2 — SigLIP's `SiglipEncoderLayer`; Qwen2.5-VL's SwiGLU with `mlp_matrices` 3), residual."""
+    (`scores`: Σ n² over them): LayerNorm, q/k/v/out projections, attention, residual, LayerNorm, the MLP
+    (fc1, GELU, fc2 — SigLIP's `SiglipEncoderLayer`; Qwen2.5-VL's SwiGLU with `mlp_matrices` 3), residual.
+    Attention as `implementation` runs it: fused, or `eager_attention_forward` (`vision_eager_attention`)."""
     kernels = [elementwise("layer_norm1", rows * width, size, size)]
     kernels += [gemm(name, rows, width, width, size) for name in ("q_proj", "k_proj", "v_proj")]
-    moved = 4 * rows * width * size
-    kernels.append(Kernel("attention", ATTENTION, 4.0 * scores * width, float(moved), (sequence, sequence, width),
-                          sequences))
+    if implementation == "eager":
+        kernels += vision_eager_attention(rows, sequence, sequences, scores, width, heads, size)
+    else:
+        moved = 4 * rows * width * size
+        kernels.append(Kernel("attention", ATTENTION, 4.0 * scores * width, float(moved),
+                              (sequence, sequence, width), sequences))
     kernels += [gemm("out_proj", rows, width, width, size), elementwise("residual", rows * width, 2 * size, size),
                 elementwise("layer_norm2", rows * width, size, size)]
     if mlp_matrices == 3:
@@ -217,12 +185,35 @@ def vision_layer_kernels(rows: int, sequence: int, sequences: int, scores: int, 
         kernels.append(gemm("fc1", rows, intermediate, width, size))
     kernels += [elementwise("act", rows * intermediate, size, size), gemm("fc2", rows, width, intermediate, size),
                 elementwise("residual", rows * width, 2 * size, size)]
-    return OperatorList(tuple(kernels), VISION_HOST_OPS)
+    return OperatorList(tuple(kernels), VISION_HOST_OPS[implementation])
 
 
-def vision_kernels(spec: ModelSpec, size: int) -> OperatorList:
+def vision_eager_attention(rows: int, sequence: int, sequences: int, scores: int, width: int, heads: int,
+                           size: int) -> list[Kernel]:
+    """transformers' `eager_attention_forward` in a vision layer (no mask, dropout 0 in eval): the transposed
+    q and k made contiguous for the batched QKᵀ, the scale, softmax in float32 (with its casts outside
+    float32), v made contiguous for P·V, and the transposed output made contiguous — every score materialised
+    (LLaVA-NeXT's own SigLIP runs this)."""
+    head_dim, matrices, n = width // heads, heads * sequences, heads * scores
+    kernels = [elementwise("attention.q_contiguous", rows * width, size, size),
+               elementwise("attention.k_contiguous", rows * width, size, size),
+               gemm("attention.qk", sequence, sequence, head_dim, size, batch=matrices, weight=False),
+               elementwise("attention.scale", n, size, size)]
+    if size != FLOAT32:
+        kernels.append(elementwise("attention.softmax_to_float32", n, size, FLOAT32))
+    kernels.append(elementwise("attention.softmax", n, FLOAT32, FLOAT32))
+    if size != FLOAT32:
+        kernels.append(elementwise("attention.softmax_to_dtype", n, FLOAT32, size))
+    kernels += [elementwise("attention.v_contiguous", rows * width, size, size),
+                gemm("attention.pv", sequence, head_dim, sequence, size, batch=matrices, weight=False),
+                elementwise("attention.contiguous", rows * width, size, size)]
+    return kernels
+
+
+def vision_kernels(spec: ModelSpec, size: int, implementation: str = "sdpa") -> OperatorList:
     """The vision tower over every frame in one batch, as the runtime runs it: the patch embedding as a GEMM,
-    then every encoder layer (`vision_layer_kernels`); Qwen-VL's windowed layers attend within windows."""
+    then every encoder layer (`vision_layer_kernels`, attention as `implementation`); Qwen-VL's windowed
+    layers attend within windows."""
     if not spec.vision_layers or not spec.patch_size:
         return OperatorList(())
     dv, mv, patches = spec.vision_hidden_size, spec.vision_intermediate_size, spec.patches_per_frame
@@ -239,7 +230,8 @@ def vision_kernels(spec: ModelSpec, size: int) -> OperatorList:
         side = spec.vision_window_size // spec.patch_size if windowed else 0
         sequence = min(patches, side * side) if windowed else patches
         total += vision_layer_kernels(rows, sequence, max(1, round(scores / sequence ** 2)), scores, dv, mv,
-                                      spec.vision_heads, size, mlp_matrices=mlp_matrices)
+                                      spec.vision_heads, size, mlp_matrices=mlp_matrices,
+                                      implementation=implementation)
     return total
 
 
@@ -274,11 +266,14 @@ class OperatorModel:
         device: the device, with its SM count, efficiencies, launch floor and host cost per op.
         dtype: the dtype of weights and activations.
         attention: the attention implementation the model runs ("sdpa", "flash_attention_2", "eager").
+        vision_attention: the vision tower's (transformers' SigLIP under vidcost's runtime: "sdpa"; LLaVA-NeXT's
+            own SigLIP: "eager").
     """
 
     device: DeviceSpec
     dtype: str
     attention: str = "sdpa"
+    vision_attention: str = "sdpa"
 
     def kernel_seconds(self, kernel: Kernel) -> float:
         """The longer of a kernel's compute and memory time, and at least the launch floor."""
@@ -321,14 +316,18 @@ class OperatorModel:
         return sum(self.seconds(layer) for layer in layers)
 
     def stage_ms(self, config: Configuration) -> dict[str, float]:
-        """Milliseconds of each stage ("selection" and "other" are 0: not priced, see the module docstring)."""
+        """Milliseconds of each stage ("other" is 0, and "selection" holds a pre-LLM selection only: see the
+        module docstring)."""
         spec, schedule, size = config.spec, config.schedule, config.dtype_bytes
         text = schedule.text_tokens
         layers = [decoder_layer_kernels(spec, visual + text, visual + text, size, implementation=self.attention)
                   for visual in schedule.visual_tokens]
         head = self.seconds(head_kernels(spec, size))
-        stages = {"vision": self.seconds(vision_kernels(spec, size)),
-                  "projector": self.seconds(projector_kernels(spec, size)), "selection": 0.0,
+        from vidcost.selection_trace import selection_operators
+
+        stages = {"vision": self.seconds(vision_kernels(spec, size, self.vision_attention)),
+                  "projector": self.seconds(projector_kernels(spec, size)),
+                  "selection": self.layered_seconds(selection_operators(config)),
                   "llm_prefill": self.layered_seconds(layers), "first_token": head, "other": 0.0}
         lengths = decode_kv_lengths(schedule, generated_tokens=config.decode_tokens // 2)
         step = [decoder_layer_kernels(spec, 1, length + 1, size, implementation=self.attention, cached=length)

@@ -159,15 +159,15 @@ def coverage_warning(fitted: Any, spec: Any, method: str | None) -> None:
 
 
 def latency_source(calibration: str | Calibration | None = None, device_spec: str | None = None, *,
-                   dtype: str | None = None, roofline: str | None = None,
-                   attention: str = "sdpa") -> tuple[Any, Calibration | None]:
+                   dtype: str | None = None, roofline: str | None = None, attention: str = "sdpa",
+                   vision_attention: str = "sdpa") -> tuple[Any, Calibration | None]:
     """The model that prices stages — a calibration's `LatencyModel`, else the device's per-operator model
     (`vidcost.operators.OperatorModel`), or with `roofline="peak"` its `RooflineModel` at datasheet peak (the
     lower bound) — and the calibration itself (None for the device models).
 
     Args:
-        attention: the attention implementation the per-operator model prices ("sdpa", "flash_attention_2",
-            "eager").
+        attention / vision_attention: the attention implementation the per-operator model prices in the LLM /
+            in the vision tower ("sdpa", "flash_attention_2", "eager").
 
     Raises:
         ConfigError: neither given, an unknown device, roofline or attention implementation.
@@ -177,9 +177,10 @@ def latency_source(calibration: str | Calibration | None = None, device_spec: st
     if roofline not in (None, ROOFLINE_PEAK):
         raise ConfigError(f"--roofline '{roofline}' is not known; the one roofline is '{ROOFLINE_PEAK}' (datasheet "
                           "peak, a lower bound); leave it out for the per-operator model")
-    if attention not in ATTENTION_IMPLEMENTATIONS:
-        raise ConfigError(f"attention implementation '{attention}' is not one of "
-                          f"{', '.join(ATTENTION_IMPLEMENTATIONS)}")
+    for implementation in (attention, vision_attention):
+        if implementation not in ATTENTION_IMPLEMENTATIONS:
+            raise ConfigError(f"attention implementation '{implementation}' is not one of "
+                              f"{', '.join(ATTENTION_IMPLEMENTATIONS)}")
     if calibration is not None and roofline is not None:
         raise ConfigError("--roofline prices a device from its datasheet; a calibration has its own fitted terms: "
                           "drop one of --roofline and --calibration")
@@ -202,7 +203,7 @@ def latency_source(calibration: str | Calibration | None = None, device_spec: st
     device.flops_per_second(dtype)  # a dtype the device has no peak for fails here, before any pricing
     if roofline == ROOFLINE_PEAK:
         return RooflineModel(device, dtype), None
-    return OperatorModel(device, dtype, attention), None
+    return OperatorModel(device, dtype, attention, vision_attention), None
 
 
 def source_kind(latency: Any, calibration: Calibration | None) -> str:
@@ -241,7 +242,8 @@ def predict(model: str | ModelSpec, *, frames: int | None = None, method: str | 
             budget: float | None = None, params: Mapping[str, Any] | None = None, schedule: Schedule | None = None,
             calibration: str | Calibration | None = None, device_spec: str | None = None, dtype: str | None = None,
             decode_tokens: int = 0, text_tokens: int | None = None, tokens_per_frame: int | None = None,
-            source: Any = None, roofline: str | None = None, attention: str = "sdpa") -> Prediction:
+            source: Any = None, roofline: str | None = None, attention: str = "sdpa",
+            vision_attention: str = "sdpa") -> Prediction:
     """Predict a budget's latency, speedup and memory (see the module docstring).
 
     Args:
@@ -250,7 +252,7 @@ def predict(model: str | ModelSpec, *, frames: int | None = None, method: str | 
         method / budget / params: the plan to price (or `schedule`, token counts per layer).
         calibration: a calibration file or object (`vidcost fit`); or `device_spec`: a device table name,
             a device JSON or "local", priced by its per-operator model (`roofline="peak"`: at datasheet peak;
-            `attention`: the implementation priced) — see `latency_source`.
+            `attention` / `vision_attention`: the implementations priced) — see `latency_source`.
         dtype: the device model's dtype (default bfloat16); a calibration has its own.
         decode_tokens: decode steps after the prefill (the KV cache they read grows).
         source: an already built latency source (`latency_source`), to price many budgets.
@@ -265,7 +267,8 @@ def predict(model: str | ModelSpec, *, frames: int | None = None, method: str | 
     if decode_tokens < 0:
         raise ConfigError(f"decode tokens must be 0 or more, got {decode_tokens}")
     latency, calibration_used = source if source is not None else latency_source(
-        calibration, device_spec, dtype=dtype, roofline=roofline, attention=attention)
+        calibration, device_spec, dtype=dtype, roofline=roofline, attention=attention,
+        vision_attention=vision_attention)
     run_dtype = latency.dtype
     if schedule is not None:
         if method is not None or budget is not None:
@@ -328,7 +331,8 @@ def _source_from(kwargs: dict[str, Any]) -> tuple[Any, Calibration | None]:
     return kwargs.pop("source", None) or latency_source(kwargs.pop("calibration", None),
                                                         kwargs.pop("device_spec", None), dtype=kwargs.get("dtype"),
                                                         roofline=kwargs.pop("roofline", None),
-                                                        attention=kwargs.pop("attention", "sdpa"))
+                                                        attention=kwargs.pop("attention", "sdpa"),
+                                                        vision_attention=kwargs.pop("vision_attention", "sdpa"))
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
@@ -347,11 +351,14 @@ def _notes(latency: Any, calibration: Calibration | None, spec: ModelSpec, metho
         else:
             device = latency.device
             fitted = ("its numbers fitted to profiles of it (the band: their held-out error in this prediction's "
-                      "regime) — no selection time" if device.coverage else
-                      "from the device's numbers, not from profiles of it — no selection time and no error band "
+                      "regime)" if device.coverage else
+                      "from the device's numbers, not from profiles of it — no error band "
                       "(`analysis/roofline_vs_published.py` measures it against published latencies)")
-            notes.append(f"per-operator model of {device.name} ({latency.attention} attention): every kernel priced "
-                         + fitted
+            notes.append(f"per-operator model of {device.name} ({latency.attention} attention, "
+                         f"{latency.vision_attention} in the vision tower): every kernel priced "
+                         + fitted + "; a pre-LLM selection is its method's own kernels at these token counts "
+                         "(traced at default parameters on random features), an in-LLM stage's selection is "
+                         "not priced"
                          + (f"; kernel numbers: {device.kernel_source}" if device.kernel_source else
                             "; this device has no kernel-level numbers: GEMMs and attention at peak, no launch or "
                             "host cost"))
@@ -442,8 +449,10 @@ class DeviceLatency:
 
     @classmethod
     def from_options(cls, calibration: str | None, device_spec: str | None, dtype: str | None = None, *,
-                     roofline: str | None = None, attention: str = "sdpa") -> "DeviceLatency":
-        source = latency_source(calibration, device_spec, dtype=dtype, roofline=roofline, attention=attention)
+                     roofline: str | None = None, attention: str = "sdpa",
+                     vision_attention: str = "sdpa") -> "DeviceLatency":
+        source = latency_source(calibration, device_spec, dtype=dtype, roofline=roofline, attention=attention,
+                                vision_attention=vision_attention)
         latency, fitted = source
         return cls(source, f"predicted on {_device_name(latency)} ({source_kind(latency, fitted)})")
 

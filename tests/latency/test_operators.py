@@ -132,25 +132,30 @@ def test_decoder_layer_kernels_are_what_the_real_layer_dispatches(family, heads,
         assert fused.flops == 4 * heads * (64 // heads) * pairs
 
 
-def test_vision_layer_kernels_are_what_siglip_dispatches():
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_vision_layer_kernels_are_what_siglip_dispatches(attention, dtype):
     from transformers import SiglipVisionConfig
     from transformers.models.siglip.modeling_siglip import SiglipEncoderLayer
 
     config = SiglipVisionConfig(hidden_size=64, intermediate_size=128, num_attention_heads=4)
-    config._attn_implementation = "sdpa"
-    layer = SiglipEncoderLayer(config).eval()
+    config._attn_implementation = attention
+    layer = SiglipEncoderLayer(config).eval().to(dtype)
     frames, patches = 3, 10
-    x = torch.randn(frames, patches, 64)
+    x = torch.randn(frames, patches, 64, dtype=dtype)
     with torch.no_grad():
         with KernelRecorder() as recorder:
             layer(x, attention_mask=None)
         with FlopCounterMode(display=False) as counter:
             layer(x, attention_mask=None)
-    listed = vision_layer_kernels(frames * patches, patches, frames, frames * patches * patches, 64, 128, 4, 4)
+    size = torch.finfo(dtype).bits // 8
+    listed = vision_layer_kernels(frames * patches, patches, frames, frames * patches * patches, 64, 128, 4, size,
+                                  implementation=attention)
     assert len(listed.kernels) == len(recorder.kernels)
     assert listed.host_ops == recorder.host_ops
-    assert sorted(k.shape for k in listed.kernels if k.kind == GEMM) == sorted(s for s, _ in recorder.gemms)
-    assert sum(k.flops for k in listed.kernels if k.kind == GEMM) == counter.get_total_flops()  # SDPA not counted
+    gemms = [k for k in listed.kernels if k.kind == GEMM]
+    assert sorted((k.shape, k.batch) for k in gemms) == sorted(recorder.gemms)
+    assert sum(k.flops for k in gemms) == counter.get_total_flops()  # fused attention is not counted there
 
 
 # The A100's 108 SMs (NVIDIA A100 Tensor Core GPU Architecture whitepaper); no launch or host cost.
@@ -265,3 +270,17 @@ def test_device_band_regimes_are_the_calibrations():
     from vidcost.latency import REGIMES
 
     assert set(HELD_OUT_REGIMES) == set(REGIMES)
+
+
+def test_eager_vision_attention_prices_the_materialised_scores():
+    """LLaVA-NeXT's SigLIP runs eager attention: at 729 patches a frame its n² scores cost more than the fused
+    kernel, and only the vision stage changes."""
+    from vidcost.errors import ConfigError
+    from vidcost.predict import predict
+
+    fused = predict("llava-onevision-7b", frames=32, device_spec="a100")
+    eager = predict("llava-onevision-7b", frames=32, device_spec="a100", vision_attention="eager")
+    assert eager.stages_ms["vision"] > 1.3 * fused.stages_ms["vision"]
+    assert eager.llm_prefill_ms == pytest.approx(fused.llm_prefill_ms)
+    with pytest.raises(ConfigError, match="'fused' is not one of"):
+        predict("llava-onevision-7b", device_spec="a100", vision_attention="fused")

@@ -26,7 +26,10 @@ def calibration(synthetic) -> Calibration:
 @pytest.mark.parametrize("source", ["calibration", "roofline"])
 def test_predictions_are_monotone_in_the_kept_tokens(calibration, method: str, source: str) -> None:
     where = {"calibration": calibration} if source == "calibration" else {"device_spec": "h100"}
-    curve = predict_curve("tiny", BUDGETS, method=method, frames=8, **where)
+    # On an H100 the tiny model's layers are bound by the host's dispatch: fewer tokens buy nothing there and
+    # a selection only adds its kernels. The per-operator model is checked where tokens cost time: a 7B model.
+    model = "tiny" if source == "calibration" else "llava-onevision-7b"
+    curve = predict_curve(model, BUDGETS, method=method, frames=8, **where)
     kept = [sum(p.visual_tokens) for p in curve]
     assert kept == sorted(kept)
     for fewer, more in zip(curve, curve[1:]):

@@ -38,7 +38,8 @@ def add_device_arguments(parser: argparse.ArgumentParser, title: str) -> None:
 
 
 def add_device_model_arguments(group: Any) -> None:
-    """--dtype, --roofline peak and --attention: how a --device-spec prices (predict, pareto, report)."""
+    """--dtype, --roofline peak, --attention and --vision-attention: how a --device-spec prices (predict, pareto,
+    report)."""
     from vidcost.operators import ATTENTION_IMPLEMENTATIONS
 
     group.add_argument("--dtype", choices=("bfloat16", "float16", "float32"),
@@ -47,8 +48,11 @@ def add_device_model_arguments(group: Any) -> None:
                        help="price --device-spec at datasheet peak (the roofline: a lower bound on latency) instead "
                             "of kernel by kernel")
     group.add_argument("--attention", choices=ATTENTION_IMPLEMENTATIONS, default="sdpa",
-                       help="the attention implementation the per-operator model prices (default sdpa; eager "
-                            "materialises the n² scores)")
+                       help="the attention implementation the per-operator model prices in the LLM (default sdpa; "
+                            "eager materialises the n² scores)")
+    group.add_argument("--vision-attention", choices=ATTENTION_IMPLEMENTATIONS, default="sdpa",
+                       help="the same in the vision tower (default sdpa, as vidcost's runtime runs transformers' "
+                            "SigLIP; LLaVA-NeXT's own SigLIP code runs eager)")
 
 
 def device_latency_from_args(args: argparse.Namespace) -> Any:
@@ -58,7 +62,7 @@ def device_latency_from_args(args: argparse.Namespace) -> Any:
     from vidcost.predict import DeviceLatency
 
     return DeviceLatency.from_options(args.calibration, args.device_spec, args.dtype, roofline=args.roofline,
-                                      attention=args.attention)
+                                      attention=args.attention, vision_attention=args.vision_attention)
 
 
 def methods_help(default: str | None = None) -> str:

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     dtype = args.dtype or ("float32" if (args.device_spec or "").lower() == "local" else None)
     source = latency_source(args.calibration, args.device_spec, dtype=dtype, roofline=args.roofline,
-                            attention=args.attention)
+                            attention=args.attention, vision_attention=args.vision_attention)
     coverage_warning(fitted_source(*source), spec, None if args.schedule else (args.method or "mmgvid"))
     common: dict[str, Any] = dict(source=source, decode_tokens=args.decode_tokens)
     if args.schedule:

@@ -38,6 +38,19 @@ Sources (values transcribed as printed; where a source is secondary or a value d
   2026, arXiv:2605.30010), Figure 3 (TTFT profile), single NVIDIA A100, LLaVA-OneVision-7B vanilla: vision
   encoding 323 ms = 36.3 % of TTFT (so TTFT ≈ 890 ms, derived), as quoted by two paper digests. 32 frames
   assumed (LLaVA-OneVision's evaluation default; the figure's frame count was not read).
+* SimpleCluster — Zhang, Zeng, Jin, Liu, Qian & Kan, "Rethinking Visual Token Compression for Video Large
+  Language Models: A Simple yet Strong Baseline" (code github.com/xiaozhang79/SimpleCluster; read in a
+  full-text conversion of the paper, its arXiv id not in what was read), §4.5 and Table 6: "All experiments
+  are conducted on a single NVIDIA A800 GPU using fixed video-prompt pairs ... TTFT averaged over 10 runs";
+  LLaVA-OneVision-7B (32 frames × 196 tokens, App. D.2) at 10 % retention: TTFT 943.3 ms vanilla, AOT
+  696.5 ms, SimpleCluster 514.1 ms. Both methods' own clustering is not in vidcost: priced as their kept
+  token count, so the rows miss their selection time.
+* InfoMerge — Liu, Gan et al., "InfoMerge: Information-aware Token Compression for Efficient Video Large
+  Language Models" (a full-text conversion; arXiv id not read), §4.1 "All experiments are conducted on one
+  NVIDIA V100 GPU", 32 frames for LLaVA-OneVision-7B; Table 3 "LLM-side latency comparison. Prefill time
+  measures LLM decoder latency until the first generated token": 1505.7 ms vanilla, 355.4 / 225.6 / 121.1 ms at
+  retention 15 / 10 / 5 %. Priced in float16 (a V100 has no BF16) on the SXM2 entry (the form factor is not
+  stated).
 * MMG-Vid — Ma et al., arXiv:2508.21044, abstract: LLaVA-OneVision-7B, 75 % of the visual tokens removed,
   prefilling stage 3.9× faster. Frames and GPU not in the abstract: 32 frames on an A100 assumed; a
   speedup only.
@@ -75,6 +88,8 @@ FASTV = "FastV (Chen et al., arXiv:2403.06764)"
 FASTVID = "FastVID (Shen et al., arXiv:2503.11187)"
 EARLYTOM = "EarlyTom (Wang et al., arXiv:2605.30010)"
 MMGVID = "MMG-Vid (Ma et al., arXiv:2508.21044)"
+SIMPLECLUSTER = "SimpleCluster (Zhang et al.)"
+INFOMERGE = "InfoMerge (Liu et al.)"
 
 # Decoders without a vidcost preset, priced as plain LLMs (Hugging Face config.json fields; the Llama-2 /
 # Vicuna-v1.5 configs LLaVA-1.5 builds on).
@@ -155,6 +170,23 @@ def _fastvid(label: str, method: str, budget: float, ms: float) -> PublishedLate
         note="read via a paper note; GPU not named there; 'prefilling time' (selection time inside it unknown)")
 
 
+def _simplecluster(label: str, method: str, budget: float, ms: float) -> PublishedLatency:
+    return PublishedLatency(
+        SIMPLECLUSTER, "§4.5, Table 6", "a800", True, "llava-onevision-7b", 32, None, None, label, method, budget,
+        "ttft_ms", ms, "simplecluster-ov7b", vision_attention="eager",
+        note="single A800, fixed video-prompt pairs, TTFT averaged over 10 runs; 32 frames x 196 tokens; "
+             "10 % retention before the LLM; the methods' own clustering not priced; dtype not stated; "
+             "LMMs-Eval's llava_onevision runs LLaVA-NeXT's code (its SigLIP eager)")
+
+
+def _infomerge(label: str, method: str, budget: float, ms: float) -> PublishedLatency:
+    return PublishedLatency(
+        INFOMERGE, "Table 3 (LLM-side latency)", "v100-sxm", True, "llava-onevision-7b", 32, None, None, label,
+        method, budget, "llm_prefill_ms", ms, "infomerge-ov7b", dtype="float16",
+        note="one V100 (form factor not stated: SXM2 priced; no BF16 on V100: float16); 'LLM decoder latency "
+             "until the first generated token', vision encoder excluded; retention r before the LLM")
+
+
 ROWS: tuple[PublishedLatency, ...] = (
     _fastv_readme("vanilla", "llava-1.5-7b", 1.0, 0.138, "fastv-7b"),
     _fastv_readme("vanilla", "llava-1.5-13b", 1.0, 0.203, "fastv-13b"),
@@ -172,6 +204,13 @@ ROWS: tuple[PublishedLatency, ...] = (
         EARLYTOM, "Figure 3 (TTFT profile)", "a100", True, "llava-onevision-7b", 32, None, None, "vanilla", VANILLA,
         1.0, "ttft_ms", 323.0 / 0.363, "earlytom-ov7b", vision_attention="eager",
         note="derived: vision encoding 323 ms is 36.3 % of TTFT; 32 frames assumed; LLaVA-NeXT's SigLIP (eager)"),
+    _simplecluster("vanilla", VANILLA, 1.0, 943.3),
+    _simplecluster("SimpleCluster 10%", TOKENS, 0.10, 514.1),
+    _simplecluster("AOT 10%", TOKENS, 0.10, 696.5),
+    _infomerge("vanilla", VANILLA, 1.0, 1505.7),
+    _infomerge("InfoMerge r=15%", TOKENS, 0.15, 355.4),
+    _infomerge("InfoMerge r=10%", TOKENS, 0.10, 225.6),
+    _infomerge("InfoMerge r=5%", TOKENS, 0.05, 121.1),
     PublishedLatency(
         MMGVID, "Abstract", "a100", False, "llava-onevision-7b", 32, None, None, "MMG-Vid", "mmgvid", 0.25,
         "llm_prefill_speedup", 3.9, "mmgvid-ov7b",

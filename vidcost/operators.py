@@ -11,8 +11,8 @@ Each kernel is priced on the device (`DeviceSpec`):
   GEMM has fewer rows), the tiles run in waves over the SMs, and each wave costs a full wave's time — the
   tile and wave quantisation of NVIDIA's "Matrix Multiplication Background User's Guide" — at the fraction
   of peak cuBLAS reaches on large GEMMs (`DeviceSpec.gemm_efficiency`); against its bytes (both operands and
-  the output) at the rate weights stream from memory (`DeviceSpec.weight_read_bandwidth`), whichever is longer. A GEMM of few rows is bound by its weight read:
-  the Hockney n½ end falls out of that maximum;
+  the output) at the rate weights stream from memory (`DeviceSpec.weight_read_bandwidth`), whichever is
+  longer. A GEMM of few rows is bound by its weight read: the Hockney n½ end falls out of that maximum;
 * attention by implementation: `sdpa` / `flash_attention_2` as one fused kernel whose causal prefill computes
   half the n² scores, at the fraction of peak FlashAttention reaches at that sequence length
   (`DeviceSpec.flash_efficiency` with its `flash_half_tokens`); `eager` as what it runs — two
@@ -101,8 +101,8 @@ def attention_kernels(rows: int, keys: int, heads: int, kv_heads: int, head_dim:
     Fused (`sdpa`, `flash_attention_2`): one kernel, 4 · heads · head_dim FLOPs per (query, key) pair — the
     pairs below the diagonal only when causal — reading q, k, v and writing the output once. `eager`
     (transformers' `eager_attention_forward`): `repeat_kv` copies of keys and values under GQA, QKᵀ as a
-    batched GEMM over every pair, the scale, the (materialised) mask, softmax in float32 (with its casts outside float32), P·V
-    as a batched GEMM, and the transposed output made contiguous (a copy when rows > 1).
+    batched GEMM over every pair, the scale, the (materialised) mask, softmax in float32 (with its casts outside
+    float32), P·V as a batched GEMM, and the transposed output made contiguous (a copy when rows > 1).
     """
     q_width, kv_width = heads * head_dim, kv_heads * head_dim
     if implementation not in ATTENTION_IMPLEMENTATIONS:

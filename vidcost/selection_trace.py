@@ -37,6 +37,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,8 @@ VIEW_OPS = frozenset({"view", "t", "transpose", "unsqueeze", "slice", "expand", 
                       "as_strided", "permute", "squeeze", "alias", "detach", "split", "unbind", "reshape",
                       "_reshape_alias", "lift_fresh", "split_with_sizes", "chunk", "narrow", "unfold"})
 # Ops whose result the host reads (a device-to-host copy): the host waits for the device there.
-SYNC_OPS = frozenset({"_local_scalar_dense", "nonzero", "masked_select", "equal", "is_nonzero", "unique_consecutive",
-                      "_unique2", "unique_dim", "repeat_interleave"})
+SYNC_OPS = frozenset({"_local_scalar_dense", "nonzero", "masked_select", "equal", "is_nonzero",
+                      "unique_consecutive", "_unique2", "unique_dim", "repeat_interleave"})
 GEMM_OPS = frozenset({"mm", "addmm", "bmm", "baddbmm"})
 
 
@@ -68,7 +69,9 @@ def selection_operators(config: Any) -> tuple[OperatorList, ...]:
     view = spec.method_view()
     total = view.frames * view.tokens_per_frame
     kept = schedule.visual_tokens[0] if schedule.visual_tokens else total
-    if config.method not in method_names() or kept >= total or not method_class(config.method).selects_before_llm():
+    if config.method not in method_names() or kept >= total:
+        return ()
+    if not method_class(config.method).selects_before_llm():
         return ()
     return traced_selection(config.method, view.frames, view.tokens_per_frame, spec.hidden_size, kept,
                             max(1, spec.text_tokens), config.dtype)
@@ -95,8 +98,6 @@ def traced_selection(method: str, frames: int, per_frame: int, width: int, kept:
         except (OSError, ValueError, KeyError, TypeError) as err:
             warnings.warn(f"selection trace cache {path} cannot be read ({err}); tracing {method} again",
                           stacklevel=2)
-    import time
-
     import torch
 
     started = time.perf_counter()
@@ -113,7 +114,8 @@ def traced_selection(method: str, frames: int, per_frame: int, width: int, kept:
 
         write_json_atomic(path, _segments_to(segments))
     except OSError as err:  # an unwritable cache costs the next run a trace, nothing else
-        warnings.warn(f"selection trace cache {path.parent} is not writable ({err}); set {CACHE_ENV}", stacklevel=2)
+        warnings.warn(f"selection trace cache {path.parent} is not writable ({err}); set {CACHE_ENV}",
+                      stacklevel=2)
     return segments
 
 
@@ -155,13 +157,15 @@ def _segments_from(data: dict[str, Any]) -> tuple[OperatorList, ...]:
     for segment in data["segments"]:
         kernels: list[Kernel] = []
         for count, name, kind, flops, moved, shape, batch in segment["kernels"]:
-            kernel = Kernel(str(name), str(kind), float(flops), float(moved), tuple(int(d) for d in shape), int(batch))
+            kernel = Kernel(str(name), str(kind), float(flops), float(moved), tuple(int(d) for d in shape),
+                            int(batch))
             kernels += [kernel] * int(count)
         segments.append(OperatorList(tuple(kernels), int(segment["host_ops"])))
     return tuple(segments)
 
 
-def record_selection(method: str, features: Any, query: Any, budget: float, width: int) -> tuple[OperatorList, ...]:
+def record_selection(method: str, features: Any, query: Any, budget: float, width: int
+                     ) -> tuple[OperatorList, ...]:
     """The kernels `method`'s `select_visual(features, budget, query)` dispatches, each dimension of
     `features`' width counted as `width` (the identity when they are equal), cut into segments after every
     host synchronisation."""
@@ -201,7 +205,8 @@ def record_selection(method: str, features: Any, query: Any, budget: float, widt
             moved = sum(elements(t) * t.element_size() for t in touched)
             if name in GEMM_OPS:
                 a, b = tensors_in(args)[-2:]
-                m, n, k = (width if d == traced_width else int(d) for d in (a.shape[-2], b.shape[-1], a.shape[-1]))
+                dims = (a.shape[-2], b.shape[-1], a.shape[-1])
+                m, n, k = (width if d == traced_width else int(d) for d in dims)
                 batch = int(a.shape[0]) if a.dim() == 3 else 1
                 current.append(Kernel(name, GEMM, 2.0 * batch * m * n * k, moved, (m, n, k), batch))
             else:

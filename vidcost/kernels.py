@@ -7,7 +7,9 @@ so the tracer does not import the model that prices what it records.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 
 GEMM, ATTENTION, MEMORY = "gemm", "attention", "memory"
 
@@ -48,3 +50,9 @@ class OperatorList:
     @property
     def flops(self) -> float:
         return sum(kernel.flops for kernel in self.kernels)
+
+    @cached_property
+    def distinct(self) -> tuple[tuple[Kernel, int], ...]:
+        """Each distinct kernel with how many times it runs: a price sums over these (a traced selection
+        repeats its loop's kernels thousands of times)."""
+        return tuple(Counter(self.kernels).items())

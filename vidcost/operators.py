@@ -34,6 +34,7 @@ embedding lookup and the text around the video before the LLM ("other").
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Iterable
@@ -307,7 +308,7 @@ class OperatorModel:
     def seconds(self, operators: OperatorList) -> float:
         """A stage: on a GPU the longer of its kernels' device time and the host's time to dispatch them (the
         host runs ahead); on a CPU (`DeviceSpec.host_overlaps` False) their sum."""
-        device_time = sum(self.kernel_seconds(kernel) for kernel in operators.kernels)
+        device_time = sum(self.kernel_seconds(kernel) * count for kernel, count in operators.distinct)
         host_time = (len(operators.kernels) + operators.host_ops) * self.device.host_op_seconds
         return max(device_time, host_time) if self.device.host_overlaps else device_time + host_time
 
@@ -318,20 +319,29 @@ class OperatorModel:
     def stage_ms(self, config: Configuration) -> dict[str, float]:
         """Milliseconds of each stage ("other" is 0, and "selection" holds a pre-LLM selection only: see the
         module docstring)."""
-        spec, schedule, size = config.spec, config.schedule, config.dtype_bytes
-        text = schedule.text_tokens
-        layers = [decoder_layer_kernels(spec, visual + text, visual + text, size, implementation=self.attention)
-                  for visual in schedule.visual_tokens]
-        head = self.seconds(head_kernels(spec, size))
-        from vidcost.selection_trace import selection_operators
+        stages = stage_operators(config, self.attention, self.vision_attention)
+        return {name: 1e3 * self.layered_seconds(lists) for name, lists in stages.items()}
 
-        stages = {"vision": self.seconds(vision_kernels(spec, size, self.vision_attention)),
-                  "projector": self.seconds(projector_kernels(spec, size)),
-                  "selection": self.layered_seconds(selection_operators(config)),
-                  "llm_prefill": self.layered_seconds(layers), "first_token": head, "other": 0.0}
-        lengths = decode_kv_lengths(schedule, generated_tokens=config.decode_tokens // 2)
-        step = [decoder_layer_kernels(spec, 1, length + 1, size, implementation=self.attention, cached=length)
-                for length in lengths]
-        embedding = OperatorList((elementwise("embed_tokens", spec.hidden_size, size, size),), 1)
-        stages[DECODE] = self.layered_seconds([embedding, *step]) + head
-        return {name: 1e3 * seconds for name, seconds in stages.items()}
+
+@functools.lru_cache(maxsize=1024)
+def stage_operators(config: Configuration, attention: str = "sdpa", vision_attention: str = "sdpa"
+                    ) -> dict[str, tuple[OperatorList, ...]]:
+    """Each stage of `config` as the operator lists that run one after another (a layer, a selection segment
+    between host synchronisations), priced one by one (`OperatorModel.layered_seconds`). The shapes depend on
+    the configuration only, so a fit that prices the same profiles at many device numbers builds them once."""
+    from vidcost.selection_trace import selection_operators
+
+    spec, schedule, size = config.spec, config.schedule, config.dtype_bytes
+    text = schedule.text_tokens
+    head = head_kernels(spec, size)
+    lengths = decode_kv_lengths(schedule, generated_tokens=config.decode_tokens // 2)
+    embedding = OperatorList((elementwise("embed_tokens", spec.hidden_size, size, size),), 1)
+    return {"vision": (vision_kernels(spec, size, vision_attention),),
+            "projector": (projector_kernels(spec, size),),
+            "selection": selection_operators(config),
+            "llm_prefill": tuple(decoder_layer_kernels(spec, visual + text, visual + text, size,
+                                                       implementation=attention)
+                                 for visual in schedule.visual_tokens),
+            "first_token": (head,), "other": (),
+            DECODE: (embedding, *(decoder_layer_kernels(spec, 1, length + 1, size, implementation=attention,
+                                                        cached=length) for length in lengths), head)}

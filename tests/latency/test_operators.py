@@ -284,3 +284,16 @@ def test_eager_vision_attention_prices_the_materialised_scores():
     assert eager.llm_prefill_ms == pytest.approx(fused.llm_prefill_ms)
     with pytest.raises(ConfigError, match="'fused' is not one of"):
         predict("llava-onevision-7b", device_spec="a100", vision_attention="fused")
+
+
+def test_a_list_priced_over_its_distinct_kernels_is_priced_kernel_by_kernel():
+    from vidcost.kernels import OperatorList
+
+    spec = ModelSpec("test", 896, 4864, 24, 14, 2, 151936, 196, 8)
+    layer = decoder_layer_kernels(spec, 600, 600, 2)
+    repeated = OperatorList(layer.kernels * 3 + (gemm("extra", 8, 8, 8, 2),), layer.host_ops)
+    model = OperatorModel(dataclasses.replace(A100, host_op_seconds=1e-6, launch_seconds=2e-6), "bfloat16")
+    assert sum(count for _, count in repeated.distinct) == len(repeated.kernels)
+    one_by_one = sum(model.kernel_seconds(kernel) for kernel in repeated.kernels)
+    assert model.seconds(dataclasses.replace(repeated)) == pytest.approx(
+        max(one_by_one, (len(repeated.kernels) + repeated.host_ops) * 1e-6))

@@ -11,9 +11,9 @@ datasheet entry or a `--device-spec local` measurement (peaks and bandwidth are 
 that device with `vidcost predict --device-spec FILE`, because none of what was fitted depends on the model.
 
 The fit minimises the relative error of the stages the operator model prices (vision, projector, a pre-LLM
-selection, LLM prefill, first token, a decode step) over the profiles, each stage weighted by its share of the TTFT (a stage
-of a few microseconds must not weigh as much as the prefill), in log-parameters (scipy's `least_squares`,
-bounded: an efficiency above 1 of a datasheet peak is not physical). `operator_fitter` hands the same fit to
+selection, LLM prefill, first token, a decode step) over the profiles, each stage weighted by its share of the
+TTFT (a stage of a few microseconds must not weigh as much as the prefill), in log-parameters (scipy's
+`least_squares`, bounded: an efficiency above 1 of a datasheet peak is not physical). `operator_fitter` hands the same fit to
 `vidcost.validation`'s held-out splits, which measure the bands a fitted device JSON carries.
 """
 

@@ -216,9 +216,6 @@ class DeviceSpec:
         return f"{self.name}: {peaks}, {self.memory_bandwidth / GIGA:.0f} GB/s{curve}"
 
 
-HELD_OUT_REGIMES = ("inside", "other_model", "other_frames")  # vidcost.latency.REGIMES' keys
-
-
 def _coverage(value: Any, where: str) -> dict[str, Any]:
     """A device JSON's "coverage": models, a [lowest, highest] frame range and methods, or nothing."""
     if not isinstance(value, Mapping) or not all(isinstance(value.get(key, []), list)
@@ -237,9 +234,11 @@ def _held_out(value: Any, where: str) -> dict[str, dict[str, dict[str, float]]]:
                                   f"max and count, got {values!r}; fit the device again")
         return {k: float(v) for k, v in values.items()}
 
-    if not isinstance(value, Mapping) or any(regime not in HELD_OUT_REGIMES or not isinstance(per, Mapping)
+    from vidcost.latency import REGIMES
+
+    if not isinstance(value, Mapping) or any(regime not in REGIMES or not isinstance(per, Mapping)
                                              for regime, per in value.items()):
-        raise DataFormatError(f"{where}: 'held_out' must map regimes ({', '.join(HELD_OUT_REGIMES)}) to error "
+        raise DataFormatError(f"{where}: 'held_out' must map regimes ({', '.join(REGIMES)}) to error "
                               f"summaries, got {value!r}")
     return {regime: {quantity: summary(regime, quantity, values) for quantity, values in per.items()}
             for regime, per in value.items()}

@@ -265,13 +265,6 @@ def test_table_kernel_numbers_are_cited():
                 "CU" in device.kernel_source, device.name
 
 
-def test_device_band_regimes_are_the_calibrations():
-    from vidcost.devices import HELD_OUT_REGIMES
-    from vidcost.latency import REGIMES
-
-    assert set(HELD_OUT_REGIMES) == set(REGIMES)
-
-
 def test_eager_vision_attention_prices_the_materialised_scores():
     """LLaVA-NeXT's SigLIP runs eager attention: at 729 patches a frame its n² scores cost more than the fused
     kernel, and only the vision stage changes."""

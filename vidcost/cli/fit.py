@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from vidcost.cli.common import check_output_file, print_json
 from vidcost.errors import ConfigError, DataFormatError, FitError
@@ -51,7 +52,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vidcost.latency import Calibration, coverage_of, derived_quantities, fit_latency, observations
-    from vidcost.validation import REGIME_SPLITS, leave_one_configuration_out
 
     if not Path(args.store).is_file():
         raise DataFormatError(f"store '{args.store}' does not exist; measure profiles with `vidcost sweep` or "
@@ -80,14 +80,8 @@ def run(args: argparse.Namespace) -> int:
         _write_operator_device(args, chosen)
     held, outside = None, {}
     if not args.no_validation:
-        progress = _progress(len({o.key for o in chosen}))
-        held = leave_one_configuration_out(chosen, progress=progress, fixed=fixed)
-        progress(0, 0)
-        for regime, split in REGIME_SPLITS.items():  # the bands outside the range, where the store can measure them
-            try:
-                outside[regime] = split(chosen, fixed=fixed)
-            except FitError:
-                continue
+        outside = _held_out_by_regime(chosen, fixed=fixed)
+        held = outside.pop("inside")
     calibration = Calibration(model, held.summary() if held else {}, len(chosen), len({o.key for o in chosen}),
                               str(args.store), coverage_of(chosen), {r: h.summary() for r, h in outside.items()})
     calibration.save(args.out)
@@ -111,21 +105,13 @@ def _write_operator_device(args: argparse.Namespace, chosen: list) -> None:
     from vidcost.latency import coverage_of
     from vidcost.operator_fit import fit_operator_device, operator_fitter
     from vidcost.store import write_json_atomic
-    from vidcost.validation import REGIME_SPLITS, leave_one_configuration_out
 
     base = device_for_observations(args.device_spec, chosen)
     device = fit_operator_device(chosen, base, attention=args.attention, source=str(args.store))
     bands = {}
     if not args.no_validation:
         fit = operator_fitter(base, attention=args.attention, start=device)
-        progress = _progress(len({o.key for o in chosen}))
-        bands["inside"] = leave_one_configuration_out(chosen, progress=progress, fit=fit).summary()
-        progress(0, 0)
-        for regime, split in REGIME_SPLITS.items():
-            try:
-                bands[regime] = split(chosen, fit=fit).summary()
-            except FitError:
-                continue
+        bands = {regime: result.summary() for regime, result in _held_out_by_regime(chosen, fit=fit).items()}
     device = dataclasses.replace(device, coverage=coverage_of(chosen), held_out=bands)
     write_json_atomic(args.per_operator_out, device.to_dict())
     print(f"per-operator device: {device.kernel_source}; wrote {args.per_operator_out}", file=sys.stderr)
@@ -133,6 +119,23 @@ def _write_operator_device(args: argparse.Namespace, chosen: list) -> None:
         shown = [f"{q} max {v['max']:.1%}" for q, v in summary.items() if q in ("speedup", "llm_prefill_speedup",
                                                                                 "ttft_ms", "decode_ms_per_token")]
         print(f"  per-operator held-out error, {regime.replace('_', ' ')}: {', '.join(shown)}", file=sys.stderr)
+
+
+def _held_out_by_regime(chosen: list, **kwargs: Any) -> dict[str, Any]:
+    """The held-out error in every regime the store can measure: "inside" (leave-one-configuration-out, with a
+    progress bar), and outside the range the splits of `REGIME_SPLITS` (a store of one model or one frame count
+    cannot measure that regime: it is left out). `kwargs` go to every split (`fixed` or `fit`)."""
+    from vidcost.validation import REGIME_SPLITS, leave_one_configuration_out
+
+    progress = _progress(len({o.key for o in chosen}))
+    results = {"inside": leave_one_configuration_out(chosen, progress=progress, **kwargs)}
+    progress(0, 0)
+    for regime, split in REGIME_SPLITS.items():
+        try:
+            results[regime] = split(chosen, **kwargs)
+        except FitError:
+            continue
+    return results
 
 
 def _progress(groups: int):

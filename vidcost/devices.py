@@ -503,9 +503,9 @@ def _dispatch_costs(torch: Any, dtype: Any, device: str, clock: Callable[[], flo
                     ) -> tuple[float, float]:
     """(host seconds per dispatched op, device seconds per tiny kernel; 0 on a CPU).
 
-    The host cost is what an op costs the host inside transformers' modules (`_module_op_seconds`: a decode
-    step of a small Qwen2 built from its config, over the ops it dispatches) — Python module calls, argument
-    handling and output allocation, several times a bare dispatch on a CPU. On a GPU the device's floor is
+    The host cost is what an op costs the host inside transformers' modules (`_module_op_seconds`: one-token
+    forwards of a small Qwen2 built from its config, over the ops one dispatches) — Python module calls,
+    argument handling and output allocation, more than a bare dispatch on a CPU. On a GPU the device's floor is
     timed with CUDA events around `ops` in-place adds queued behind a long GEMM, so the host has run ahead and
     the events see the kernels back to back.
     """
@@ -526,9 +526,11 @@ def _dispatch_costs(torch: Any, dtype: Any, device: str, clock: Callable[[], flo
 
 def _module_op_seconds(torch: Any, dtype: Any, device: str, clock: Callable[[], float], steps: int = 20) -> float:
     """Host seconds per dispatched op of transformers' `Qwen2ForCausalLM` one-token forwards on a model so small
-    (2 layers, width 64) that its kernels cost next to nothing: the median forward's time over the ops one
-    forward dispatches (counted with a TorchDispatchMode). On a GPU the forwards are issued without a
-    synchronise, the host running ahead of kernels shorter than the ops that launch them."""
+    (2 layers, width 64) that its kernels cost next to nothing: the median forward's time (in inference mode,
+    as the runtime runs) over the ops one forward dispatches, counted with a TorchDispatchMode under no_grad —
+    the decomposition the per-operator model's op lists are written and checked in (inference mode hands
+    composite ops such as `matmul` down whole: 140 ops against 175). On a GPU the forwards are issued without
+    a synchronise, the host running ahead of kernels shorter than the ops that launch them."""
     from torch.utils._python_dispatch import TorchDispatchMode
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
@@ -544,10 +546,10 @@ def _module_op_seconds(torch: Any, dtype: Any, device: str, clock: Callable[[], 
     model = Qwen2ForCausalLM(config).to(device=device, dtype=dtype).eval()
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     token = torch.zeros(1, 1, dtype=torch.long, device=device)
+    with torch.no_grad(), Counter():
+        model(token, use_cache=False)
     with torch.inference_mode():
         for _ in range(3):  # warm-up
-            model(token, use_cache=False)
-        with Counter():
             model(token, use_cache=False)
         sync()
         samples = []
